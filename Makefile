@@ -1,0 +1,54 @@
+# cardlake — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= python3.11
+VENV := .venv
+LOCK := requirements/cardlake.lock
+STAMP := $(VENV)/.synced
+APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
+DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup demo test test-fast lint fix bench lock clean
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## install everything (uv, Debian packages, the locked Python env); quick when nothing changed
+
+$(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
+	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@command -v uv >/dev/null || $(PY) -m pip install -q uv
+	@[ -x $(VENV)/bin/python ] || uv venv -q --python $(PY) $(VENV)
+	uv pip sync -q --python $(VENV)/bin/python $(LOCK)
+	uv pip install -q --python $(VENV)/bin/python --no-deps -e .
+	@touch $(STAMP)
+
+demo: setup ## generate a demo shop into ./sources and print what it made
+	cardlake simulate $(DEMO_ARGS) --out sources
+
+test: setup ## run every test (unit, integration, property)
+	pytest -n 2 -q
+
+test-fast: setup ## unit tests only
+	pytest -q -m unit
+
+lint: setup ## ruff and sqlfluff
+	ruff check .
+	ruff format --check .
+
+fix: setup ## apply ruff's fixes and formatting
+	ruff check --fix .
+	ruff format .
+
+bench: setup ## benchmarks: the simulator at 1,000,000 orders/day over 100,000 SKUs
+	python benchmarks/bench_simulator.py
+
+lock: ## re-resolve the lock file from pyproject.toml (exact pins with hashes)
+	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)
+
+clean: ## remove generated data and the env
+	rm -rf sources lake/* $(VENV) benchmarks/cache
