@@ -41,7 +41,11 @@ def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
         pick = np.sort(rng.choice(mine.height, size=k, replace=False))
         parts.append(mine[pick].with_columns(bad_kind=pl.lit(kind)))
     if not parts:
-        return orders.clear().with_columns(bad_kind=pl.lit("", dtype=pl.Utf8))
+        return orders.clear().with_columns(
+            bad_kind=pl.lit("", dtype=pl.Utf8),
+            bad_future_at=pl.lit(None, dtype=pl.Int64),
+            bad_goods=pl.lit(None, dtype=pl.Int64),
+        )
     bad = pl.concat(parts)
     n = bad.height
     created = bad["created_at"].to_numpy()

@@ -28,14 +28,17 @@ def _money() -> sa.Numeric:
     return sa.Numeric(10, 2, asdecimal=False)
 
 
+def _laravel_timestamps() -> list[sa.Column]:
+    return [sa.Column(c, _TS, nullable=True) for c in ("created_at", "updated_at", "deleted_at")]
+
+
 def main_shop_metadata() -> sa.MetaData:
     """dujiaoka (独角数卡) 2.x tables; timestamps are naive Asia/Shanghai (Laravel)."""
     m = sa.MetaData()
-    ts = [sa.Column(c, _TS, nullable=True) for c in ("created_at", "updated_at", "deleted_at")]
     sa.Table("goods_group", m, sa.Column("id", _I, primary_key=True),
              sa.Column("gp_name", sa.String(200), nullable=False),
              sa.Column("is_open", sa.SmallInteger, nullable=False, server_default="1"),
-             sa.Column("ord", _I, nullable=False, server_default="1"), *[c.copy() for c in ts])
+             sa.Column("ord", _I, nullable=False, server_default="1"), *_laravel_timestamps())
     sa.Table("goods", m, sa.Column("id", _I, primary_key=True),
              sa.Column("group_id", _I, nullable=False),
              sa.Column("gd_name", sa.String(200), nullable=False),
@@ -48,19 +51,19 @@ def main_shop_metadata() -> sa.MetaData:
              sa.Column("type", sa.SmallInteger, nullable=False, server_default="1",
                        comment="商品类型 1自动发货 2人工处理"),
              sa.Column("is_open", sa.SmallInteger, nullable=False, server_default="1"),
-             *[c.copy() for c in ts])
+             *_laravel_timestamps())
     sa.Table("carmis", m, sa.Column("id", _BI().with_variant(_I, "sqlite"), primary_key=True),
              sa.Column("goods_id", _I, nullable=False, index=True),
              sa.Column("status", sa.SmallInteger, nullable=False, server_default="1",
                        comment="状态 1未售出 2已售出"),
              sa.Column("is_loop", sa.SmallInteger, nullable=False, server_default="0"),
-             sa.Column("carmi", sa.Text, nullable=False), *[c.copy() for c in ts])
+             sa.Column("carmi", sa.Text, nullable=False), *_laravel_timestamps())
     sa.Table("coupons", m, sa.Column("id", _I, primary_key=True),
              sa.Column("discount", _money(), nullable=False, server_default="0.00"),
              sa.Column("is_use", sa.SmallInteger, nullable=False, server_default="1"),
              sa.Column("is_open", sa.SmallInteger, nullable=False, server_default="1"),
              sa.Column("coupon", sa.String(150), nullable=False, unique=True),
-             sa.Column("ret", _I, nullable=False, server_default="0"), *[c.copy() for c in ts])
+             sa.Column("ret", _I, nullable=False, server_default="0"), *_laravel_timestamps())
     sa.Table("pays", m, sa.Column("id", _I, primary_key=True),
              sa.Column("pay_name", sa.String(200), nullable=False),
              sa.Column("pay_check", sa.String(50), nullable=False, unique=True),
@@ -69,7 +72,7 @@ def main_shop_metadata() -> sa.MetaData:
              sa.Column("merchant_id", sa.String(200)),
              sa.Column("pay_handleroute", sa.String(200), nullable=False),
              sa.Column("is_open", sa.SmallInteger, nullable=False, server_default="1"),
-             *[c.copy() for c in ts])
+             *_laravel_timestamps())
     sa.Table("orders", m, sa.Column("id", _BI().with_variant(_I, "sqlite"), primary_key=True),
              sa.Column("order_sn", sa.String(150), nullable=False, unique=True),
              sa.Column("goods_id", _I, nullable=False, index=True),
@@ -91,7 +94,7 @@ def main_shop_metadata() -> sa.MetaData:
              sa.Column("status", sa.SmallInteger, nullable=False, server_default="1",
                        comment="1待支付 2待处理 3处理中 4已完成 5处理失败 6异常 -1过期"),
              sa.Column("coupon_ret_back", sa.SmallInteger, nullable=False, server_default="0"),
-             *[c.copy() for c in ts],
+             *_laravel_timestamps(),
              sa.Index("idx_orders_updated_at", "updated_at"))
     sa.Table("refunds", m, sa.Column("id", _I, primary_key=True),
              sa.Column("refund_no", sa.String(32), nullable=False, unique=True),
@@ -227,8 +230,11 @@ def write_sqlalchemy(url: str, metadata: sa.MetaData, frames: dict[str, pl.DataF
             if frame is None or frame.is_empty():
                 continue
             columns = [c.name for c in table.columns if c.name in frame.columns]
+            # untyped columns: the frames already hold the shop's own text/number forms
+            # (naive local timestamps, zero dates), which typed DateTime binds would reject
+            target = sa.table(table.name, *[sa.column(c) for c in columns])
             for chunk in _chunks(frame.select(columns), chunk_rows):
-                con.execute(table.insert(), chunk.to_dicts())
+                con.execute(target.insert(), chunk.to_dicts())
     engine.dispose()
 
 
