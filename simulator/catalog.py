@@ -224,7 +224,7 @@ def build_catalog(cfg: SimConfig) -> dict[str, pl.DataFrame]:
 
     formats = supplier_formats()
     # each SKU has one supplier; the XLSX suppliers are the small ones
-    sup_weight = np.array([3, 3, 2.5, 2.5, 2, 2, 2, 1.5, 1.5, 0.6, 0.5, 0.4])
+    sup_weight = np.array([3, 3, 2.5, 2.5, 2, 2, 2, 1.5, 1.5, 0.35, 0.3, 0.25])
     supplier_idx = rng.choice(len(formats), size=n, p=sup_weight / sup_weight.sum())
 
     sku_code = np.array(

@@ -74,7 +74,7 @@ def main_shop_metadata() -> sa.MetaData:
              sa.Column("is_open", sa.SmallInteger, nullable=False, server_default="1"),
              *_laravel_timestamps())
     sa.Table("orders", m, sa.Column("id", _BI().with_variant(_I, "sqlite"), primary_key=True),
-             sa.Column("order_sn", sa.String(150), nullable=False, unique=True),
+             sa.Column("order_sn", sa.String(150), nullable=False),
              sa.Column("goods_id", _I, nullable=False, index=True),
              sa.Column("coupon_id", _I, server_default="0"),
              sa.Column("title", sa.String(200), nullable=False),
@@ -95,6 +95,7 @@ def main_shop_metadata() -> sa.MetaData:
                        comment="1待支付 2待处理 3处理中 4已完成 5处理失败 6异常 -1过期"),
              sa.Column("coupon_ret_back", sa.SmallInteger, nullable=False, server_default="0"),
              *_laravel_timestamps(),
+             sa.Index("idx_order_sn", "order_sn", unique=True),
              sa.Index("idx_orders_updated_at", "updated_at"))
     sa.Table("refunds", m, sa.Column("id", _I, primary_key=True),
              sa.Column("refund_no", sa.String(32), nullable=False, unique=True),
@@ -148,7 +149,7 @@ def substation_metadata() -> sa.MetaData:
              sa.Column("owner", _I, nullable=False, server_default="0",
                        comment="所属会员：0=游客"),
              sa.Column("user_id", _I, nullable=False, server_default="0"),
-             sa.Column("trade_no", sa.String(19), nullable=False, unique=True),
+             sa.Column("trade_no", sa.String(19), nullable=False),
              sa.Column("amount", _money(), nullable=False),
              sa.Column("commodity_id", _I, nullable=False, index=True),
              sa.Column("card_num", _I, nullable=False, server_default="0"),
@@ -163,7 +164,8 @@ def substation_metadata() -> sa.MetaData:
              sa.Column("contact", sa.String(32)),
              sa.Column("delivery_status", sa.SmallInteger, nullable=False, server_default="0",
                        comment="发货状态：0=未发货，1=已发货"),
-             sa.Column("coupon_id", _I, nullable=True))
+             sa.Column("coupon_id", _I, nullable=True),
+             sa.Index("trade_no", "trade_no", unique=True))
     sa.Table("pay", m, sa.Column("id", _I, primary_key=True),
              sa.Column("name", sa.String(16), nullable=False),
              sa.Column("code", sa.String(32), nullable=False),
@@ -175,15 +177,16 @@ def substation_metadata() -> sa.MetaData:
     return m
 
 
-def _sqlite_ddl(metadata: sa.MetaData) -> list[str]:
+def _sqlite_ddl(metadata: sa.MetaData) -> tuple[list[str], list[str]]:
+    """(CREATE TABLE statements, CREATE INDEX statements): indexes are built after the bulk load."""
     from sqlalchemy.dialects import sqlite
 
     dialect = sqlite.dialect()
-    out = []
+    tables, indexes = [], []
     for table in metadata.sorted_tables:
-        out.append(str(CreateTable(table).compile(dialect=dialect)))
-        out.extend(str(CreateIndex(ix).compile(dialect=dialect)) for ix in table.indexes)
-    return out
+        tables.append(str(CreateTable(table).compile(dialect=dialect)))
+        indexes.extend(str(CreateIndex(ix).compile(dialect=dialect)) for ix in table.indexes)
+    return tables, indexes
 
 
 def write_sqlite(path: Path, metadata: sa.MetaData, frames: dict[str, pl.DataFrame]) -> None:
@@ -196,21 +199,28 @@ def write_sqlite(path: Path, metadata: sa.MetaData, frames: dict[str, pl.DataFra
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
+    tables, indexes = _sqlite_ddl(metadata)
     with contextlib.closing(sqlite3.connect(tmp)) as con:
-        for stmt in _sqlite_ddl(metadata):
+        for stmt in tables:
             con.execute(stmt)
         con.commit()
-    with adbc.connect(str(tmp)) as con:
+    with adbc.connect(str(tmp), autocommit=True) as con:
         cur = con.cursor()
+        # a fresh file that is renamed into place only when complete: no journal needed
+        cur.execute("pragma journal_mode = off")
+        cur.execute("pragma synchronous = off")
+        cur.execute("pragma cache_size = -262144")
         for table in metadata.sorted_tables:
             frame = frames.get(table.name)
             if frame is None or frame.is_empty():
                 continue
             columns = [c.name for c in table.columns if c.name in frame.columns]
             cur.adbc_ingest(table.name, frame.select(columns).to_arrow(), mode="append")
-        con.commit()
         cur.close()
     with contextlib.closing(sqlite3.connect(tmp)) as con:
+        for stmt in indexes:
+            con.execute(stmt)
+        con.commit()
         con.execute("pragma journal_mode=wal")  # live mode writes while readers read
     tmp.replace(path)
 
