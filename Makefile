@@ -27,8 +27,10 @@ $(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
 	uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	@touch $(STAMP)
 
-demo: setup ## generate a demo shop into ./sources and print what it made
+demo: setup ## generate a realistic demo shop into ./sources and print what it made
 	cardlake simulate $(DEMO_ARGS) --out sources
+	@echo "Sources are in ./sources (answer key in ./sources/_truth). Live orders: cardlake simulate --live"
+
 
 test: setup ## run every test (unit, integration, property)
 	pytest -n 2 -q
@@ -36,9 +38,10 @@ test: setup ## run every test (unit, integration, property)
 test-fast: setup ## unit tests only
 	pytest -q -m unit
 
-lint: setup ## ruff and sqlfluff
+lint: setup ## ruff (lint + format check) and sqlfluff on the dbt project's SQL
 	ruff check .
 	ruff format --check .
+	@if find dbt_project -name '*.sql' | grep -q .; then sqlfluff lint dbt_project; fi
 
 fix: setup ## apply ruff's fixes and formatting
 	ruff check --fix .

@@ -31,10 +31,24 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="cardlake-bench-") as tmp:
         out = Path(tmp) / "sources"
-        cmd = [sys.executable, "-m", "pipelines.cli", "simulate", "--seed", "1",
-               "--start", args.start, "--days", str(args.days),
-               "--orders-per-day", str(args.orders_per_day), "--skus", str(args.skus),
-               "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "simulate",
+            "--seed",
+            "1",
+            "--start",
+            args.start,
+            "--days",
+            str(args.days),
+            "--orders-per-day",
+            str(args.orders_per_day),
+            "--skus",
+            str(args.skus),
+            "--out",
+            str(out),
+        ]
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
@@ -52,17 +66,25 @@ def main() -> int:
         "wall_s": round(wall, 2),
         "peak_rss_gib": round(peak_kib / 2**20, 3),
         "sources_mib": round(size / 2**20, 1),
-        "machine": {"cores": os.cpu_count(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gib": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
+        },
         "goal": {"wall_s": 60, "peak_rss_gib": 4},
     }
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (results / f"{stamp}-simulator.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'benchmark':<12}{'orders/day':>12}{'skus':>9}{'days':>6}{'wall s':>9}{'peak GiB':>10}{'MiB out':>9}")
-    print(f"{'simulator':<12}{args.orders_per_day:>12,}{args.skus:>9,}{args.days:>6}"
-          f"{wall:>9.1f}{result['peak_rss_gib']:>10.2f}{result['sources_mib']:>9.0f}")
+    print(
+        f"{'benchmark':<12}{'orders/day':>12}{'skus':>9}{'days':>6}{'wall s':>9}{'peak GiB':>10}{'MiB out':>9}"
+    )
+    print(
+        f"{'simulator':<12}{args.orders_per_day:>12,}{args.skus:>9,}{args.days:>6}"
+        f"{wall:>9.1f}{result['peak_rss_gib']:>10.2f}{result['sources_mib']:>9.0f}"
+    )
     return 0
 
 

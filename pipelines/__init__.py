@@ -1,0 +1,1 @@
+"""cardlake pipelines: the Dagster code location and the `cardlake` CLI."""

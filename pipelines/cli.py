@@ -43,33 +43,51 @@ def _default_sources() -> Path:
 
 @app.command()
 def simulate(
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed and options give the same files.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed and options give the same files.")
+    ] = 42,
     start: Annotated[
         dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First business day (Asia/Shanghai).")
     ] = dt.datetime(2026, 10, 1),
     days: Annotated[int, typer.Option(min=1, help="Number of business days to simulate.")] = 7,
     orders_per_day: Annotated[
-        int, typer.Option(min=1, help="Orders on a typical day (weekends and promotion days are busier).")
+        int,
+        typer.Option(
+            min=1, help="Orders on a typical day (weekends and promotion days are busier)."
+        ),
     ] = 2000,
-    skus: Annotated[int, typer.Option(min=20, help="Canonical products (SKUs) in the catalogue.")] = 300,
+    skus: Annotated[
+        int, typer.Option(min=20, help="Canonical products (SKUs) in the catalogue.")
+    ] = 300,
     mess: Annotated[
         str, typer.Option(help="How dirty the sources are: none, realistic or hostile.")
     ] = "realistic",
     out: Annotated[
-        Path | None, typer.Option(help="Folder to write the sources into [default: $CARDLAKE_SOURCES or ./sources].")
+        Path | None,
+        typer.Option(
+            help="Folder to write the sources into [default: $CARDLAKE_SOURCES or ./sources]."
+        ),
     ] = None,
     shop_db_url: Annotated[
-        str | None, typer.Option(help="Also write the main shop to this SQLAlchemy URL (e.g. mysql+pymysql://u:p@host/db).")
+        str | None,
+        typer.Option(
+            help="Also write the main shop to this SQLAlchemy URL (e.g. mysql+pymysql://u:p@host/db)."
+        ),
     ] = None,
     substation_db_url: Annotated[
         str | None, typer.Option(help="Also write the substation shop to this SQLAlchemy URL.")
     ] = None,
     live: Annotated[
-        bool, typer.Option("--live", help="After writing, keep adding orders to the shop databases until stopped (Ctrl-C).")
+        bool,
+        typer.Option(
+            "--live",
+            help="After writing, keep adding orders to the shop databases until stopped (Ctrl-C).",
+        ),
     ] = False,
     rate: Annotated[float, typer.Option(min=0.1, help="Orders per second in --live mode.")] = 5.0,
     live_seconds: Annotated[
-        float | None, typer.Option(help="Stop --live after this many seconds (default: run until stopped).")
+        float | None,
+        typer.Option(help="Stop --live after this many seconds (default: run until stopped)."),
     ] = None,
 ) -> None:
     """Generate a simulated shop: both shop databases, CRM exports, channel statements, supplier
@@ -82,15 +100,35 @@ def simulate(
 
     if mess not in ("none", "realistic", "hostile"):
         raise typer.BadParameter("use none, realistic or hostile", param_hint="--mess")
-    cfg = SimConfig(seed=seed, start=start.date(), days=days, orders_per_day=orders_per_day,
-                    skus=skus, mess=mess)  # type: ignore[arg-type]
+    cfg = SimConfig(
+        seed=seed,
+        start=start.date(),
+        days=days,
+        orders_per_day=orders_per_day,
+        skus=skus,
+        mess=mess,
+    )  # type: ignore[arg-type]
     target = out or _default_sources()
     started = time.perf_counter()
-    steps = ["catalogue", "people", "orders and payments", "supplier batches and keys", "refunds",
-             "shop databases", "channel statements", "CRM exports", "supplier files", "answer key"]
+    steps = [
+        "catalogue",
+        "people",
+        "orders and payments",
+        "supplier batches and keys",
+        "refunds",
+        "shop databases",
+        "channel statements",
+        "CRM exports",
+        "supplier files",
+        "answer key",
+    ]
     with Progress(
-        TextColumn("[bold]simulate[/]"), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("[bold]simulate[/]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("starting", total=len(steps))
@@ -100,17 +138,26 @@ def simulate(
             if not console.is_terminal:
                 console.print(f"  … {name}", style="dim")
 
-        summary = run_simulation(cfg, target, shop_db_url=shop_db_url,
-                                 substation_db_url=substation_db_url, step=step)
+        summary = run_simulation(
+            cfg, target, shop_db_url=shop_db_url, substation_db_url=substation_db_url, step=step
+        )
     _print_summary(summary, time.perf_counter() - started)
     if live:
         from simulator.live import run_live
 
         console.print(f"live: adding about {rate:g} orders/s to the shop databases (Ctrl-C stops)")
-        stats = run_live(cfg, summary.out, rate=rate, seconds=live_seconds,
-                         shop_db_url=shop_db_url, substation_db_url=substation_db_url)
-        console.print(f"live: stopped after {stats.orders} new orders, {stats.payments} payments, "
-                      f"{stats.deliveries} deliveries, {stats.refunds} refunds")
+        stats = run_live(
+            cfg,
+            summary.out,
+            rate=rate,
+            seconds=live_seconds,
+            shop_db_url=shop_db_url,
+            substation_db_url=substation_db_url,
+        )
+        console.print(
+            f"live: stopped after {stats.orders} new orders, {stats.payments} payments, "
+            f"{stats.deliveries} deliveries, {stats.refunds} refunds"
+        )
 
 
 def _yuan(fen: int) -> str:
@@ -123,12 +170,18 @@ def _print_summary(s, seconds: float) -> None:
     table.add_column("orders", justify="right")
     table.add_column("paid", justify="right")
     for shop in ("main", "substation"):
-        table.add_row(shop, f"{s.orders_by_shop.get(shop, 0):,}", f"{s.paid_by_shop.get(shop, 0):,}")
+        table.add_row(
+            shop, f"{s.orders_by_shop.get(shop, 0):,}", f"{s.paid_by_shop.get(shop, 0):,}"
+        )
     console.print(table)
-    console.print(f"GMV {_yuan(s.gmv_fen)} · refunds {s.refunds:,} ({_yuan(s.refunds_fen)}) · "
-                  f"card keys {s.keys:,} · {s.files} source files · {seconds:.1f} s")
+    console.print(
+        f"GMV {_yuan(s.gmv_fen)} · refunds {s.refunds:,} ({_yuan(s.refunds_fen)}) · "
+        f"card keys {s.keys:,} · {s.files} source files · {seconds:.1f} s"
+    )
     if s.bad_supplier:
-        console.print(f"bad supplier episode: {s.bad_supplier[0]} {s.bad_supplier[1]}..{s.bad_supplier[2]}")
+        console.print(
+            f"bad supplier episode: {s.bad_supplier[0]} {s.bad_supplier[1]}..{s.bad_supplier[2]}"
+        )
     anomalies = Table(title="Anomalies injected (answer key in _truth/anomalies.parquet)")
     anomalies.add_column("kind")
     anomalies.add_column("count", justify="right")

@@ -66,9 +66,18 @@ GAME_UNITS = ("元宝", "点券", "钻石", "金币")
 GAME_TIERS = (6, 30, 68, 128, 328, 648)
 
 SUPPLIER_NAMES = [
-    ("S01", "鑫达卡业"), ("S02", "速充科技"), ("S03", "云卡供应链"), ("S04", "聚点数娱"),
-    ("S05", "优卡网络"), ("S06", "卡之家"), ("S07", "蓝海卡券"), ("S08", "星河数卡"),
-    ("S09", "易购卡业"), ("S10", "千寻卡密"), ("S11", "北极星数字"), ("S12", "海豚卡券"),
+    ("S01", "鑫达卡业"),
+    ("S02", "速充科技"),
+    ("S03", "云卡供应链"),
+    ("S04", "聚点数娱"),
+    ("S05", "优卡网络"),
+    ("S06", "卡之家"),
+    ("S07", "蓝海卡券"),
+    ("S08", "星河数卡"),
+    ("S09", "易购卡业"),
+    ("S10", "千寻卡密"),
+    ("S11", "北极星数字"),
+    ("S12", "海豚卡券"),
 ]
 
 
@@ -90,15 +99,46 @@ class SupplierFormat:
 
 
 _HEADERS = [
-    {"batch_no": "批次号", "product_name": "商品名称", "supplier_sku": "商品编码", "face_value": "面值",
-     "unit_cost": "进价", "card_no": "卡号", "card_secret": "卡密", "expiry": "有效期"},
-    {"batch_no": "batch_no", "product_name": "product_name", "supplier_sku": "sku",
-     "face_value": "face_value", "unit_cost": "unit_cost", "card_no": "card_number",
-     "card_secret": "card_secret", "expiry": "expire_date"},
-    {"batch_no": "批次", "product_name": "产品名称", "supplier_sku": "产品编号", "face_value": "面额(元)",
-     "unit_cost": "单价(元)", "card_no": "卡号", "card_secret": "密码", "expiry": "过期时间"},
-    {"batch_no": "入库批次", "product_name": "品名", "supplier_sku": "货号", "face_value": "面额",
-     "unit_cost": "结算价", "card_no": "序列号", "card_secret": "卡密", "expiry": "截止日期"},
+    {
+        "batch_no": "批次号",
+        "product_name": "商品名称",
+        "supplier_sku": "商品编码",
+        "face_value": "面值",
+        "unit_cost": "进价",
+        "card_no": "卡号",
+        "card_secret": "卡密",
+        "expiry": "有效期",
+    },
+    {
+        "batch_no": "batch_no",
+        "product_name": "product_name",
+        "supplier_sku": "sku",
+        "face_value": "face_value",
+        "unit_cost": "unit_cost",
+        "card_no": "card_number",
+        "card_secret": "card_secret",
+        "expiry": "expire_date",
+    },
+    {
+        "batch_no": "批次",
+        "product_name": "产品名称",
+        "supplier_sku": "产品编号",
+        "face_value": "面额(元)",
+        "unit_cost": "单价(元)",
+        "card_no": "卡号",
+        "card_secret": "密码",
+        "expiry": "过期时间",
+    },
+    {
+        "batch_no": "入库批次",
+        "product_name": "品名",
+        "supplier_sku": "货号",
+        "face_value": "面额",
+        "unit_cost": "结算价",
+        "card_no": "序列号",
+        "card_secret": "卡密",
+        "expiry": "截止日期",
+    },
 ]
 _DRIFTS = [
     {"unit_cost": "采购价", "card_secret": "卡密/激活码"},
@@ -112,8 +152,16 @@ def supplier_formats() -> list[SupplierFormat]:
     out = []
     for i, (code, name) in enumerate(SUPPLIER_NAMES):
         style = i % 4
-        fields = ["batch_no", "product_name", "supplier_sku", "face_value", "unit_cost",
-                  "card_no", "card_secret", "expiry"]
+        fields = [
+            "batch_no",
+            "product_name",
+            "supplier_sku",
+            "face_value",
+            "unit_cost",
+            "card_no",
+            "card_secret",
+            "expiry",
+        ]
         has_card_no = i % 3 != 2
         if not has_card_no:
             fields.remove("card_no")
@@ -190,10 +238,11 @@ def build_catalog(cfg: SimConfig) -> dict[str, pl.DataFrame]:
     n = len(rows)
 
     cat = np.array([r[0] for r in rows])
-    face_raw = [r[4] for r in rows]
     list_price_yuan = np.array(
         [
-            MEMBERSHIP_LIST_PRICE[r[0]][list(PERIODS).index(r[4])] if isinstance(r[4], str) else r[4]
+            MEMBERSHIP_LIST_PRICE[r[0]][list(PERIODS).index(r[4])]
+            if isinstance(r[4], str)
+            else r[4]
             for r in rows
         ],
         dtype=np.int64,
@@ -228,10 +277,7 @@ def build_catalog(cfg: SimConfig) -> dict[str, pl.DataFrame]:
     supplier_idx = rng.choice(len(formats), size=n, p=sup_weight / sup_weight.sum())
 
     sku_code = np.array(
-        [
-            f"{r[0]}-{r[1]}-{list_price_yuan[i]:04d}-{r[5]}"
-            for i, r in enumerate(rows)
-        ]
+        [f"{r[0]}-{r[1]}-{list_price_yuan[i]:04d}-{r[5]}" for i, r in enumerate(rows)]
     )
     canonical = np.array([f"{r[2]}{_face_label(r[4])}" for r in rows])
     skus = pl.DataFrame(
@@ -289,7 +335,9 @@ def build_catalog(cfg: SimConfig) -> dict[str, pl.DataFrame]:
 
     sub_idx = np.flatnonzero(in_sub)
     sub_idx = sub_idx[rng.permutation(len(sub_idx))]
-    sub_price = np.round(price_fen[sub_idx] * rng.uniform(0.98, 1.05, len(sub_idx))).astype(np.int64)
+    sub_price = np.round(price_fen[sub_idx] * rng.uniform(0.98, 1.05, len(sub_idx))).astype(
+        np.int64
+    )
     sub_style = rng.integers(0, 5, len(sub_idx))
     sub_names = [
         _supplier_name(int(sub_style[j]), rows[i][2], rows[i][3][0], rows[i][4], rows[i][5])
@@ -311,7 +359,8 @@ def build_catalog(cfg: SimConfig) -> dict[str, pl.DataFrame]:
     # supplier items: the supplier's own code and name for each SKU it delivers
     sup_fmt = [formats[k] for k in supplier_idx]
     item_names = [
-        _supplier_name(sup_fmt[i].name_style, r[2], r[3][-1], r[4], r[5]) for i, r in enumerate(rows)
+        _supplier_name(sup_fmt[i].name_style, r[2], r[3][-1], r[4], r[5])
+        for i, r in enumerate(rows)
     ]
     supplier_items = pl.DataFrame(
         {

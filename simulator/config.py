@@ -144,14 +144,39 @@ class ChannelAccount:
 
 
 CHANNEL_ACCOUNTS: tuple[ChannelAccount, ...] = (
-    ChannelAccount("alipay_main", "alipay", "main", "2088631234560187", "", 60, "alipay",
-                   ("DJ", "_1", "zfb_")),
-    ChannelAccount("wechat_main", "wechat", "main", "1612345678", "wx8d1c2f3a4b5e6f70", 60,
-                   "wechat_all", ("WX", "-01")),
-    ChannelAccount("alipay_substation", "alipay", "substation", "2088719876540023", "", 38,
-                   "alipay", ("FZ", "_2")),
-    ChannelAccount("wechat_substation", "wechat", "substation", "1487654321",
-                   "wx2f9e8d7c6b5a4f31", 100, "wechat_legacy", ("fz", "_sub")),
+    ChannelAccount(
+        "alipay_main", "alipay", "main", "2088631234560187", "", 60, "alipay", ("DJ", "_1", "zfb_")
+    ),
+    ChannelAccount(
+        "wechat_main",
+        "wechat",
+        "main",
+        "1612345678",
+        "wx8d1c2f3a4b5e6f70",
+        60,
+        "wechat_all",
+        ("WX", "-01"),
+    ),
+    ChannelAccount(
+        "alipay_substation",
+        "alipay",
+        "substation",
+        "2088719876540023",
+        "",
+        38,
+        "alipay",
+        ("FZ", "_2"),
+    ),
+    ChannelAccount(
+        "wechat_substation",
+        "wechat",
+        "substation",
+        "1487654321",
+        "wx2f9e8d7c6b5a4f31",
+        100,
+        "wechat_legacy",
+        ("fz", "_sub"),
+    ),
 )
 
 

@@ -14,8 +14,13 @@ from simulator.config import SimConfig
 from simulator.identity import crm_members
 from simulator.text import email_forms, local_time, phone_forms, yuan
 
-ANOMALY_SCHEMA = {"kind": pl.Utf8, "source": pl.Utf8, "record": pl.Utf8, "day": pl.Date,
-                  "detail": pl.Utf8}
+ANOMALY_SCHEMA = {
+    "kind": pl.Utf8,
+    "source": pl.Utf8,
+    "record": pl.Utf8,
+    "day": pl.Date,
+    "detail": pl.Utf8,
+}
 
 
 def crm_records(cfg: SimConfig, people: pl.DataFrame) -> pl.DataFrame:
@@ -40,7 +45,8 @@ def crm_records(cfg: SimConfig, people: pl.DataFrame) -> pl.DataFrame:
     )
     second = first.filter(pl.Series(twice)).with_columns(
         record=pl.lit(1),
-        registered_at=pl.col("registered_at") + pl.Series(rng.integers(3600, 90 * 86400, int(twice.sum()))),
+        registered_at=pl.col("registered_at")
+        + pl.Series(rng.integers(3600, 90 * 86400, int(twice.sum()))),
         change_at=pl.lit(None, dtype=pl.Int64),
     )
     recs = pl.concat([first, second]).sort("person_id", "record")
@@ -48,11 +54,15 @@ def crm_records(cfg: SimConfig, people: pl.DataFrame) -> pl.DataFrame:
     ids = rng.permutation(np.arange(10_000_000, 10_000_000 + m * 3))[:m]
     recs = recs.with_columns(
         member_id=pl.Series(np.char.add("M", ids.astype(str))),
-        _pf=pl.Series(np.where(rng.uniform(size=m) < mess.phone_format_variant,
-                               rng.integers(1, 4, m), 0)),
+        _pf=pl.Series(
+            np.where(rng.uniform(size=m) < mess.phone_format_variant, rng.integers(1, 4, m), 0)
+        ),
         _ef=pl.Series(np.where(rng.uniform(size=m) < mess.email_variant, rng.integers(1, 4, m), 0)),
-        level=pl.Series(np.array(["V1", "V2", "V3", "V4", "V5"])[
-            np.minimum(4, (recs["activity"].to_numpy() // 1.5).astype(int))]),
+        level=pl.Series(
+            np.array(["V1", "V2", "V3", "V4", "V5"])[
+                np.minimum(4, (recs["activity"].to_numpy() // 1.5).astype(int))
+            ]
+        ),
     )
     return recs
 
@@ -71,13 +81,13 @@ def crm_snapshot(cfg: SimConfig, recs: pl.DataFrame, day: int) -> pl.DataFrame:
         nickname="nickname",
         level="level",
         registered_at=local_time(pl.col("registered_at")),
-        updated_at=local_time(
-            pl.when(changed).then("change_at").otherwise("registered_at")
-        ),
+        updated_at=local_time(pl.when(changed).then("change_at").otherwise("registered_at")),
     )
 
 
-def write_crm(cfg: SimConfig, people: pl.DataFrame, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+def write_crm(
+    cfg: SimConfig, people: pl.DataFrame, root: Path
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Daily full snapshots ``crm/members_YYYYMMDD.jsonl``; returns (member records, anomalies)."""
     rng = cfg.rng("crm_files")
     recs = crm_records(cfg, people)
@@ -91,27 +101,49 @@ def write_crm(cfg: SimConfig, people: pl.DataFrame, root: Path) -> tuple[pl.Data
         if k:
             pick = np.sort(rng.choice(snap.height, size=k, replace=False))
             bad = snap[pick].with_columns(
-                member_id=pl.when(pl.int_range(pl.len()) % 2 == 0).then(None)
+                member_id=pl.when(pl.int_range(pl.len()) % 2 == 0)
+                .then(None)
                 .otherwise("member_id"),
-                registered_at=pl.when(pl.int_range(pl.len()) % 2 == 1).then(pl.lit("N/A"))
+                registered_at=pl.when(pl.int_range(pl.len()) % 2 == 1)
+                .then(pl.lit("N/A"))
                 .otherwise("registered_at"),
             )
             snap = pl.concat([snap, bad])
             for row in bad.select("member_id", "registered_at").iter_rows():
-                anomalies.append(("crm_bad_row", row[0] or "", day,
-                                  "missing member_id" if row[0] is None else "unparsable registered_at"))
+                anomalies.append(
+                    (
+                        "crm_bad_row",
+                        row[0] or "",
+                        day,
+                        "missing member_id" if row[0] is None else "unparsable registered_at",
+                    )
+                )
         buf = io.BytesIO()
         snap.write_ndjson(buf)
         path = out / f"members_{day:%Y%m%d}.jsonl"
         path.write_bytes(buf.getvalue())
         if rng.uniform() < cfg.profile.resent_file:
             (out / f"members_{day:%Y%m%d}_resend.jsonl").write_bytes(buf.getvalue())
-            anomalies.append(("resent_file", f"members_{day:%Y%m%d}_resend.jsonl", day,
-                              f"identical re-send of {path.name}"))
+            anomalies.append(
+                (
+                    "resent_file",
+                    f"members_{day:%Y%m%d}_resend.jsonl",
+                    day,
+                    f"identical re-send of {path.name}",
+                )
+            )
     for row in recs.filter(pl.col("record") == 1).select("member_id", "registered_at").iter_rows():
-        anomalies.append(("crm_duplicate_member", row[0], _day_of(cfg, row[1]),
-                          "the same person registered a second time"))
-    for row in recs.filter(pl.col("change_at").is_not_null()).select("member_id", "change_at").iter_rows():
+        anomalies.append(
+            (
+                "crm_duplicate_member",
+                row[0],
+                _day_of(cfg, row[1]),
+                "the same person registered a second time",
+            )
+        )
+    for row in (
+        recs.filter(pl.col("change_at").is_not_null()).select("member_id", "change_at").iter_rows()
+    ):
         anomalies.append(("crm_contact_change", row[0], _day_of(cfg, row[1]), "phone changed"))
     return recs, _anoms(anomalies, "crm")
 
@@ -135,17 +167,27 @@ def supplier_rows(cfg: SimConfig, world: dict) -> pl.DataFrame:
     items = world["catalog"]["supplier_items"]
     skus = world["catalog"]["skus"]
     fmts = {f.code: f for f in supplier_formats()}
-    lines = keys.join(batches.select("batch_id", "arrival_day"), on="batch_id", how="left").join(
-        items.select("sku_id", "supplier_sku", "supplier_name"), on="sku_id", how="left"
-    ).join(skus.select("sku_id", "face_value_yuan"), on="sku_id", how="left")
+    lines = (
+        keys.join(batches.select("batch_id", "arrival_day"), on="batch_id", how="left")
+        .join(items.select("sku_id", "supplier_sku", "supplier_name"), on="sku_id", how="left")
+        .join(skus.select("sku_id", "face_value_yuan"), on="sku_id", how="left")
+    )
     dup = lines.filter(pl.col("is_duplicated"))
     lines = pl.concat([lines, dup]).sort("batch_id", "key_id")
     n = lines.height
     broken = rng.choice(3, size=n)
-    secret = pl.when(~pl.col("is_malformed")).then("secret").otherwise(
-        pl.when(pl.Series(broken) == 0).then(pl.lit(""))
-        .when(pl.Series(broken) == 1).then(pl.col("secret").str.slice(0, 5))
-        .otherwise(pl.col("secret").str.slice(0, 8) + pl.lit(" ?? ") + pl.col("secret").str.slice(8))
+    secret = (
+        pl.when(~pl.col("is_malformed"))
+        .then("secret")
+        .otherwise(
+            pl.when(pl.Series(broken) == 0)
+            .then(pl.lit(""))
+            .when(pl.Series(broken) == 1)
+            .then(pl.col("secret").str.slice(0, 5))
+            .otherwise(
+                pl.col("secret").str.slice(0, 8) + pl.lit(" ?? ") + pl.col("secret").str.slice(8)
+            )
+        )
     )
     expiry_days = rng.integers(365, 3 * 365, n)
     prefix = pl.col("supplier_code").replace_strict({c: f.batch_prefix for c, f in fmts.items()})
@@ -153,8 +195,11 @@ def supplier_rows(cfg: SimConfig, world: dict) -> pl.DataFrame:
         card_secret=secret,
         expiry_at=pl.col("received_at") + pl.Series(expiry_days) * 86400,
         batch_no=pl.concat_str(
-            [prefix, local_time(pl.col("received_at"), "%Y%m%d"),
-             pl.col("batch_id").cast(pl.Utf8).str.zfill(6)]
+            [
+                prefix,
+                local_time(pl.col("received_at"), "%Y%m%d"),
+                pl.col("batch_id").cast(pl.Utf8).str.zfill(6),
+            ]
         ),
     )
 
@@ -211,20 +256,51 @@ def write_suppliers(cfg: SimConfig, world: dict, root: Path) -> tuple[pl.DataFra
             text = frame.write_csv(line_terminator="\r\n")
             (folder / f"{stem}.csv").write_bytes(text.encode(fmt.encoding))
         if drifted and day_idx == drift_day:
-            anomalies.append(("supplier_schema_drift", f"{code}/{stem}", day,
-                              "header changed: " + ", ".join(f"{fmt.names[k]}→{v}"
-                                                             for k, v in fmt.drift_header.items())))
+            anomalies.append(
+                (
+                    "supplier_schema_drift",
+                    f"{code}/{stem}",
+                    day,
+                    "header changed: "
+                    + ", ".join(f"{fmt.names[k]}→{v}" for k, v in fmt.drift_header.items()),
+                )
+            )
         if mangle:
-            anomalies.append(("product_name_variant", f"{code}/{stem}", day,
-                              "product names mangled (full-width / spaces / 元 variants)"))
-    for row in rows.filter(pl.col("is_malformed")).select("supplier_code", "batch_no", "key_id",
-                                                           "received_at").iter_rows():
-        anomalies.append(("malformed_key", f"{row[0]}/{row[1]}/{row[2]}", _day_of(cfg, row[3]),
-                          "card secret empty, truncated or with junk"))
-    for row in rows.filter(pl.col("is_duplicated")).unique("key_id").select(
-            "supplier_code", "batch_no", "key_id", "received_at").iter_rows():
-        anomalies.append(("duplicate_key_in_batch", f"{row[0]}/{row[1]}/{row[2]}",
-                          _day_of(cfg, row[3]), "the same key appears twice in the batch"))
+            anomalies.append(
+                (
+                    "product_name_variant",
+                    f"{code}/{stem}",
+                    day,
+                    "product names mangled (full-width / spaces / 元 variants)",
+                )
+            )
+    for row in (
+        rows.filter(pl.col("is_malformed"))
+        .select("supplier_code", "batch_no", "key_id", "received_at")
+        .iter_rows()
+    ):
+        anomalies.append(
+            (
+                "malformed_key",
+                f"{row[0]}/{row[1]}/{row[2]}",
+                _day_of(cfg, row[3]),
+                "card secret empty, truncated or with junk",
+            )
+        )
+    for row in (
+        rows.filter(pl.col("is_duplicated"))
+        .unique("key_id")
+        .select("supplier_code", "batch_no", "key_id", "received_at")
+        .iter_rows()
+    ):
+        anomalies.append(
+            (
+                "duplicate_key_in_batch",
+                f"{row[0]}/{row[1]}/{row[2]}",
+                _day_of(cfg, row[3]),
+                "the same key appears twice in the batch",
+            )
+        )
     names = pl.concat(names_seen).unique().sort("supplier_code", "supplier_sku", "product_name")
     return _anoms(anomalies, "suppliers"), names
 

@@ -40,7 +40,9 @@ class LiveStats:
 
 
 def _local(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(int(epoch) + CST_OFFSET_S, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(int(epoch) + CST_OFFSET_S, dt.UTC).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
 
 
 def _engine(url: str | None, path: Path) -> sa.Engine:
@@ -56,9 +58,16 @@ def _engine(url: str | None, path: Path) -> sa.Engine:
     return engine
 
 
-def run_live(cfg: SimConfig, sources: Path, rate: float, seconds: float | None = None,
-             shop_db_url: str | None = None, substation_db_url: str | None = None,
-             pay_share: float = 0.75, refund_share: float = 0.01) -> LiveStats:
+def run_live(
+    cfg: SimConfig,
+    sources: Path,
+    rate: float,
+    seconds: float | None = None,
+    shop_db_url: str | None = None,
+    substation_db_url: str | None = None,
+    pay_share: float = 0.75,
+    refund_share: float = 0.01,
+) -> LiveStats:
     """Insert and progress orders in real time until ``seconds`` pass (or Ctrl-C)."""
     rng = np.random.default_rng([cfg.seed, int(time.time())])
     main = _engine(shop_db_url, sources / "db" / MAIN_DB)
@@ -67,18 +76,28 @@ def run_live(cfg: SimConfig, sources: Path, rate: float, seconds: float | None =
     skus = pl.read_parquet(sources / "_truth" / "skus.parquet").select("sku_id", "popularity")
     with main.connect() as con:
         goods = pl.DataFrame(
-            con.execute(sa.text("select id, gd_name, actual_price, type from goods where is_open = 1")).all(),
-            schema=["id", "name", "price", "type"], orient="row")
+            con.execute(
+                sa.text("select id, gd_name, actual_price, type from goods where is_open = 1")
+            ).all(),
+            schema=["id", "name", "price", "type"],
+            orient="row",
+        )
     with sub.connect() as con:
         comms = pl.DataFrame(
             con.execute(sa.text("select id, name, price, delivery_way from commodity")).all(),
-            schema=["id", "name", "price", "type"], orient="row")
+            schema=["id", "name", "price", "type"],
+            orient="row",
+        )
     # popularity by listing, from the catalogue behind the listings
     truth_products = pl.read_parquet(sources / "_truth" / "products.parquet")
     weights = {}
-    for shop, frame, system in (("main", goods, "main.goods"), ("substation", comms, "substation.commodity")):
+    for shop, frame, system in (
+        ("main", goods, "main.goods"),
+        ("substation", comms, "substation.commodity"),
+    ):
         ref = truth_products.filter(pl.col("system") == system).select(
-            pl.col("product_ref").cast(pl.Int64).alias("id"), "sku_id")
+            pl.col("product_ref").cast(pl.Int64).alias("id"), "sku_id"
+        )
         w = frame.join(ref, on="id", how="left").join(skus, on="sku_id", how="left")
         p = w["popularity"].fill_null(w["popularity"].min() or 1.0).to_numpy()
         weights[shop] = p / p.sum()
@@ -136,44 +155,75 @@ def run_live(cfg: SimConfig, sources: Path, rate: float, seconds: float | None =
     return stats
 
 
-def _insert_order(engine: sa.Engine, shop: str, row: dict, person: dict, now: float,
-                  rng: np.random.Generator) -> dict:
+def _insert_order(
+    engine: sa.Engine, shop: str, row: dict, person: dict, now: float, rng: np.random.Generator
+) -> dict:
     price = float(row["price"])
     pay_id = int(rng.choice([p[0] for p in (MAIN_PAYS if shop == "main" else SUB_PAYS)]))
     with engine.begin() as con:
         if shop == "main":
             order_no = str(unique_codes(rng, 1, 16)[0])
-            con.execute(sa.text(
-                "insert into orders (order_sn, goods_id, coupon_id, title, type, goods_price, buy_amount,"
-                " coupon_discount_price, wholesale_discount_price, total_price, actual_price, search_pwd,"
-                " email, pay_id, buy_ip, trade_no, status, coupon_ret_back, created_at, updated_at)"
-                " values (:sn, :gid, 0, :title, :type, :p, 1, 0, 0, :p, :p, '', :email, :pay, :ip, '',"
-                " 1, 0, :now, :now)"),
-                {"sn": order_no, "gid": row["id"], "title": f"{row['name']} x 1", "type": row["type"],
-                 "p": price, "email": person["email"], "pay": pay_id, "ip": "127.0.0.1",
-                 "now": _local(now)})
+            con.execute(
+                sa.text(
+                    "insert into orders (order_sn, goods_id, coupon_id, title, type, goods_price, buy_amount,"
+                    " coupon_discount_price, wholesale_discount_price, total_price, actual_price, search_pwd,"
+                    " email, pay_id, buy_ip, trade_no, status, coupon_ret_back, created_at, updated_at)"
+                    " values (:sn, :gid, 0, :title, :type, :p, 1, 0, 0, :p, :p, '', :email, :pay, :ip, '',"
+                    " 1, 0, :now, :now)"
+                ),
+                {
+                    "sn": order_no,
+                    "gid": row["id"],
+                    "title": f"{row['name']} x 1",
+                    "type": row["type"],
+                    "p": price,
+                    "email": person["email"],
+                    "pay": pay_id,
+                    "ip": "127.0.0.1",
+                    "now": _local(now),
+                },
+            )
         else:
             order_no = str(substation_trade_no(rng, np.array([int(now)]))[0])
-            con.execute(sa.text(
-                'insert into "order" (owner, user_id, trade_no, amount, commodity_id, card_num, pay_id,'
-                " create_time, create_ip, create_device, status, contact, delivery_status)"
-                " values (0, 0, :tn, :p, :cid, 1, :pay, :now, '127.0.0.1', 1, 0, :contact, 0)"),
-                {"tn": order_no, "p": price, "cid": row["id"], "pay": pay_id, "now": int(now),
-                 "contact": person["phone"]})
-    return {"shop": shop, "order_no": order_no, "listing_id": row["id"],
-            "manual": (row["type"] == 2) if shop == "main" else (row["type"] == 1)}
+            con.execute(
+                sa.text(
+                    'insert into "order" (owner, user_id, trade_no, amount, commodity_id, card_num, pay_id,'
+                    " create_time, create_ip, create_device, status, contact, delivery_status)"
+                    " values (0, 0, :tn, :p, :cid, 1, :pay, :now, '127.0.0.1', 1, 0, :contact, 0)"
+                ),
+                {
+                    "tn": order_no,
+                    "p": price,
+                    "cid": row["id"],
+                    "pay": pay_id,
+                    "now": int(now),
+                    "contact": person["phone"],
+                },
+            )
+    return {
+        "shop": shop,
+        "order_no": order_no,
+        "listing_id": row["id"],
+        "manual": (row["type"] == 2) if shop == "main" else (row["type"] == 1),
+    }
 
 
 def _pay(engine: sa.Engine, order: dict, now: float, rng: np.random.Generator) -> None:
     with engine.begin() as con:
         if order["shop"] == "main":
             txn = str(channel_txn_no(rng, np.array(["alipay"]), np.array([int(now)]))[0])
-            con.execute(sa.text("update orders set status = 2, trade_no = :t, updated_at = :now"
-                                " where order_sn = :sn"),
-                        {"t": txn, "now": _local(now), "sn": order["order_no"]})
+            con.execute(
+                sa.text(
+                    "update orders set status = 2, trade_no = :t, updated_at = :now"
+                    " where order_sn = :sn"
+                ),
+                {"t": txn, "now": _local(now), "sn": order["order_no"]},
+            )
         else:
-            con.execute(sa.text('update "order" set status = 1, pay_time = :now where trade_no = :tn'),
-                        {"now": int(now), "tn": order["order_no"]})
+            con.execute(
+                sa.text('update "order" set status = 1, pay_time = :now where trade_no = :tn'),
+                {"now": int(now), "tn": order["order_no"]},
+            )
 
 
 def _deliver(engine: sa.Engine, order: dict, now: float) -> bool:
@@ -181,34 +231,65 @@ def _deliver(engine: sa.Engine, order: dict, now: float) -> bool:
     with engine.begin() as con:
         if order["shop"] == "main":
             if order["manual"]:
-                con.execute(sa.text("update orders set status = 4, info = '充值成功', updated_at = :now"
-                                    " where order_sn = :sn"), {"now": _local(now), "sn": order["order_no"]})
+                con.execute(
+                    sa.text(
+                        "update orders set status = 4, info = '充值成功', updated_at = :now"
+                        " where order_sn = :sn"
+                    ),
+                    {"now": _local(now), "sn": order["order_no"]},
+                )
                 return True
-            key = con.execute(sa.text("select id, carmi from carmis where goods_id = :g and status = 1"
-                                      " and deleted_at is null order by id limit 1"),
-                              {"g": order["listing_id"]}).first()
+            key = con.execute(
+                sa.text(
+                    "select id, carmi from carmis where goods_id = :g and status = 1"
+                    " and deleted_at is null order by id limit 1"
+                ),
+                {"g": order["listing_id"]},
+            ).first()
             if key is None:
                 return False
-            con.execute(sa.text("update carmis set status = 2, updated_at = :now where id = :id"),
-                        {"now": _local(now), "id": key[0]})
-            con.execute(sa.text("update orders set status = 4, info = :info, updated_at = :now"
-                                " where order_sn = :sn"),
-                        {"info": key[1], "now": _local(now), "sn": order["order_no"]})
+            con.execute(
+                sa.text("update carmis set status = 2, updated_at = :now where id = :id"),
+                {"now": _local(now), "id": key[0]},
+            )
+            con.execute(
+                sa.text(
+                    "update orders set status = 4, info = :info, updated_at = :now"
+                    " where order_sn = :sn"
+                ),
+                {"info": key[1], "now": _local(now), "sn": order["order_no"]},
+            )
             return True
-        oid = con.execute(sa.text('select id from "order" where trade_no = :tn'),
-                          {"tn": order["order_no"]}).scalar_one()
+        oid = con.execute(
+            sa.text('select id from "order" where trade_no = :tn'), {"tn": order["order_no"]}
+        ).scalar_one()
         if order["manual"]:
-            con.execute(sa.text('update "order" set delivery_status = 1, secret = \'充值成功\''
-                                " where id = :id"), {"id": oid})
+            con.execute(
+                sa.text(
+                    "update \"order\" set delivery_status = 1, secret = '充值成功' where id = :id"
+                ),
+                {"id": oid},
+            )
             return True
-        key = con.execute(sa.text("select id, secret from card where commodity_id = :c and status = 0"
-                                  " order by id limit 1"), {"c": order["listing_id"]}).first()
+        key = con.execute(
+            sa.text(
+                "select id, secret from card where commodity_id = :c and status = 0"
+                " order by id limit 1"
+            ),
+            {"c": order["listing_id"]},
+        ).first()
         if key is None:
             return False
-        con.execute(sa.text("update card set status = 1, purchase_time = :now, order_id = :oid"
-                            " where id = :id"), {"now": int(now), "oid": oid, "id": key[0]})
-        con.execute(sa.text('update "order" set delivery_status = 1, secret = :s where id = :id'),
-                    {"s": key[1], "id": oid})
+        con.execute(
+            sa.text(
+                "update card set status = 1, purchase_time = :now, order_id = :oid where id = :id"
+            ),
+            {"now": int(now), "oid": oid, "id": key[0]},
+        )
+        con.execute(
+            sa.text('update "order" set delivery_status = 1, secret = :s where id = :id'),
+            {"s": key[1], "id": oid},
+        )
         return True
 
 
@@ -217,21 +298,41 @@ def _restock(engine: sa.Engine, order: dict, now: float, rng: np.random.Generato
     cards = random_codes(rng, RESTOCK_KEYS, 16, DIGITS)
     with engine.begin() as con:
         if order["shop"] == "main":
-            con.execute(sa.text("insert into carmis (goods_id, status, is_loop, carmi, created_at,"
-                                " updated_at) values (:g, 1, 0, :k, :now, :now)"),
-                        [{"g": order["listing_id"], "k": f"{c}----{s}", "now": _local(now)}
-                         for c, s in zip(cards, secrets, strict=True)])
+            con.execute(
+                sa.text(
+                    "insert into carmis (goods_id, status, is_loop, carmi, created_at,"
+                    " updated_at) values (:g, 1, 0, :k, :now, :now)"
+                ),
+                [
+                    {"g": order["listing_id"], "k": f"{c}----{s}", "now": _local(now)}
+                    for c, s in zip(cards, secrets, strict=True)
+                ],
+            )
         else:
-            con.execute(sa.text("insert into card (owner, commodity_id, secret, create_time, status)"
-                                " values (0, :c, :k, :now, 0)"),
-                        [{"c": order["listing_id"], "k": str(s), "now": int(now)} for s in secrets])
+            con.execute(
+                sa.text(
+                    "insert into card (owner, commodity_id, secret, create_time, status)"
+                    " values (0, :c, :k, :now, 0)"
+                ),
+                [{"c": order["listing_id"], "k": str(s), "now": int(now)} for s in secrets],
+            )
 
 
 def _refund(engine: sa.Engine, order: dict, now: float) -> None:
     with engine.begin() as con:
-        amount = con.execute(sa.text("select actual_price from orders where order_sn = :sn"),
-                             {"sn": order["order_no"]}).scalar_one()
-        con.execute(sa.text("insert into refunds (refund_no, order_sn, amount, reason, status,"
-                            " created_at, succeeded_at) values (:no, :sn, :a, '卡密无效', 1, :now, :now)"),
-                    {"no": f"RFL{order['order_no']}", "sn": order["order_no"], "a": amount,
-                     "now": _local(now)})
+        amount = con.execute(
+            sa.text("select actual_price from orders where order_sn = :sn"),
+            {"sn": order["order_no"]},
+        ).scalar_one()
+        con.execute(
+            sa.text(
+                "insert into refunds (refund_no, order_sn, amount, reason, status,"
+                " created_at, succeeded_at) values (:no, :sn, :a, '卡密无效', 1, :now, :now)"
+            ),
+            {
+                "no": f"RFL{order['order_no']}",
+                "sn": order["order_no"],
+                "a": amount,
+                "now": _local(now),
+            },
+        )

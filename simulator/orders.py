@@ -13,19 +13,47 @@ import numpy as np
 import polars as pl
 
 from simulator.config import CHANNEL_ACCOUNTS, CST_OFFSET_S, SimConfig
-from simulator.text import DIGITS, UPPER_ALNUM, digits_of, random_codes
+from simulator.text import DIGITS, UPPER_ALNUM, random_codes
 
 # orders by local hour: quiet nights, a lunch bump, an evening peak (game time)
 HOUR_WEIGHTS = np.array(
-    [2.2, 1.4, 0.8, 0.5, 0.4, 0.4, 0.6, 1.0, 1.8, 2.6, 3.2, 3.6,
-     4.2, 4.0, 3.6, 3.5, 3.6, 3.8, 4.2, 5.0, 6.0, 6.6, 6.2, 4.2]
+    [
+        2.2,
+        1.4,
+        0.8,
+        0.5,
+        0.4,
+        0.4,
+        0.6,
+        1.0,
+        1.8,
+        2.6,
+        3.2,
+        3.6,
+        4.2,
+        4.0,
+        3.6,
+        3.5,
+        3.6,
+        3.8,
+        4.2,
+        5.0,
+        6.0,
+        6.6,
+        6.2,
+        4.2,
+    ]
 )
 WEEKDAY_FACTOR = np.array([0.93, 0.94, 0.96, 0.99, 1.05, 1.10, 1.03])  # Mon..Sun
 PROMO_DATES = {(11, 11), (12, 12), (6, 18), (1, 1), (10, 1), (2, 14), (5, 20)}
 
 # main shop pays (dujiaoka pay_check) → channel account; substation pay codes → account
-MAIN_PAYS = [(1, "zfbf2f", "alipay_main", 0.47), (2, "wescan", "wechat_main", 0.38),
-             (3, "alipay", "alipay_main", 0.08), (4, "wxpay", "wechat_main", 0.07)]
+MAIN_PAYS = [
+    (1, "zfbf2f", "alipay_main", 0.47),
+    (2, "wescan", "wechat_main", 0.38),
+    (3, "alipay", "alipay_main", 0.08),
+    (4, "wxpay", "wechat_main", 0.07),
+]
 SUB_PAYS = [(1, "alipay", "alipay_substation", 0.55), (2, "wxpay", "wechat_substation", 0.45)]
 
 
@@ -73,18 +101,23 @@ def substation_trade_no(rng: np.random.Generator, created_at: np.ndarray) -> np.
         )
 
 
-def channel_txn_no(rng: np.random.Generator, channel: np.ndarray, paid_at: np.ndarray) -> np.ndarray:
+def channel_txn_no(
+    rng: np.random.Generator, channel: np.ndarray, paid_at: np.ndarray
+) -> np.ndarray:
     """Alipay 支付宝交易号 ``yyyymmdd2200…`` (28 digits), WeChat 微信订单号 ``4200…`` (28 digits)."""
     n = len(paid_at)
     ymd = _local_strftime(paid_at, "%Y%m%d")
     body = random_codes(rng, n, 14, DIGITS)
     alipay = np.char.add(np.char.add(ymd, "2200"), body)
-    wechat = np.char.add(np.char.add(np.char.add("42000", body.astype("U5")), ymd),
-                         random_codes(rng, n, 10, DIGITS))
+    wechat = np.char.add(
+        np.char.add(np.char.add("42000", body.astype("U5")), ymd), random_codes(rng, n, 10, DIGITS)
+    )
     return np.where(channel == "alipay", alipay, wechat)
 
 
-def build_orders(cfg: SimConfig, catalog: dict[str, pl.DataFrame], people: pl.DataFrame) -> pl.DataFrame:
+def build_orders(
+    cfg: SimConfig, catalog: dict[str, pl.DataFrame], people: pl.DataFrame
+) -> pl.DataFrame:
     rng = cfg.rng("orders")
     skus = catalog["skus"]
     popularity = skus["popularity"].to_numpy()
@@ -148,8 +181,11 @@ def build_orders(cfg: SimConfig, catalog: dict[str, pl.DataFrame], people: pl.Da
     has_coupon = (rng.uniform(size=n) < 0.03) & (orders["shop"].to_numpy() == "main")
     coupon_value = rng.choice([100, 200, 500], size=n)
     coupon_fen = np.where(has_coupon, np.minimum(coupon_value, gross - 1), 0)
-    coupon_id = np.where(has_coupon, (coupon_value // 100 == 1) * 1 + (coupon_value == 200) * 2
-                         + (coupon_value == 500) * 3, 0)
+    coupon_id = np.where(
+        has_coupon,
+        (coupon_value // 100 == 1) * 1 + (coupon_value == 200) * 2 + (coupon_value == 500) * 3,
+        0,
+    )
     amount = gross - coupon_fen
 
     # payment: 20-30 % are never paid; the rest pay within seconds to a few minutes
@@ -241,7 +277,9 @@ def _affixes_vectorised(acct: np.ndarray, idx: np.ndarray, table: dict) -> np.nd
 
 
 def _ips(rng: np.random.Generator, n: int) -> np.ndarray:
-    octets = [rng.integers(lo, hi, n).astype(str) for lo, hi in ((36, 223), (0, 256), (0, 256), (1, 255))]
+    octets = [
+        rng.integers(lo, hi, n).astype(str) for lo, hi in ((36, 223), (0, 256), (0, 256), (1, 255))
+    ]
     out = octets[0]
     for o in octets[1:]:
         out = np.char.add(np.char.add(out, "."), o)

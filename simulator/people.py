@@ -13,14 +13,67 @@ import polars as pl
 from simulator.config import SimConfig
 from simulator.text import DIGITS, LOWER, OPENID_CHARS, random_codes
 
-_SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁")
+_SURNAMES = list(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+)
 _GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建文辉力宇浩然子轩梓涵一诺欣怡")
-_NICK_WORDS = ["小", "阿", "大", "老", "快乐", "孤独", "无敌", "可爱", "暴躁", "佛系", "咸鱼", "追风"]
+_NICK_WORDS = [
+    "小",
+    "阿",
+    "大",
+    "老",
+    "快乐",
+    "孤独",
+    "无敌",
+    "可爱",
+    "暴躁",
+    "佛系",
+    "咸鱼",
+    "追风",
+]
 _NICK_TAILS = ["玩家", "少年", "猫", "鱼", "侠", "哥", "姐", "宝宝", "骑士", "法师", "同学", "Ace"]
-_MAIL_DOMAINS = np.array(["163.com", "126.com", "gmail.com", "outlook.com", "sina.com", "foxmail.com"])
+_MAIL_DOMAINS = np.array(
+    ["163.com", "126.com", "gmail.com", "outlook.com", "sina.com", "foxmail.com"]
+)
 _PHONE_PREFIXES = np.array(
-    [130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 155, 156, 157, 158, 159, 166, 170,
-     173, 176, 177, 178, 180, 181, 182, 183, 185, 186, 187, 188, 189, 191, 195, 198, 199]
+    [
+        130,
+        131,
+        132,
+        133,
+        135,
+        136,
+        137,
+        138,
+        139,
+        150,
+        151,
+        152,
+        155,
+        156,
+        157,
+        158,
+        159,
+        166,
+        170,
+        173,
+        176,
+        177,
+        178,
+        180,
+        181,
+        182,
+        183,
+        185,
+        186,
+        187,
+        188,
+        189,
+        191,
+        195,
+        198,
+        199,
+    ]
 )
 
 
@@ -50,20 +103,20 @@ def build_people(cfg: SimConfig) -> pl.DataFrame:
     uses_qq_mail = rng.uniform(size=n) < 0.5
     email = np.where(uses_qq_mail, qq_mail, other_mail)
     # some people use a second address (the other of the two) now and then
-    email_alt = np.where(rng.uniform(size=n) < 0.15, np.where(uses_qq_mail, other_mail, qq_mail), "")
-    openid = np.char.add("o", random_codes(rng, n, 27, OPENID_CHARS))
-    nick = np.char.add(
-        rng.choice(np.array(_NICK_WORDS), n), rng.choice(np.array(_NICK_TAILS), n)
+    email_alt = np.where(
+        rng.uniform(size=n) < 0.15, np.where(uses_qq_mail, other_mail, qq_mail), ""
     )
+    openid = np.char.add("o", random_codes(rng, n, 27, OPENID_CHARS))
+    nick = np.char.add(rng.choice(np.array(_NICK_WORDS), n), rng.choice(np.array(_NICK_TAILS), n))
     nick = np.char.add(nick, rng.integers(0, 1000, n).astype(str))
     real_name = np.char.add(rng.choice(np.array(_SURNAMES), n), rng.choice(np.array(_GIVEN), n))
 
     # buying frequency: heavy-tailed, so a few buy very often and most buy once or twice
     activity = rng.pareto(1.3, n) + 0.2
     # when they first show up: a third exist before the horizon, the rest join over it
-    join_day = np.where(
-        rng.uniform(size=n) < 0.35, 0, rng.integers(0, max(1, cfg.days), n)
-    ).astype(np.int64)
+    join_day = np.where(rng.uniform(size=n) < 0.35, 0, rng.integers(0, max(1, cfg.days), n)).astype(
+        np.int64
+    )
     return pl.DataFrame(
         {
             "person_id": pid,

@@ -57,22 +57,38 @@ def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> p
         np.clip(np.round(rng.lognormal(np.log(3 * 3600), 1.0, n)), 600, 20 * 3600),
     ).astype(np.int64)
     requested = base + delay
-    refunds = o.select("order_idx", "shop", "account", "channel", "txn_no", "paid_at").with_columns(
-        reason=pl.Series(reason),
-        amount_fen=pl.Series(amount),
-        requested_at=pl.Series(requested),
-        is_late=pl.Series(late),
-        of_duplicate_payment=pl.lit(False),
-    ).filter(pl.col("reason") != "")
+    refunds = (
+        o.select("order_idx", "shop", "account", "channel", "txn_no", "paid_at")
+        .with_columns(
+            reason=pl.Series(reason),
+            amount_fen=pl.Series(amount),
+            requested_at=pl.Series(requested),
+            is_late=pl.Series(late),
+            of_duplicate_payment=pl.lit(False),
+        )
+        .filter(pl.col("reason") != "")
+    )
 
     # the second charge of a duplicate payment is paid back
     dup = orders.filter(pl.col("duplicate_payment")).select(
-        "order_idx", "shop", "account", "channel", pl.col("dup_txn_no").alias("txn_no"),
-        "paid_at", "dup_paid_at", "amount_fen", "amount_delta_fen",
+        "order_idx",
+        "shop",
+        "account",
+        "channel",
+        pl.col("dup_txn_no").alias("txn_no"),
+        "paid_at",
+        "dup_paid_at",
+        "amount_fen",
+        "amount_delta_fen",
     )
     dup_delay = rng.integers(3600, 2 * 86400, dup.height)
     dup_refunds = dup.select(
-        "order_idx", "shop", "account", "channel", "txn_no", "paid_at",
+        "order_idx",
+        "shop",
+        "account",
+        "channel",
+        "txn_no",
+        "paid_at",
         reason=pl.lit("duplicate_payment"),
         amount_fen=pl.col("amount_fen") + pl.col("amount_delta_fen"),
         requested_at=pl.col("dup_paid_at") + pl.Series(dup_delay),
@@ -94,7 +110,10 @@ def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> p
         refund_idx=pl.int_range(pl.len(), dtype=pl.Int64),
     ).with_columns(
         refund_no=pl.concat_str(
-            [pl.lit("RF"), local_time(pl.col("requested_at"), "%Y%m%d"),
-             pl.col("refund_idx").cast(pl.Utf8).str.zfill(8)]
+            [
+                pl.lit("RF"),
+                local_time(pl.col("requested_at"), "%Y%m%d"),
+                pl.col("refund_idx").cast(pl.Utf8).str.zfill(8),
+            ]
         )
     )

@@ -24,9 +24,11 @@ BAD_KINDS = (
 
 def key_text(keys: pl.DataFrame, has_card_no: pl.Expr) -> pl.Expr:
     """How the shops store an imported key: ``card_no----secret`` (the common import delimiter)."""
-    return pl.when(has_card_no).then(
-        pl.concat_str([pl.col("card_no"), pl.col("secret")], separator="----")
-    ).otherwise(pl.col("secret"))
+    return (
+        pl.when(has_card_no)
+        .then(pl.concat_str([pl.col("card_no"), pl.col("secret")], separator="----"))
+        .otherwise(pl.col("secret"))
+    )
 
 
 def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
@@ -49,9 +51,7 @@ def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
     bad = pl.concat(parts)
     n = bad.height
     created = bad["created_at"].to_numpy()
-    order_no = (
-        unique_codes(rng, n, 16) if shop == "main" else substation_trade_no(rng, created)
-    )
+    order_no = unique_codes(rng, n, 16) if shop == "main" else substation_trade_no(rng, created)
     return bad.with_columns(
         order_no=pl.Series(order_no),
         is_paid=pl.lit(False),
@@ -84,7 +84,10 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         .agg(key_text(keys, pl.col("has_card_no")).str.join("\n").alias("info"))
     )
     allrows = pl.concat(
-        [o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)), bad.drop("bad_future_at", "bad_goods")],
+        [
+            o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)),
+            bad.drop("bad_future_at", "bad_goods"),
+        ],
         how="diagonal_relaxed",
     ).join(info, on="order_idx", how="left")
     if bad.height:
@@ -97,14 +100,15 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         )
     allrows = allrows.join(
         goods.select(pl.col("goods_id").alias("listing_id"), "gd_name", "type"),
-        on="listing_id", how="left",
+        on="listing_id",
+        how="left",
     ).sort("created_at", "order_no")
 
     shows_paid = pl.col("is_paid") & ~pl.col("lost_callback").fill_null(False)
     delivered = pl.col("delivered_at").is_not_null()
     status = (
-        pl.when(pl.col("bad_kind") != "").then(pl.when(pl.col("created_at") + EXPIRE_AFTER_S < end)
-                                               .then(-1).otherwise(1))
+        pl.when(pl.col("bad_kind") != "")
+        .then(pl.when(pl.col("created_at") + EXPIRE_AFTER_S < end).then(-1).otherwise(1))
         .when(~shows_paid)
         .then(pl.when(pl.col("created_at") + EXPIRE_AFTER_S < end).then(-1).otherwise(1))
         .when(delivered)
@@ -142,13 +146,16 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         .then(pl.when(pl.col("order_idx") % 2 == 0).then(0).otherwise(-pl.col("amount_fen")))
         .otherwise(pl.col("amount_fen"))
     )
-    title = pl.when(pl.col("is_test").fill_null(False)).then(
-        pl.concat_str([pl.lit("测试订单-"), pl.col("gd_name")])
-    ).otherwise(pl.col("gd_name"))
+    title = (
+        pl.when(pl.col("is_test").fill_null(False))
+        .then(pl.concat_str([pl.lit("测试订单-"), pl.col("gd_name")]))
+        .otherwise(pl.col("gd_name"))
+    )
     orders = allrows.with_row_index("id", offset=1).select(
         pl.col("id").cast(pl.Int64),
         order_sn=pl.col("order_no"),
-        goods_id=pl.when(kind == "bad_row_unknown_product").then("bad_goods")
+        goods_id=pl.when(kind == "bad_row_unknown_product")
+        .then("bad_goods")
         .otherwise("listing_id"),
         coupon_id="coupon_id",
         title=pl.concat_str([title, pl.lit(" x "), pl.col("qty").cast(pl.Utf8)]),
@@ -161,16 +168,21 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         actual_price=actual / 100,
         search_pwd=pl.lit(""),
         email=pl.when(kind == "bad_row_missing_key").then(pl.lit("")).otherwise("buyer_email"),
-        info=pl.when(delivered & ~pl.col("is_manual")).then("info")
-        .when(delivered).then(pl.lit("充值成功")).otherwise(None),
+        info=pl.when(delivered & ~pl.col("is_manual"))
+        .then("info")
+        .when(delivered)
+        .then(pl.lit("充值成功"))
+        .otherwise(None),
         pay_id="pay_id",
         buy_ip="ip",
         trade_no=pl.when(shows_paid & (kind == "")).then("txn_no").otherwise(pl.lit("")),
         status=status,
         coupon_ret_back=pl.lit(0),
         created_at=created_text,
-        updated_at=pl.when(kind == "bad_row_unparsable_date").then(pl.lit("0000-00-00 00:00:00"))
-        .when(kind == "bad_row_future_timestamp").then(local_time(pl.col("bad_future_at")))
+        updated_at=pl.when(kind == "bad_row_unparsable_date")
+        .then(pl.lit("0000-00-00 00:00:00"))
+        .when(kind == "bad_row_future_timestamp")
+        .then(local_time(pl.col("bad_future_at")))
         .otherwise(local_time(updated)),
         deleted_at=pl.lit(None, dtype=pl.Utf8),
     )
@@ -196,28 +208,43 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
     )
     sold = keys.filter(pl.col("sold_at").is_not_null() & (pl.col("shop") == "main"))
     unsold = keys.filter(
-        pl.col("sold_at").is_null() & pl.col("voided_at").is_null() & ~pl.col("is_malformed")
+        pl.col("sold_at").is_null()
+        & pl.col("voided_at").is_null()
+        & ~pl.col("is_malformed")
         & (pl.col("shop") == "main")
     )
-    goods_rows = goods.join(sold.group_by("sku_id").len("sales_volume"), on="sku_id", how="left").join(
-        unsold.group_by("sku_id").len("in_stock"), on="sku_id", how="left"
-    ).join(world["catalog"]["skus"].select("sku_id", "launch_day"), on="sku_id", how="left")
+    goods_rows = (
+        goods.join(sold.group_by("sku_id").len("sales_volume"), on="sku_id", how="left")
+        .join(unsold.group_by("sku_id").len("in_stock"), on="sku_id", how="left")
+        .join(world["catalog"]["skus"].select("sku_id", "launch_day"), on="sku_id", how="left")
+    )
     launch_at = cfg.start_epoch + (pl.col("launch_day") - 30) * 86400
     goods_frame = goods_rows.select(
-        id="goods_id", group_id="group_id", gd_name="gd_name",
+        id="goods_id",
+        group_id="group_id",
+        gd_name="gd_name",
         retail_price=pl.col("retail_price_fen") / 100,
         actual_price=pl.col("actual_price_fen") / 100,
         in_stock=pl.col("in_stock").fill_null(0).cast(pl.Int64),
         sales_volume=pl.col("sales_volume").fill_null(0).cast(pl.Int64),
-        ord=pl.lit(1), buy_limit_num=pl.lit(0), type="type", is_open=pl.lit(1),
-        created_at=local_time(launch_at), updated_at=local_time(launch_at),
+        ord=pl.lit(1),
+        buy_limit_num=pl.lit(0),
+        type="type",
+        is_open=pl.lit(1),
+        created_at=local_time(launch_at),
+        updated_at=local_time(launch_at),
         deleted_at=pl.lit(None, dtype=pl.Utf8),
     ).sort("id")
     stamp = local_time(pl.lit(cfg.start_epoch - 400 * 86400))
     groups = pl.DataFrame(
         {"id": list(range(1, len(CATEGORIES) + 1)), "gp_name": [c[2] for c in CATEGORIES]}
-    ).with_columns(is_open=pl.lit(1), ord=pl.lit(1), created_at=stamp, updated_at=stamp,
-                   deleted_at=pl.lit(None, dtype=pl.Utf8))
+    ).with_columns(
+        is_open=pl.lit(1),
+        ord=pl.lit(1),
+        created_at=stamp,
+        updated_at=stamp,
+        deleted_at=pl.lit(None, dtype=pl.Utf8),
+    )
     pays = pl.DataFrame(
         {
             "id": [p[0] for p in MAIN_PAYS],
@@ -228,15 +255,27 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
             "merchant_id": ["2088631234560187", "1612345678", "1001", "1001"],
             "pay_handleroute": ["/pay/alipay", "/pay/wepay", "/pay/yipay", "/pay/yipay"],
         }
-    ).with_columns(is_open=pl.lit(1), created_at=stamp, updated_at=stamp,
-                   deleted_at=pl.lit(None, dtype=pl.Utf8))
+    ).with_columns(
+        is_open=pl.lit(1),
+        created_at=stamp,
+        updated_at=stamp,
+        deleted_at=pl.lit(None, dtype=pl.Utf8),
+    )
     coupons = pl.DataFrame(
         {"id": [1, 2, 3], "discount": [1.0, 2.0, 5.0], "coupon": ["NEW1", "VIP2", "PROMO5"]}
-    ).with_columns(is_use=pl.lit(1), is_open=pl.lit(1), ret=pl.lit(100000), created_at=stamp,
-                   updated_at=stamp, deleted_at=pl.lit(None, dtype=pl.Utf8))
+    ).with_columns(
+        is_use=pl.lit(1),
+        is_open=pl.lit(1),
+        ret=pl.lit(100000),
+        created_at=stamp,
+        updated_at=stamp,
+        deleted_at=pl.lit(None, dtype=pl.Utf8),
+    )
 
-    refunds = world["refunds"].filter(pl.col("shop") == "main").join(
-        world["orders"].select("order_idx", "order_no"), on="order_idx", how="left"
+    refunds = (
+        world["refunds"]
+        .filter(pl.col("shop") == "main")
+        .join(world["orders"].select("order_idx", "order_no"), on="order_idx", how="left")
     )
     refunds_frame = refunds.with_row_index("id", offset=1).select(
         pl.col("id").cast(pl.Int64),
@@ -249,8 +288,13 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         succeeded_at=local_time(pl.col("succeeded_at")),
     )
     frames = {
-        "goods_group": groups, "goods": goods_frame, "carmis": carmis, "coupons": coupons,
-        "pays": pays, "orders": orders, "refunds": refunds_frame,
+        "goods_group": groups,
+        "goods": goods_frame,
+        "carmis": carmis,
+        "coupons": coupons,
+        "pays": pays,
+        "orders": orders,
+        "refunds": refunds_frame,
     }
     return frames, _bad_anomalies(bad, "main", "orders", cfg)
 
@@ -262,9 +306,11 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
     keys = world["keys"]
     comms = world["catalog"]["commodities"]
     sup_card_no = world["supplier_has_card_no"]
-    allrows = pl.concat(
-        [o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)), bad], how="diagonal_relaxed"
-    ).sort("created_at", "order_no").with_row_index("id", offset=1)
+    allrows = (
+        pl.concat([o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)), bad], how="diagonal_relaxed")
+        .sort("created_at", "order_no")
+        .with_row_index("id", offset=1)
+    )
     allrows = allrows.with_columns(pl.col("id").cast(pl.Int64))
     sub_ids = allrows.filter(pl.col("bad_kind") == "").select("order_idx", sub_order_id="id")
     secrets = (
@@ -283,25 +329,34 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
         owner=pl.when(kind == "bad_row_missing_key").then(0).otherwise("owner"),
         user_id=pl.lit(0),
         trade_no="order_no",
-        amount=pl.when(kind == "bad_row_nonpositive_amount").then(0.0)
+        amount=pl.when(kind == "bad_row_nonpositive_amount")
+        .then(0.0)
         .otherwise(pl.col("amount_fen") / 100),
-        commodity_id=pl.when(kind == "bad_row_unknown_product").then("bad_goods")
+        commodity_id=pl.when(kind == "bad_row_unknown_product")
+        .then("bad_goods")
         .otherwise("listing_id"),
         card_num="qty",
         pay_id="pay_id",
-        create_time=pl.when(kind == "bad_row_unparsable_date").then(0)
-        .when(kind == "bad_row_future_timestamp").then("bad_future_at")
+        create_time=pl.when(kind == "bad_row_unparsable_date")
+        .then(0)
+        .when(kind == "bad_row_future_timestamp")
+        .then("bad_future_at")
         .otherwise("created_at"),
         create_ip="ip",
         create_device=(pl.col("order_idx") % 3),
         pay_time=pl.when(shows_paid).then("paid_at").otherwise(None),
         status=pl.when(shows_paid).then(1).otherwise(0),
-        secret=pl.when(delivered & ~pl.col("is_manual")).then("secret")
+        secret=pl.when(delivered & ~pl.col("is_manual"))
+        .then("secret")
         .when(shows_paid & pl.col("is_manual") & ~delivered)
         .then(pl.lit("正在发货中，请耐心等待，如有疑问，请联系客服。"))
-        .when(delivered).then(pl.lit("充值成功")).otherwise(None),
-        contact=pl.when(kind == "bad_row_missing_key").then(pl.lit(""))
-        .when(pl.col("is_test").fill_null(False)).then(pl.lit("test"))
+        .when(delivered)
+        .then(pl.lit("充值成功"))
+        .otherwise(None),
+        contact=pl.when(kind == "bad_row_missing_key")
+        .then(pl.lit(""))
+        .when(pl.col("is_test").fill_null(False))
+        .then(pl.lit("test"))
         .otherwise("contact"),
         delivery_status=pl.when(delivered).then(1).otherwise(0),
         coupon_id=pl.lit(None, dtype=pl.Int64),
@@ -321,15 +376,23 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
             create_time="received_at",
             purchase_time="sold_at",
             order_id="sub_order_id",
-            status=pl.when(pl.col("sold_at").is_not_null()).then(1)
-            .when(pl.col("voided_at").is_not_null()).then(2).otherwise(0),
-            note=pl.when(pl.col("voided_at").is_not_null()).then(pl.lit("卡密无效，已锁定"))
+            status=pl.when(pl.col("sold_at").is_not_null())
+            .then(1)
+            .when(pl.col("voided_at").is_not_null())
+            .then(2)
+            .otherwise(0),
+            note=pl.when(pl.col("voided_at").is_not_null())
+            .then(pl.lit("卡密无效，已锁定"))
             .otherwise(None),
         )
     )
     stamp = cfg.start_epoch - 400 * 86400
     users = substation_users(world["people"]).select(
-        id="user_id", username="username", email="email", phone="phone", qq="qq",
+        id="user_id",
+        username="username",
+        email="email",
+        phone="phone",
+        qq="qq",
         balance=pl.lit(0.0),
         create_time=cfg.start_epoch + (pl.col("join_day") - 60) * 86400 + pl.col("user_id") % 86400,
         status=pl.lit(1),
@@ -338,18 +401,35 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
         {"id": list(range(1, len(CATEGORIES) + 1)), "name": [c[3] for c in CATEGORIES]}
     ).with_columns(sort=pl.lit(0), create_time=pl.lit(stamp), status=pl.lit(1))
     commodity = comms.select(
-        id="commodity_id", category_id="category_id", name="name",
-        factory_price=pl.col("factory_price_fen") / 100, price=pl.col("price_fen") / 100,
-        user_price=pl.col("price_fen") / 100, status=pl.lit(1), create_time=pl.lit(stamp),
-        code="code", delivery_way="delivery_way",
+        id="commodity_id",
+        category_id="category_id",
+        name="name",
+        factory_price=pl.col("factory_price_fen") / 100,
+        price=pl.col("price_fen") / 100,
+        user_price=pl.col("price_fen") / 100,
+        status=pl.lit(1),
+        create_time=pl.lit(stamp),
+        code="code",
+        delivery_way="delivery_way",
     )
     pay = pl.DataFrame(
-        {"id": [p[0] for p in SUB_PAYS], "name": ["支付宝", "微信支付"],
-         "code": [p[1] for p in SUB_PAYS], "handle": ["Alipay", "Wxpay"]}
-    ).with_columns(commodity=pl.lit(1), create_time=pl.lit(stamp), cost=pl.lit(0.0),
-                   cost_type=pl.lit(1))
-    frames = {"user": users, "category": category, "commodity": commodity, "card": card,
-              "order": orders, "pay": pay}
+        {
+            "id": [p[0] for p in SUB_PAYS],
+            "name": ["支付宝", "微信支付"],
+            "code": [p[1] for p in SUB_PAYS],
+            "handle": ["Alipay", "Wxpay"],
+        }
+    ).with_columns(
+        commodity=pl.lit(1), create_time=pl.lit(stamp), cost=pl.lit(0.0), cost_type=pl.lit(1)
+    )
+    frames = {
+        "user": users,
+        "category": category,
+        "commodity": commodity,
+        "card": card,
+        "order": orders,
+        "pay": pay,
+    }
     return frames, _bad_anomalies(bad, "substation", "order", cfg)
 
 
@@ -365,5 +445,10 @@ def _bad_anomalies(bad: pl.DataFrame, shop: str, table: str, cfg: SimConfig) -> 
     )
 
 
-ANOMALY_SCHEMA = {"kind": pl.Utf8, "source": pl.Utf8, "record": pl.Utf8, "day": pl.Date,
-                  "detail": pl.Utf8}
+ANOMALY_SCHEMA = {
+    "kind": pl.Utf8,
+    "source": pl.Utf8,
+    "record": pl.Utf8,
+    "day": pl.Date,
+    "detail": pl.Utf8,
+}

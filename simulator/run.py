@@ -61,15 +61,26 @@ def build_world(cfg: SimConfig, step: Step) -> dict:
     titles = (
         orders.select("order_idx", "shop", "listing_id", "is_test", "qty")
         .join(goods_title, on="listing_id", how="left")
-        .join(catalog["commodities"].select(pl.col("commodity_id").alias("listing_id"),
-                                            pl.col("name").alias("c_name")),
-              on="listing_id", how="left")
+        .join(
+            catalog["commodities"].select(
+                pl.col("commodity_id").alias("listing_id"), pl.col("name").alias("c_name")
+            ),
+            on="listing_id",
+            how="left",
+        )
         .select(
             "order_idx",
             title=pl.when(pl.col("shop") == "main")
-            .then(pl.concat_str([pl.when(pl.col("is_test")).then(pl.lit("测试订单-"))
-                                 .otherwise(pl.lit("")), pl.col("gd_name"), pl.lit(" x "),
-                                 pl.col("qty").cast(pl.Utf8)]))
+            .then(
+                pl.concat_str(
+                    [
+                        pl.when(pl.col("is_test")).then(pl.lit("测试订单-")).otherwise(pl.lit("")),
+                        pl.col("gd_name"),
+                        pl.lit(" x "),
+                        pl.col("qty").cast(pl.Utf8),
+                    ]
+                )
+            )
             .otherwise(pl.col("c_name")),
         )
     )
@@ -88,8 +99,13 @@ def build_world(cfg: SimConfig, step: Step) -> dict:
     }
 
 
-def simulate(cfg: SimConfig, out: Path, shop_db_url: str | None = None,
-             substation_db_url: str | None = None, step: Step | None = None) -> Summary:
+def simulate(
+    cfg: SimConfig,
+    out: Path,
+    shop_db_url: str | None = None,
+    substation_db_url: str | None = None,
+    step: Step | None = None,
+) -> Summary:
     """Write every source system of ``shared/sources.md`` into ``out`` and the answer key beside it.
 
     The folder is replaced whole (written to ``out.tmp`` first), so a failed run leaves the
@@ -121,21 +137,50 @@ def simulate(cfg: SimConfig, out: Path, shop_db_url: str | None = None,
 
     step("answer key")
     orders, refunds, keys = world["orders"], world["refunds"], world["keys"]
-    anomalies = pl.concat(
-        [
-            payment_anomalies(cfg, orders, refunds),
-            main_bad, sub_bad, stmt_anoms, crm_anoms, sup_anoms,
-            _identity_anomalies(cfg, orders, crm),
-            _supplier_episode_anomaly(cfg, world),
-        ],
-        how="vertical_relaxed",
-    ).select(list(ANOMALY_SCHEMA)).sort("kind", "day", "source", "record")
+    anomalies = (
+        pl.concat(
+            [
+                payment_anomalies(cfg, orders, refunds),
+                main_bad,
+                sub_bad,
+                stmt_anoms,
+                crm_anoms,
+                sup_anoms,
+                _identity_anomalies(cfg, orders, crm),
+                _supplier_episode_anomaly(cfg, world),
+            ],
+            how="vertical_relaxed",
+        )
+        .select(list(ANOMALY_SCHEMA))
+        .sort("kind", "day", "source", "record")
+    )
     truth_orders = orders.select(
-        "order_idx", "shop", "order_no", "person_id", "sku_id", "listing_id", "qty", "amount_fen",
-        "created_at", "is_paid", "paid_at", "delivered_at", "account", "channel", "txn_no",
-        "is_manual", "is_test", "lost_callback", "duplicate_payment", "dup_txn_no",
-        "amount_delta_fen", "missing_in_statement", "order_no_affix", "statement_day_shift",
-        "waited_for_stock", "delivery_failed",
+        "order_idx",
+        "shop",
+        "order_no",
+        "person_id",
+        "sku_id",
+        "listing_id",
+        "qty",
+        "amount_fen",
+        "created_at",
+        "is_paid",
+        "paid_at",
+        "delivered_at",
+        "account",
+        "channel",
+        "txn_no",
+        "is_manual",
+        "is_test",
+        "lost_callback",
+        "duplicate_payment",
+        "dup_txn_no",
+        "amount_delta_fen",
+        "missing_in_statement",
+        "order_no_affix",
+        "statement_day_shift",
+        "waited_for_stock",
+        "delivery_failed",
     )
     truth_keys = keys.join(world["batches"].select("batch_id", "in_bad_episode"), on="batch_id")
     write_truth(
@@ -156,8 +201,12 @@ def simulate(cfg: SimConfig, out: Path, shop_db_url: str | None = None,
             "daily_metrics_by_shop": daily_metrics(cfg, orders, refunds, keys, by_shop=True),
         },
         {
-            "seed": cfg.seed, "start": cfg.start, "days": cfg.days,
-            "orders_per_day": cfg.orders_per_day, "skus": cfg.skus, "mess": cfg.mess,
+            "seed": cfg.seed,
+            "start": cfg.start,
+            "days": cfg.days,
+            "orders_per_day": cfg.orders_per_day,
+            "skus": cfg.skus,
+            "mess": cfg.mess,
             "bad_supplier_episode": _episode_json(cfg, world["episode"]),
             "shop_databases": {"main": f"db/{MAIN_DB}", "substation": f"db/{SUBSTATION_DB}"},
         },
@@ -180,9 +229,15 @@ def _supplier_episode_anomaly(cfg: SimConfig, world: dict) -> pl.DataFrame:
         return pl.DataFrame(schema=ANOMALY_SCHEMA)
     code, first, last = world["episode"]
     return pl.DataFrame(
-        [{"kind": "bad_supplier_episode", "source": f"supplier.{code}", "record": code,
-          "day": cfg.day(first),
-          "detail": f"invalid-key rate spikes for batches arriving {cfg.day(first)}..{cfg.day(last)}"}],
+        [
+            {
+                "kind": "bad_supplier_episode",
+                "source": f"supplier.{code}",
+                "record": code,
+                "day": cfg.day(first),
+                "detail": f"invalid-key rate spikes for batches arriving {cfg.day(first)}..{cfg.day(last)}",
+            }
+        ],
         schema=ANOMALY_SCHEMA,
     )
 
@@ -190,19 +245,41 @@ def _supplier_episode_anomaly(cfg: SimConfig, world: dict) -> pl.DataFrame:
 def _identity_anomalies(cfg: SimConfig, orders: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
     """Typed variants of phones and e-mails, one row per distinct variant seen."""
     day = pl.lit(cfg.start) + pl.duration(days=pl.col("day"))
-    email = orders.filter(
-        (pl.col("shop") == "main") & (pl.col("buyer_email") != pl.col("buyer_email_true"))
-    ).group_by("buyer_email").agg(pl.col("day").min()).select(
-        kind=pl.lit("email_variant"), source=pl.lit("main.orders"), record="buyer_email", day=day,
-        detail=pl.lit("e-mail typed with other case or spaces"))
-    phone = orders.filter(
-        (pl.col("shop") == "substation") & pl.col("contact").str.contains(r"[ +\-]|^86 ")
-    ).group_by("contact").agg(pl.col("day").min()).select(
-        kind=pl.lit("phone_format_variant"), source=pl.lit("substation.order"), record="contact",
-        day=day, detail=pl.lit("phone typed with spaces, dashes or country code"))
+    email = (
+        orders.filter(
+            (pl.col("shop") == "main") & (pl.col("buyer_email") != pl.col("buyer_email_true"))
+        )
+        .group_by("buyer_email")
+        .agg(pl.col("day").min())
+        .select(
+            kind=pl.lit("email_variant"),
+            source=pl.lit("main.orders"),
+            record="buyer_email",
+            day=day,
+            detail=pl.lit("e-mail typed with other case or spaces"),
+        )
+    )
+    phone = (
+        orders.filter(
+            (pl.col("shop") == "substation") & pl.col("contact").str.contains(r"[ +\-]|^86 ")
+        )
+        .group_by("contact")
+        .agg(pl.col("day").min())
+        .select(
+            kind=pl.lit("phone_format_variant"),
+            source=pl.lit("substation.order"),
+            record="contact",
+            day=day,
+            detail=pl.lit("phone typed with spaces, dashes or country code"),
+        )
+    )
     crm_phone = crm.filter(pl.col("_pf") > 0).select(
-        kind=pl.lit("phone_format_variant"), source=pl.lit("crm"), record="member_id",
-        day=pl.lit(cfg.start), detail=pl.lit("phone typed with spaces, dashes or country code"))
+        kind=pl.lit("phone_format_variant"),
+        source=pl.lit("crm"),
+        record="member_id",
+        day=pl.lit(cfg.start),
+        detail=pl.lit("phone typed with spaces, dashes or country code"),
+    )
     return pl.concat([email, phone, crm_phone])
 
 

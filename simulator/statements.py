@@ -28,7 +28,9 @@ WECHAT_HEADER = (
     "货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,"
     "商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
 )
-WECHAT_SUMMARY_HEADER = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+WECHAT_SUMMARY_HEADER = (
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+)
 WECHAT_LEGACY_HEADER = (
     "交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
     "货币种类,总金额,企业红包金额,微信退款单号,商户退款单号,退款金额,企业红包退款金额,退款类型,退款状态,"
@@ -45,9 +47,7 @@ def fee_fen(amount: pl.Expr, rate_bp: int) -> pl.Expr:
 
 def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
     """Every line of every statement, with its account, statement day and kind."""
-    orders = world["orders"].join(
-        world["title_of"], on="order_idx", how="left"
-    )
+    orders = world["orders"].join(world["title_of"], on="order_idx", how="left")
     affixed = (
         pl.when(pl.col("order_no_affix") == "")
         .then(pl.col("order_no"))
@@ -57,7 +57,12 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
     )
     base = orders.filter(pl.col("is_paid")).with_columns(merchant_no=affixed)
     pays = base.filter(~pl.col("missing_in_statement")).select(
-        "account", "order_idx", "merchant_no", "title", "txn_no", "person_id",
+        "account",
+        "order_idx",
+        "merchant_no",
+        "title",
+        "txn_no",
+        "person_id",
         kind=pl.lit("payment"),
         created_at="created_at",
         done_at="paid_at",
@@ -67,8 +72,12 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         channel_refund_no=pl.lit(""),
     )
     dups = base.filter(pl.col("duplicate_payment")).select(
-        "account", "order_idx", "merchant_no", "title",
-        txn_no="dup_txn_no", person_id="person_id",
+        "account",
+        "order_idx",
+        "merchant_no",
+        "title",
+        txn_no="dup_txn_no",
+        person_id="person_id",
         kind=pl.lit("payment"),
         created_at="created_at",
         done_at="dup_paid_at",
@@ -77,19 +86,31 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         refund_no=pl.lit(""),
         channel_refund_no=pl.lit(""),
     )
-    refunds = world["refunds"].filter(pl.col("status") == 1).join(
-        base.select("order_idx", "merchant_no", "title", "person_id"), on="order_idx", how="inner"
+    refunds = (
+        world["refunds"]
+        .filter(pl.col("status") == 1)
+        .join(
+            base.select("order_idx", "merchant_no", "title", "person_id"),
+            on="order_idx",
+            how="inner",
+        )
     )
     rng = cfg.rng("statement_refund_ids")
     refund_lines = refunds.select(
-        "account", "order_idx", "merchant_no", "title", "txn_no", "person_id",
+        "account",
+        "order_idx",
+        "merchant_no",
+        "title",
+        "txn_no",
+        "person_id",
         kind=pl.lit("refund"),
         created_at="requested_at",
         done_at="succeeded_at",
         amount_fen=-pl.col("amount_fen"),
         shift=pl.lit(0, dtype=pl.Int64),
         # the substation keeps no refund records: the channel's own request number stands in
-        refund_no=pl.when(pl.col("shop") == "main").then("refund_no")
+        refund_no=pl.when(pl.col("shop") == "main")
+        .then("refund_no")
         .otherwise(pl.concat_str([pl.lit("SUBRF"), pl.col("refund_no").str.slice(2)])),
         channel_refund_no=pl.Series(
             np.char.add("50300", rng.integers(10**12, 10**13, refunds.height).astype(str))
@@ -97,9 +118,11 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
     )
     lines = pl.concat([pays, dups, refund_lines], how="vertical_relaxed")
     day = (pl.col("done_at") - cfg.start_epoch) // 86400  # start_epoch is local midnight
-    return lines.with_columns(stmt_day=day + pl.col("shift")).filter(
-        pl.col("stmt_day") < cfg.days
-    ).sort("account", "stmt_day", "done_at", "txn_no", "kind")
+    return (
+        lines.with_columns(stmt_day=day + pl.col("shift"))
+        .filter(pl.col("stmt_day") < cfg.days)
+        .sort("account", "stmt_day", "done_at", "txn_no", "kind")
+    )
 
 
 def _yuan5(fen: pl.Expr) -> pl.Expr:
@@ -119,13 +142,21 @@ def _alipay_body(lines: pl.DataFrame, acc: ChannelAccount) -> tuple[list[str], d
                 pl.col("title"),
                 local_time(pl.col("created_at")),
                 local_time(pl.col("done_at")),
-                pl.lit(""), pl.lit(""), pl.lit(""), pl.lit(""),
+                pl.lit(""),
+                pl.lit(""),
+                pl.lit(""),
+                pl.lit(""),
                 masked,
                 yuan(pl.col("amount_fen")),
                 yuan(pl.col("amount_fen")),
-                pl.lit("0.00"), pl.lit("0.00"), pl.lit("0.00"), pl.lit("0.00"), pl.lit("0.00"),
+                pl.lit("0.00"),
+                pl.lit("0.00"),
+                pl.lit("0.00"),
+                pl.lit("0.00"),
+                pl.lit("0.00"),
                 pl.lit(""),
-                pl.lit("0.00"), pl.lit("0.00"),
+                pl.lit("0.00"),
+                pl.lit("0.00"),
                 pl.when(is_refund).then(pl.col("refund_no") + "\t").otherwise(pl.lit("")),
                 yuan(pl.when(is_refund).then(fee).otherwise(-fee)),
                 pl.lit("0.00"),
@@ -183,25 +214,35 @@ def render_wechat(lines: pl.DataFrame, acc: ChannelAccount, broken: bool) -> byt
     rate = f"{acc.fee_rate_bp / 100:.2f}%"
     cols = [
         local_time(pl.col("done_at")),
-        pl.lit(acc.app_id), pl.lit(acc.account_no), pl.lit("0"), pl.lit(""),
-        pl.col("txn_no"), pl.col("merchant_no"), pl.col("openid"),
+        pl.lit(acc.app_id),
+        pl.lit(acc.account_no),
+        pl.lit("0"),
+        pl.lit(""),
+        pl.col("txn_no"),
+        pl.col("merchant_no"),
+        pl.col("openid"),
         pl.lit("NATIVE"),
         pl.when(is_refund).then(pl.lit("REFUND")).otherwise(pl.lit("SUCCESS")),
-        pl.col("bank"), pl.lit("CNY"),
-        yuan(settle), pl.lit("0.00"),
+        pl.col("bank"),
+        pl.lit("CNY"),
+        yuan(settle),
+        pl.lit("0.00"),
         pl.when(is_refund).then("channel_refund_no").otherwise(pl.lit("0")),
         pl.when(is_refund).then("refund_no").otherwise(pl.lit("0")),
-        yuan(refund), pl.lit("0.00"),
+        yuan(refund),
+        pl.lit("0.00"),
         pl.when(is_refund).then(pl.lit("ORIGINAL")).otherwise(pl.lit("")),
         pl.when(is_refund).then(pl.lit("SUCCESS")).otherwise(pl.lit("")),
-        pl.col("title"), pl.lit(""),
-        _yuan5(signed_fee), pl.lit(rate),
+        pl.col("title"),
+        pl.lit(""),
+        _yuan5(signed_fee),
+        pl.lit(rate),
     ]
     if not legacy:
         cols += [yuan(settle), yuan(refund), pl.lit("")]
-    rows = lines.select(
-        pl.concat_str([pl.lit("`") + c for c in cols], separator=",").alias("l")
-    )["l"].to_list()
+    rows = lines.select(pl.concat_str([pl.lit("`") + c for c in cols], separator=",").alias("l"))[
+        "l"
+    ].to_list()
     s = lines.select(
         n=pl.len(),
         settle=settle.sum(),
@@ -216,8 +257,15 @@ def render_wechat(lines: pl.DataFrame, acc: ChannelAccount, broken: bool) -> byt
         header = WECHAT_LEGACY_HEADER
     else:
         summary_head = WECHAT_SUMMARY_HEADER
-        summary = [str(s["n"]), _y(s["settle"]), _y(s["refund"]), "0.00", _y(s["fee"]) + "000",
-                   _y(s["settle"]), _y(s["refund"])]
+        summary = [
+            str(s["n"]),
+            _y(s["settle"]),
+            _y(s["refund"]),
+            "0.00",
+            _y(s["fee"]) + "000",
+            _y(s["settle"]),
+            _y(s["refund"]),
+        ]
         header = WECHAT_HEADER
     out = [header, *rows, summary_head, ",".join("`" + v for v in summary)]
     return ("\r\n".join(out) + "\r\n").encode("utf-8")
@@ -242,7 +290,9 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
     lines = lines.with_columns(
         buyer_account=pl.when(pl.col("person_id") % 5 < 3)
         .then(pl.col("phone").str.slice(0, 3) + "****" + pl.col("phone").str.slice(7, 4))
-        .otherwise(pl.col("email").str.slice(0, 3) + "***@" + pl.col("email").str.split("@").list.last()),
+        .otherwise(
+            pl.col("email").str.slice(0, 3) + "***@" + pl.col("email").str.split("@").list.last()
+        ),
         # openids are per app: the substation's app sees another id for the same person
         openid=pl.when(pl.col("account") == "wechat_main")
         .then(pl.col("wechat_openid"))
@@ -268,17 +318,31 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
             if broken:
                 path.write_bytes(render(True))
                 statement_path(root, acc, day, "_v2").write_bytes(good)
-                anomalies.append(("statement_footer_mismatch", path.name, day,
-                                  f"rows do not sum to the footer; corrected in {path.stem}_v2"))
+                anomalies.append(
+                    (
+                        "statement_footer_mismatch",
+                        path.name,
+                        day,
+                        f"rows do not sum to the footer; corrected in {path.stem}_v2",
+                    )
+                )
             else:
                 path.write_bytes(good)
             if resend:
                 statement_path(root, acc, day, "(1)").write_bytes(good)
-                anomalies.append(("resent_file", f"{path.stem}(1).csv", day,
-                                  f"identical re-send of {path.name}"))
+                anomalies.append(
+                    ("resent_file", f"{path.stem}(1).csv", day, f"identical re-send of {path.name}")
+                )
     return pl.DataFrame(
-        [{"kind": k, "source": "statements", "record": r, "day": d, "detail": t}
-         for k, r, d, t in anomalies],
-        schema={"kind": pl.Utf8, "source": pl.Utf8, "record": pl.Utf8, "day": pl.Date,
-                "detail": pl.Utf8},
+        [
+            {"kind": k, "source": "statements", "record": r, "day": d, "detail": t}
+            for k, r, d, t in anomalies
+        ],
+        schema={
+            "kind": pl.Utf8,
+            "source": pl.Utf8,
+            "record": pl.Utf8,
+            "day": pl.Date,
+            "detail": pl.Utf8,
+        },
     )

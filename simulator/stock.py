@@ -29,7 +29,9 @@ def bad_supplier_episode(cfg: SimConfig, suppliers: pl.DataFrame) -> tuple[str, 
     return code, first, last
 
 
-def plan_batches(cfg: SimConfig, catalog: dict[str, pl.DataFrame], orders: pl.DataFrame) -> pl.DataFrame:
+def plan_batches(
+    cfg: SimConfig, catalog: dict[str, pl.DataFrame], orders: pl.DataFrame
+) -> pl.DataFrame:
     """One row per supplier batch: shop, SKU, supplier, arrival, size, defect rate."""
     rng = cfg.rng("batches")
     skus = catalog["skus"]
@@ -43,7 +45,9 @@ def plan_batches(cfg: SimConfig, catalog: dict[str, pl.DataFrame], orders: pl.Da
             catalog["goods"].select(pl.lit("main").alias("shop"), "sku_id"),
             catalog["commodities"].select(pl.lit("substation").alias("shop"), "sku_id"),
         ]
-    ).join(skus.select("sku_id", "is_manual", "supplier_code", "cost_fen", "launch_day"), on="sku_id")
+    ).join(
+        skus.select("sku_id", "is_manual", "supplier_code", "cost_fen", "launch_day"), on="sku_id"
+    )
     plan = (
         listed.filter(~pl.col("is_manual"))
         .join(demand, on=["shop", "sku_id"], how="left")
@@ -70,13 +74,17 @@ def plan_batches(cfg: SimConfig, catalog: dict[str, pl.DataFrame], orders: pl.Da
     ).astype(np.int64)
     # a supplier's batches arrive in its daily delivery file; the last ones may fall past the horizon
     keep = arrival < cfg.end_epoch
-    batches = plan[row].with_columns(
-        batch_seq=pl.Series(j),
-        arrival_at=pl.Series(arrival),
-        arrival_day=pl.Series(arrival_day),
-        size=pl.Series(size),
-        is_late=pl.Series(late),
-    ).filter(pl.Series(keep))
+    batches = (
+        plan[row]
+        .with_columns(
+            batch_seq=pl.Series(j),
+            arrival_at=pl.Series(arrival),
+            arrival_day=pl.Series(arrival_day),
+            size=pl.Series(size),
+            is_late=pl.Series(late),
+        )
+        .filter(pl.Series(keep))
+    )
 
     defect = catalog["suppliers"].select("supplier_code", "defect_rate")
     batches = batches.join(defect, on="supplier_code", how="left")
@@ -135,7 +143,9 @@ def build_keys(cfg: SimConfig, batches: pl.DataFrame) -> pl.DataFrame:
     return keys
 
 
-def allocate(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def allocate(
+    cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deliver keys to paid auto-delivery orders FIFO; set delivery times, stock-outs, manual work.
 
     Returns (orders with ``delivered_at``, ``key_from``/``key_to``; keys with ``order_idx``, ``sold_at``).
@@ -197,9 +207,11 @@ def allocate(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> tuple[
     keys = keys.join(sold, on="key_id", how="left")
 
     # manual (直充) orders: staff top up within minutes; a few fail
-    manual = orders["is_manual"].to_numpy() & orders["is_paid"].to_numpy() & ~orders[
-        "lost_callback"
-    ].to_numpy()
+    manual = (
+        orders["is_manual"].to_numpy()
+        & orders["is_paid"].to_numpy()
+        & ~orders["lost_callback"].to_numpy()
+    )
     manual_at = orders["paid_at"].fill_null(0).to_numpy() + rng.integers(90, 1800, n)
     manual_failed = manual & (rng.uniform(size=n) < 0.01)
     manual_done = manual & ~manual_failed & (manual_at < cfg.end_epoch)

@@ -10,7 +10,7 @@ import pytest
 from simulator.config import SimConfig
 from simulator.run import Summary, simulate
 
-SMALL = dict(seed=7, start=dt.date(2026, 10, 5), days=6, orders_per_day=800, skus=150)
+SMALL = {"seed": 7, "start": dt.date(2026, 10, 5), "days": 6, "orders_per_day": 800, "skus": 150}
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 # --- small independent readers for the statement formats ----------------------------------------
 
+
 def read_alipay(path: Path) -> tuple[list[dict], dict]:
     text = path.read_bytes().decode("gbk")
     lines = text.splitlines()
@@ -63,6 +64,7 @@ def anomalies(root: Path) -> pl.DataFrame:
 
 # --- determinism -----------------------------------------------------------------------------------
 
+
 def _fingerprint(root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(root.rglob("*")):
@@ -90,8 +92,9 @@ def test_same_seed_gives_identical_sources(tmp_path: Path) -> None:
 
 # --- every file opens with the reader it is meant for ---------------------------------------------
 
+
 def test_files_parse_with_their_real_readers(realistic_shop) -> None:
-    cfg, s = realistic_shop
+    _, s = realistic_shop
     root = s.out
     for db in (MAIN_DB, SUBSTATION_DB):
         with sqlite3.connect(root / "db" / db) as con:
@@ -99,13 +102,17 @@ def test_files_parse_with_their_real_readers(realistic_shop) -> None:
     with sqlite3.connect(root / "db" / MAIN_DB) as con:
         order_sn = [r[0] for r in con.execute("select order_sn from orders")]
         statuses = {r[0] for r in con.execute("select distinct status from orders")}
-        created = con.execute("select created_at from orders where created_at <> '0000-00-00 00:00:00' limit 1").fetchone()[0]
+        created = con.execute(
+            "select created_at from orders where created_at <> '0000-00-00 00:00:00' limit 1"
+        ).fetchone()[0]
     assert all(len(x) == 16 and x.isalnum() and x.upper() == x for x in order_sn)
     assert statuses <= {1, 2, 3, 4, 5, 6, -1} and {4, -1} <= statuses
     assert len(created) == 19 and created[10] == " "
     with sqlite3.connect(root / "db" / SUBSTATION_DB) as con:
         trade = [r[0] for r in con.execute('select trade_no from "order"')]
-        times = con.execute('select typeof(create_time), typeof(pay_time) from "order" where status = 1 limit 1').fetchone()
+        times = con.execute(
+            'select typeof(create_time), typeof(pay_time) from "order" where status = 1 limit 1'
+        ).fetchone()
     assert all(len(t) == 18 and t.isdigit() for t in trade)  # acg-faka generateTradeNo
     assert times == ("integer", "integer")
 
@@ -126,11 +133,14 @@ def test_files_parse_with_their_real_readers(realistic_shop) -> None:
     for path in sorted((root / "crm").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             json.loads(line)
-    gbk_suppliers = [p for p in (root / "suppliers").rglob("*.csv") if p.read_bytes()[:3] != b"\xef\xbb\xbf"]
+    gbk_suppliers = [
+        p for p in (root / "suppliers").rglob("*.csv") if p.read_bytes()[:3] != b"\xef\xbb\xbf"
+    ]
     assert gbk_suppliers, "some suppliers send GBK or BOM-less files"
 
 
 # --- one consistent story --------------------------------------------------------------------------
+
 
 def test_statement_rows_sum_to_their_footers(hostile_shop) -> None:
     _, s = hostile_shop
@@ -142,15 +152,20 @@ def test_statement_rows_sum_to_their_footers(hostile_shop) -> None:
             pays = [Decimal(r["商家实收（元）"]) for r in rows if r["业务类型"] == "交易"]
             refunds = [Decimal(r["商家实收（元）"]) for r in rows if r["业务类型"] == "退款"]
             ok = footer["pay"] == (len(pays), sum(pays, Decimal(0))) and footer["refund"] == (
-                len(refunds), sum(refunds, Decimal(0)))
+                len(refunds),
+                sum(refunds, Decimal(0)),
+            )
         else:
             rows, summary = read_wechat(path)
             amount_col = "应结订单金额" if "应结订单金额" in rows[0] else "总金额"
             total_col = "应结订单总金额" if "应结订单总金额" in summary else "总交易额"
             settle = sum((Decimal(r[amount_col]) for r in rows), Decimal(0))
             fee = sum((Decimal(r["手续费"]) for r in rows), Decimal(0))
-            ok = (int(summary["总交易单数"]) == len(rows) and Decimal(summary[total_col]) == settle
-                  and Decimal(summary["手续费总金额"]) == fee)
+            ok = (
+                int(summary["总交易单数"]) == len(rows)
+                and Decimal(summary[total_col]) == settle
+                and Decimal(summary["手续费总金额"]) == fee
+            )
         assert ok == (path.name not in broken), path.name
 
 
@@ -159,14 +174,23 @@ def test_every_statement_payment_has_its_order_except_recorded_anomalies(realist
     root = s.out
     with sqlite3.connect(root / "db" / MAIN_DB) as con:
         # unpaid: main shop (dujiaoka) 1 待支付 / -1 过期; substation (acg-faka) 0 未支付
-        shop_orders = {r[0]: (r[1] in (1, -1), r[2])
-                       for r in con.execute("select order_sn, status, actual_price from orders")}
+        shop_orders = {
+            r[0]: (r[1] in (1, -1), r[2])
+            for r in con.execute("select order_sn, status, actual_price from orders")
+        }
     with sqlite3.connect(root / "db" / SUBSTATION_DB) as con:
-        shop_orders |= {r[0]: (r[1] == 0, r[2])
-                        for r in con.execute('select trade_no, status, amount from "order"')}
+        shop_orders |= {
+            r[0]: (r[1] == 0, r[2])
+            for r in con.execute('select trade_no, status, amount from "order"')
+        }
     an = anomalies(root)
-    affixed = dict(zip(an.filter(pl.col("kind") == "order_no_affix")["record"],
-                       an.filter(pl.col("kind") == "order_no_affix")["detail"], strict=True))
+    affixed = dict(
+        zip(
+            an.filter(pl.col("kind") == "order_no_affix")["record"],
+            an.filter(pl.col("kind") == "order_no_affix")["detail"],
+            strict=True,
+        )
+    )
     lost = set(an.filter(pl.col("kind") == "lost_callback")["record"])
     mismatched = set(an.filter(pl.col("kind") == "amount_mismatch")["record"])
     seen_payments = 0
@@ -175,7 +199,11 @@ def test_every_statement_payment_has_its_order_except_recorded_anomalies(realist
             continue
         if "alipay" in path.parts:
             rows, _ = read_alipay(path)
-            pays = [(r["商户订单号"].strip(), Decimal(r["商家实收（元）"])) for r in rows if r["业务类型"] == "交易"]
+            pays = [
+                (r["商户订单号"].strip(), Decimal(r["商家实收（元）"]))
+                for r in rows
+                if r["业务类型"] == "交易"
+            ]
         else:
             rows, _ = read_wechat(path)
             col = "应结订单金额" if "应结订单金额" in rows[0] else "总金额"
@@ -184,9 +212,14 @@ def test_every_statement_payment_has_its_order_except_recorded_anomalies(realist
             seen_payments += 1
             order_no = merchant_no
             if order_no not in shop_orders:
-                candidates = [k for k, v in affixed.items() if merchant_no in (
-                    k + v.rsplit(" ", 1)[-1], v.rsplit(" ", 1)[-1] + k)]
-                assert candidates, f"statement line {merchant_no} has no order and no recorded affix"
+                candidates = [
+                    k
+                    for k, v in affixed.items()
+                    if merchant_no in (k + v.rsplit(" ", 1)[-1], v.rsplit(" ", 1)[-1] + k)
+                ]
+                assert candidates, (
+                    f"statement line {merchant_no} has no order and no recorded affix"
+                )
                 order_no = candidates[0]
             unpaid, price = shop_orders[order_no]
             if unpaid:
@@ -201,10 +234,12 @@ def test_keys_delivered_never_exceed_keys_received(realistic_shop) -> None:
     root = s.out
     with sqlite3.connect(root / "db" / MAIN_DB) as con:
         per_goods = con.execute(
-            "select goods_id, sum(status = 2), count(*) from carmis group by goods_id").fetchall()
+            "select goods_id, sum(status = 2), count(*) from carmis group by goods_id"
+        ).fetchall()
         keys_in_orders = con.execute(
             "select coalesce(sum(length(info) - length(replace(info, char(10), '')) + 1), 0) "
-            "from orders where status = 4 and type = 1").fetchone()[0]
+            "from orders where status = 4 and type = 1"
+        ).fetchone()[0]
         sold = con.execute("select count(*) from carmis where status = 2").fetchone()[0]
     assert all(sold_n <= total for _, sold_n, total in per_goods)
     assert keys_in_orders == sold
@@ -279,10 +314,12 @@ def test_truth_figures_recomputed_independently_agree(realistic_shop) -> None:
     with sqlite3.connect(s.out / "db" / MAIN_DB) as db:
         shop_gmv = db.execute(
             "select round(sum(actual_price) * 100) from orders where status in (2, 3, 4, 5, 6) "
-            "and title not like '测试订单-%'").fetchone()[0]
+            "and title not like '测试订单-%'"
+        ).fetchone()[0]
     truth_main = con.execute(
         f"select sum(amount_fen) from '{t}/orders.parquet' where shop = 'main' and is_paid "
-        "and not is_test and not lost_callback").fetchone()[0]
+        "and not is_test and not lost_callback"
+    ).fetchone()[0]
     assert int(shop_gmv) == truth_main
 
 
@@ -302,14 +339,18 @@ def test_no_mess_in_clean_mode(clean_shop) -> None:
 
 
 def test_bad_supplier_episode_drives_a_refund_spike(realistic_shop) -> None:
-    cfg, s = realistic_shop
+    _, s = realistic_shop
     episode = json.loads((s.out / "_truth" / "manifest.json").read_text())["bad_supplier_episode"]
     keys = truth(s.out, "keys").filter(pl.col("order_idx").is_not_null())
     refunds = truth(s.out, "refunds").filter(pl.col("reason") == "invalid_key")
-    by_supplier = keys.join(refunds.select("order_idx").unique(), on="order_idx", how="left", coalesce=True)
+    by_supplier = keys.join(
+        refunds.select("order_idx").unique(), on="order_idx", how="left", coalesce=True
+    )
     rate = (
         keys.with_columns(refunded=pl.col("order_idx").is_in(refunds["order_idx"].implode()))
-        .group_by("in_bad_episode").agg(pl.col("refunded").mean()).sort("in_bad_episode")
+        .group_by("in_bad_episode")
+        .agg(pl.col("refunded").mean())
+        .sort("in_bad_episode")
     )
     assert by_supplier.height
     normal, bad = rate["refunded"].to_list()
@@ -320,13 +361,22 @@ def test_identity_truth_covers_every_buyer_key(realistic_shop) -> None:
     _, s = realistic_shop
     ids = truth(s.out, "identities")
     with sqlite3.connect(s.out / "db" / MAIN_DB) as con:
-        emails = {r[0] for r in con.execute(
-            "select distinct email from orders where email <> '' and title not like '测试订单-%'")}
+        emails = {
+            r[0]
+            for r in con.execute(
+                "select distinct email from orders where email <> '' and title not like '测试订单-%'"
+            )
+        }
     known = set(ids.filter(pl.col("system") == "main.orders")["value"])
     junk = set(anomalies(s.out).filter(pl.col("kind").str.starts_with("bad_row"))["record"])
     with sqlite3.connect(s.out / "db" / MAIN_DB) as con:
-        junk_emails = {r[0] for r in con.execute(
-            f"select email from orders where order_sn in ({','.join('?' * len(junk))})", list(junk))}
+        junk_emails = {
+            r[0]
+            for r in con.execute(
+                f"select email from orders where order_sn in ({','.join('?' * len(junk))})",
+                list(junk),
+            )
+        }
     assert emails - known <= junk_emails
     # one person, many identifiers, each mapping to exactly one person
     per_value = ids.group_by("system", "id_kind", "value").agg(pl.col("person_id").n_unique())

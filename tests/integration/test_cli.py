@@ -1,0 +1,67 @@
+"""The console script as a newcomer uses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _cardlake(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_help_explains_the_commands() -> None:
+    out = _cardlake("--help")
+    assert out.returncode == 0
+    assert "simulate" in out.stdout and "卡密" in out.stdout
+    sim = _cardlake("simulate", "--help")
+    for option in (
+        "--seed",
+        "--start",
+        "--days",
+        "--orders-per-day",
+        "--skus",
+        "--out",
+        "--mess",
+        "--shop-db-url",
+        "--live",
+        "--rate",
+    ):
+        assert option in sim.stdout
+
+
+def test_simulate_prints_a_summary(tmp_path: Path) -> None:
+    out = _cardlake(
+        "simulate",
+        "--seed",
+        "3",
+        "--start",
+        "2026-11-09",
+        "--days",
+        "2",
+        "--orders-per-day",
+        "200",
+        "--skus",
+        "60",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert out.returncode == 0, out.stderr
+    for text in ("main", "substation", "GMV", "refunds", "Anomalies injected", "order_no_affix"):
+        assert text in out.stdout
+    assert (tmp_path / "s" / "db" / "shop_main.sqlite").exists()
+
+
+def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
+    out = _cardlake("simulate", "--mess", "chaos", "--out", str(tmp_path / "x"))
+    assert out.returncode != 0 and "none, realistic or hostile" in (out.stdout + out.stderr)
+    out = _cardlake("simulate", "--start", "2026-13-01", "--out", str(tmp_path / "x"))
+    assert out.returncode != 0
+    assert not (tmp_path / "x").exists()
