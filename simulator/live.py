@@ -136,7 +136,7 @@ def run_live(
                     if _deliver(engine, order, now):
                         stats.deliveries += 1
                         if rng.uniform() < refund_share:
-                            schedule(now + rng.uniform(3, 20), "refund", order)
+                            schedule(now + rng.uniform(1, 4), "refund", order)
                     else:
                         _restock(engine, order, now, rng)
                         stats.restocks += 1
