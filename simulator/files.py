@@ -13,14 +13,7 @@ from simulator.catalog import name_variant, supplier_formats
 from simulator.config import SimConfig
 from simulator.identity import crm_members
 from simulator.text import email_forms, local_time, phone_forms, yuan
-
-ANOMALY_SCHEMA = {
-    "kind": pl.Utf8,
-    "source": pl.Utf8,
-    "record": pl.Utf8,
-    "day": pl.Date,
-    "detail": pl.Utf8,
-}
+from simulator.truth import ANOMALY_SCHEMA
 
 
 def crm_records(cfg: SimConfig, people: pl.DataFrame) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from simulator.identity import substation_users
 from simulator.orders import MAIN_PAYS, SUB_PAYS, substation_trade_no, unique_codes
 from simulator.refunds import REASONS
 from simulator.text import local_time
+from simulator.truth import ANOMALY_SCHEMA
 
 EXPIRE_AFTER_S = 300  # dujiaoka's default order_expire_time: 5 minutes
 BAD_KINDS = (
@@ -61,10 +62,6 @@ def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
         bad_future_at=pl.Series(cfg.end_epoch + rng.integers(3, 400, n) * 86400),
         bad_goods=pl.Series(900_000 + rng.integers(0, 1000, n)),
     )
-
-
-def _bad_field(kind: str, col: str) -> pl.Expr:
-    return pl.col("bad_kind") == kind if col else pl.lit(False)
 
 
 def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
@@ -443,12 +440,3 @@ def _bad_anomalies(bad: pl.DataFrame, shop: str, table: str, cfg: SimConfig) -> 
         day=pl.lit(cfg.start) + pl.duration(days=pl.col("day")),
         detail=pl.lit("extra junk row, not a real order"),
     )
-
-
-ANOMALY_SCHEMA = {
-    "kind": pl.Utf8,
-    "source": pl.Utf8,
-    "record": pl.Utf8,
-    "day": pl.Date,
-    "detail": pl.Utf8,
-}

@@ -16,11 +16,18 @@ from simulator.identity import buyer_keys
 from simulator.orders import build_orders
 from simulator.people import build_people
 from simulator.refunds import build_refunds
-from simulator.render_shops import ANOMALY_SCHEMA, main_shop_frames, substation_frames
+from simulator.render_shops import main_shop_frames, substation_frames
 from simulator.shopdb import main_shop_metadata, substation_metadata, write_sqlalchemy, write_sqlite
 from simulator.statements import write_statements
 from simulator.stock import allocate, bad_supplier_episode, build_keys, plan_batches
-from simulator.truth import daily_metrics, identities, payment_anomalies, products, write_truth
+from simulator.truth import (
+    ANOMALY_SCHEMA,
+    daily_metrics,
+    identities,
+    payment_anomalies,
+    products,
+    write_truth,
+)
 
 Step = Callable[[str], None]
 
@@ -190,7 +197,7 @@ def simulate(
             "skus": world["catalog"]["skus"],
             "suppliers": world["catalog"]["suppliers"],
             "people": world["people"],
-            "identities": identities(world, main_frames["orders"], sub_frames, crm),
+            "identities": identities(world, crm),
             "products": products(world, sup_names),
             "orders": truth_orders,
             "refunds": refunds.drop("channel"),

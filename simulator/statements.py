@@ -17,6 +17,7 @@ import polars as pl
 
 from simulator.config import CHANNEL_ACCOUNTS, ChannelAccount, SimConfig
 from simulator.text import local_time, yuan
+from simulator.truth import ANOMALY_SCHEMA
 
 ALIPAY_HEADER = (
     "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,"
@@ -338,11 +339,5 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
             {"kind": k, "source": "statements", "record": r, "day": d, "detail": t}
             for k, r, d, t in anomalies
         ],
-        schema={
-            "kind": pl.Utf8,
-            "source": pl.Utf8,
-            "record": pl.Utf8,
-            "day": pl.Date,
-            "detail": pl.Utf8,
-        },
+        schema=ANOMALY_SCHEMA,
     )

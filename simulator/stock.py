@@ -148,7 +148,7 @@ def allocate(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deliver keys to paid auto-delivery orders FIFO; set delivery times, stock-outs, manual work.
 
-    Returns (orders with ``delivered_at``, ``key_from``/``key_to``; keys with ``order_idx``, ``sold_at``).
+    Returns (orders with ``delivered_at`` and ``waited_for_stock``; keys with ``order_idx``, ``sold_at``).
     """
     rng = cfg.rng("delivery")
     n = orders.height

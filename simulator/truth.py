@@ -23,6 +23,14 @@ import polars as pl
 from simulator.config import SimConfig
 
 STOCKOUT_WAIT_S = 600
+#: one row per injected anomaly: its kind, the system and record it touched, its day, a detail
+ANOMALY_SCHEMA = {
+    "kind": pl.Utf8,
+    "source": pl.Utf8,
+    "record": pl.Utf8,
+    "day": pl.Date,
+    "detail": pl.Utf8,
+}
 TRUTH_README = __doc__
 
 
@@ -218,9 +226,7 @@ def inventory_daily(cfg: SimConfig, keys: pl.DataFrame, by: list[str]) -> pl.Dat
     )
 
 
-def identities(
-    world: dict, main_orders: pl.DataFrame, sub_frames: dict, crm: pl.DataFrame
-) -> pl.DataFrame:
+def identities(world: dict, crm: pl.DataFrame) -> pl.DataFrame:
     """Every identifier as a source system shows it → the person behind it."""
     o = world["orders"]
     people = world["people"]
