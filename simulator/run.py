@@ -134,6 +134,7 @@ def simulate(
         write_sqlalchemy(shop_db_url, main_shop_metadata(), main_frames)
     if substation_db_url:
         write_sqlalchemy(substation_db_url, substation_metadata(), sub_frames)
+    del main_frames, sub_frames  # millions of rendered rows: free them before the files
 
     step("channel statements")
     stmt_anoms = write_statements(cfg, world, tmp)

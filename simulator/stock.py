@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from simulator.config import SimConfig
-from simulator.text import DIGITS, UPPER_ALNUM, random_codes
+from simulator.text import DIGITS, UPPER_ALNUM, random_code_series
 
 BAD_EPISODE_DEFECT_RATE = 0.18
 
@@ -119,8 +119,8 @@ def build_keys(cfg: SimConfig, batches: pl.DataFrame) -> pl.DataFrame:
     malformed = rng.uniform(size=n) < cfg.profile.malformed_key
     duplicated = ~malformed & (rng.uniform(size=n) < cfg.profile.duplicate_key_in_batch)
     arrival = batches["arrival_at"].to_numpy()[b]
-    secret = random_codes(rng, n, 16, UPPER_ALNUM)
-    card_no = random_codes(rng, n, 16, DIGITS)
+    secret = random_code_series(rng, n, 16, UPPER_ALNUM)
+    card_no = random_code_series(rng, n, 16, DIGITS)
     keys = pl.DataFrame(
         {
             "key_id": np.arange(1, n + 1, dtype=np.int64),

@@ -32,14 +32,30 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     base = tmp_path_factory.mktemp("mariadb")
     data, sock = base / "data", base / "mysqld.sock"
     subprocess.run(
-        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-         "--auth-root-authentication-method=normal", "--skip-test-db"],
-        check=True, capture_output=True,
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
     )
     server = subprocess.Popen(
-        ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}", "--skip-networking",
-         "--user=root", f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
-         "--character-set-server=utf8mb4", "--innodb-buffer-pool-size=64M"],
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            "--skip-networking",
+            "--user=root",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--log-error={base / 'error.log'}",
+            "--character-set-server=utf8mb4",
+            "--innodb-buffer-pool-size=64M",
+        ],
     )
     try:
         deadline = time.time() + 60
@@ -65,8 +81,12 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb: Path, tmp_path: Path) -> None:
     cfg = SimConfig(**{**SMALL, "days": 2, "orders_per_day": 300}, mess="hostile")
     url = "mysql+pymysql://root@localhost/{}?unix_socket=" + str(mariadb) + "&charset=utf8mb4"
-    s = simulate(cfg, tmp_path / "src", shop_db_url=url.format("dujiaoka"),
-                 substation_db_url=url.format("acgfaka"))
+    s = simulate(
+        cfg,
+        tmp_path / "src",
+        shop_db_url=url.format("dujiaoka"),
+        substation_db_url=url.format("acgfaka"),
+    )
     checks = {
         ("dujiaoka", MAIN_DB): {
             "orders": "order_sn, goods_id, status, actual_price, email, trade_no, info",
