@@ -104,13 +104,13 @@ def substation_trade_no(rng: np.random.Generator, created_at: np.ndarray) -> np.
 def channel_txn_no(
     rng: np.random.Generator, channel: np.ndarray, paid_at: np.ndarray
 ) -> np.ndarray:
-    """Alipay 支付宝交易号 ``yyyymmdd2200…`` (28 digits), WeChat 微信订单号 ``4200…`` (28 digits)."""
+    """Alipay 支付宝交易号 ``yyyymmdd22…`` (28 digits), WeChat 微信订单号 ``4200…`` (28 digits)."""
     n = len(paid_at)
     ymd = _local_strftime(paid_at, "%Y%m%d")
-    body = random_codes(rng, n, 14, DIGITS)
+    body = random_codes(rng, n, 16, DIGITS)
     alipay = np.char.add(np.char.add(ymd, "2200"), body)
     wechat = np.char.add(
-        np.char.add(np.char.add("42000", body.astype("U5")), ymd), random_codes(rng, n, 10, DIGITS)
+        np.char.add(np.char.add("42000", body.astype("U5")), ymd), body.astype("U16").astype("U10")
     )
     return np.where(channel == "alipay", alipay, wechat)
 

@@ -59,7 +59,8 @@ def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
         paid_at=pl.lit(None, dtype=pl.Int64),
         delivered_at=pl.lit(None, dtype=pl.Int64),
         txn_no=pl.lit(""),
-        bad_future_at=pl.Series(cfg.end_epoch + rng.integers(3, 400, n) * 86400),
+        # a clock gone wrong: years ahead, as a misconfigured server writes them
+        bad_future_at=pl.Series(cfg.end_epoch + rng.integers(2 * 365, 10 * 365, n) * 86400),
         bad_goods=pl.Series(900_000 + rng.integers(0, 1000, n)),
     )
 

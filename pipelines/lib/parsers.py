@@ -1,0 +1,196 @@
+"""Parsers for the file sources, exactly as the real systems write them.
+
+Each returns the file's lines as text columns named as in the dataset's contract (the validator
+types them), plus what the file says about itself. A statement whose lines do not sum to its own
+footer or summary raises ``StatementRejected``: the whole file is refused, never half-loaded.
+
+The statement formats are hand-parsed on purpose: they are CSV bodies wrapped in comment
+headers, footers and summary blocks that no CSV library understands as one file; the CSV body
+itself goes through polars' reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from pipelines.lib.contracts import SCHEMAS_DIR, Contract
+
+
+class FileRejected(ValueError):
+    """A source file that cannot be loaded as a whole; the message says why, for a person."""
+
+    rule = "file_rejected"
+
+
+class StatementRejected(FileRejected):
+    rule = "footer_mismatch"
+
+
+@dataclasses.dataclass
+class ParsedFile:
+    rows: pl.DataFrame  # text columns named as in the contract
+    account: str
+    meta: dict[str, str]
+
+
+def _fen(text: str) -> int:
+    try:
+        return int((Decimal(text.strip().lstrip("`")) * 100).to_integral_value())
+    except (InvalidOperation, ValueError) as exc:
+        raise FileRejected(f"not an amount: {text!r}") from exc
+
+
+def _read_csv_text(body: str) -> pl.DataFrame:
+    if not body.strip():
+        return pl.DataFrame()
+    return pl.read_csv(io.StringIO(body), infer_schema=False, quote_char='"',
+                       truncate_ragged_lines=False)
+
+
+def _rename(frame: pl.DataFrame, contract: Contract, path: Path) -> pl.DataFrame:
+    mapping: dict[str, str] = {}
+    for col in contract.columns:
+        for source in col.source_names:
+            if source in frame.columns:
+                mapping[source] = col.name
+    unknown = [c for c in frame.columns if c not in mapping]
+    if unknown:
+        raise FileRejected(f"{path.name}: unknown columns {unknown}")
+    return frame.rename(mapping)
+
+
+_ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收共(-?[\d.]+)元")
+_ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
+
+
+def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
+    """Alipay 业务明细: GBK, ``#`` header and footer, ID cells ending in a tab."""
+    try:
+        text = path.read_bytes().decode("gbk")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"{path.name}: not GBK text ({exc})") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("#支付宝"):
+        raise FileRejected(f"{path.name}: not an Alipay statement (no #支付宝 title line)")
+    account = next((m.group(1) for ln in lines if (m := _ALIPAY_ACCOUNT.match(ln))), None)
+    if account is None:
+        raise FileRejected(f"{path.name}: no #账号 line")
+    footer = {m.group(1): (int(m.group(2)), _fen(m.group(3)))
+              for ln in lines if (m := _ALIPAY_FOOTER.match(ln))}
+    if set(footer) != {"交易", "退款"}:
+        raise FileRejected(f"{path.name}: footer totals (#交易合计 / #退款合计) missing")
+    body = "\n".join(ln for ln in lines if not ln.startswith("#"))
+    frame = _read_csv_text(body)
+    if frame.is_empty():
+        frame = pl.DataFrame(schema={s: pl.String for c in contract.columns for s in c.source_names})
+    frame = _rename(frame, contract, path).with_columns(
+        pl.col(c).str.strip_chars("\t ") for c in ("txn_no", "merchant_order_no", "refund_batch_no")
+    )
+    for kind, (count, total) in footer.items():
+        part = frame.filter(pl.col("business_type") == kind)["merchant_received"].to_list()
+        got = (len(part), sum(_fen(v) for v in part))
+        if got != (count, total):
+            raise StatementRejected(
+                f"{path.name}: {kind} lines sum to {got[0]} lines / {got[1] / 100:.2f} yuan but the "
+                f"footer says {count} / {total / 100:.2f}; the statement is rejected whole")
+    return ParsedFile(frame, account, {"footer": str(footer)})
+
+
+def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
+    """WeChat Pay trade bill (ALL): every value backtick-prefixed, a summary block at the end."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"{path.name}: not UTF-8 text ({exc})") from exc
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("总交易单数")), None)
+    if at is None or at + 1 >= len(lines) or not lines[0].startswith("交易时间"):
+        raise FileRejected(f"{path.name}: not a WeChat trade bill (header or summary block missing)")
+    summary = dict(zip(lines[at].split(","), (v.lstrip("`") for v in lines[at + 1].split(",")),
+                       strict=False))
+    frame = _read_csv_text("\n".join(lines[:at]))
+    if frame.is_empty():
+        frame = pl.DataFrame(schema={c: pl.String for c in lines[0].split(",")})
+    legacy = "总金额" in frame.columns
+    frame = frame.with_columns(pl.all().str.strip_prefix("`"))
+    frame = _rename(frame, contract, path)
+    settle = sum(_fen(v) for v in frame["settlement_amount"].to_list())
+    fee = sum(_fen(v) for v in frame["fee"].to_list())
+    refund = sum(_fen(v) for v in frame["refund_amount"].to_list())
+    total_key, refund_key = ("总交易额", "总退款金额") if legacy else ("应结订单总金额", "退款总金额")
+    try:
+        expected = (int(summary["总交易单数"]), _fen(summary[total_key]), _fen(summary[refund_key]),
+                    _fen(summary["手续费总金额"]))
+    except (KeyError, ValueError) as exc:
+        raise FileRejected(f"{path.name}: summary block incomplete ({exc})") from exc
+    got = (frame.height, settle, refund, fee)
+    if got != expected:
+        raise StatementRejected(
+            f"{path.name}: lines sum to {got[0]} lines, {got[1] / 100:.2f} settled, "
+            f"{got[2] / 100:.2f} refunded, {got[3] / 100:.2f} fees but the summary says "
+            f"{expected[0]}, {expected[1] / 100:.2f}, {expected[2] / 100:.2f}, {expected[3] / 100:.2f}; "
+            "the bill is rejected whole")
+    mch = frame["mch_id"][0] if frame.height else path.name.split("_")[0]
+    return ParsedFile(frame, mch, {"layout": "legacy_24" if legacy else "all_27"})
+
+
+def supplier_header_map(path: Path | None = None) -> dict[str, str]:
+    raw = yaml.safe_load((path or SCHEMAS_DIR / "supplier_headers.yml").read_text(encoding="utf-8"))
+    out = {}
+    for field, headers in raw.items():
+        for header in headers:
+            out[header] = "" if field == "ignored" else field
+    return out
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    for encoding in ("utf-8-sig", "gbk"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise FileRejected(f"{path.name}: neither UTF-8 nor GBK text")
+
+
+def parse_supplier(path: Path, contract: Contract, header_map: dict[str, str]) -> ParsedFile:
+    """A supplier's key delivery, CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX, in its own headers."""
+    if path.suffix.lower() == ".xlsx":
+        try:
+            frame = pl.read_excel(path, engine="calamine", infer_schema_length=0)
+        except Exception as exc:  # calamine raises its own error types for broken workbooks
+            raise FileRejected(f"{path.name}: unreadable workbook ({exc})") from exc
+        frame = frame.with_columns(pl.all().cast(pl.String))
+    elif path.suffix.lower() == ".csv":
+        frame = _read_csv_text(_decode(path.read_bytes(), path))
+    else:
+        raise FileRejected(f"{path.name}: not a CSV or XLSX file")
+    unknown = [c for c in frame.columns if c.strip() not in header_map]
+    if unknown:
+        raise FileRejected(
+            f"{path.name}: headers {unknown} are not in schemas/supplier_headers.yml; "
+            "add them there to map them to a field")
+    mapping = {c: header_map[c.strip()] for c in frame.columns}
+    keep = [c for c in frame.columns if mapping[c]]
+    frame = frame.select(keep).rename({c: mapping[c] for c in keep})
+    required = {"batch_no", "product_name", "card_secret", "unit_cost"}
+    if missing := required - set(frame.columns):
+        raise FileRejected(f"{path.name}: required fields {sorted(missing)} are missing")
+    supplier = path.parent.name
+    return ParsedFile(frame, supplier, {"supplier": supplier})
+
+
+def parse_crm(path: Path, contract: Contract) -> ParsedFile:
+    """The CRM's JSONL member snapshot; every field kept as text."""
+    try:
+        frame = pl.read_ndjson(path, schema={c: pl.String for c in contract.column_names},
+                               ignore_errors=False)
+    except Exception as exc:  # polars raises ComputeError for a line that is not JSON
+        raise FileRejected(f"{path.name}: not valid JSON lines ({exc})") from exc
+    return ParsedFile(frame, "crm", {})
