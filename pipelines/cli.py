@@ -160,6 +160,95 @@ def simulate(
         )
 
 
+@app.command()
+def run(
+    sources: Annotated[
+        Path | None, typer.Option(help="Sources folder [default: $CARDLAKE_SOURCES or ./sources].")
+    ] = None,
+    lake: Annotated[
+        Path | None, typer.Option(help="Lake root [default: $CARDLAKE_LAKE or ./lake].")
+    ] = None,
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="First business day [default: the first day the sources hold].",
+        ),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last business day [default: the last day the sources hold]."
+        ),
+    ] = None,
+    shop_db_url: Annotated[
+        str | None,
+        typer.Option(help="Main shop database URL [default: the SQLite file in the sources]."),
+    ] = None,
+    substation_db_url: Annotated[str | None, typer.Option(help="Substation database URL.")] = None,
+) -> None:
+    """Run the daily cycle for those business days: land every source in the lake (validated,
+    quarantined, accounted, checked). Exits non-zero when a blocking check fails.
+
+    Example: `cardlake run --start 2026-10-01 --end 2026-10-07`
+    """
+    from pipelines.resources import default_resources, lake_root, sources_root
+    from pipelines.run import run_cycle, source_days
+
+    src = (sources or sources_root()).resolve()
+    lake_dir = (lake or lake_root()).resolve()
+    if not src.exists():
+        console.print(
+            f"[red]no sources at {src}[/]: run `cardlake simulate` or point --sources at them"
+        )
+        raise typer.Exit(2)
+    urls = default_resources(src, lake_dir, shop_db_url, substation_db_url)["shop_dbs"].urls()
+    if start and end:
+        first, last = start.date(), end.date()
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    else:
+        days = [
+            d
+            for d in source_days(src, urls)
+            if (start is None or d >= start.date()) and (end is None or d <= end.date())
+        ]
+    if not days:
+        console.print("[yellow]nothing to do: no business day in range[/]")
+        raise typer.Exit(0)
+    console.print(
+        f"cardlake run · {len(days)} business days {days[0]}..{days[-1]} · lake {lake_dir}"
+    )
+    with Progress(
+        TextColumn("[bold]run[/]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(str(days[0]), total=len(days))
+
+        def on_day(o) -> None:
+            progress.update(task, advance=1, description=str(o.day + dt.timedelta(days=1)))
+            mark = "[green]✓[/]" if o.success else "[red]✗[/]"
+            console.print(
+                f"{mark} {o.day}  landed {o.landed:,} · quarantined {o.quarantined:,} · "
+                f"skipped {o.skipped:,} · {o.seconds:.1f} s"
+            )
+
+        outcomes = run_cycle(src, lake_dir, days, shop_db_url, substation_db_url, on_day=on_day)
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        console.print(
+            f"[red]blocking checks failed on {failed[0].day}; later days were not run:[/]"
+        )
+        for line in failed[0].failures:
+            console.print(f"  · {line}")
+        raise typer.Exit(1)
+    console.print(f"done: {len(outcomes)} days landed in {lake_dir}")
+
+
 def _yuan(fen: int) -> str:
     return f"¥{fen / 100:,.2f}"
 

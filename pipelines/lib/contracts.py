@@ -162,8 +162,10 @@ def _parse(col: Column) -> pl.Expr:
         )
     if col.type == "epoch":
         seconds = text.cast(pl.Int64, strict=False)
-        return pl.from_epoch(seconds, time_unit="s").dt.replace_time_zone("UTC").cast(
-            pl.Datetime("us", "UTC")
+        return (
+            pl.from_epoch(seconds, time_unit="s")
+            .dt.replace_time_zone("UTC")
+            .cast(pl.Datetime("us", "UTC"))
         )
     if col.type == "date":
         formats = col.formats or ("%Y-%m-%d",)
@@ -171,47 +173,99 @@ def _parse(col: Column) -> pl.Expr:
     raise AssertionError(col.type)
 
 
-def _rules(col: Column, parsed: pl.Expr, reference: dt.datetime | None) -> list[tuple[str, pl.Expr, str]]:
+def _rules(
+    col: Column, parsed: pl.Expr, reference: dt.datetime | None
+) -> list[tuple[str, pl.Expr, str]]:
     """(rule, violated?, reason) in the order they are checked."""
     raw = pl.col(col.name).cast(pl.String)
     blank = raw.str.strip_chars() == ""
     rules: list[tuple[str, pl.Expr, str]] = []
     if not col.nullable:
-        rules.append(("missing", raw.is_null() | (blank if col.type != "string" else pl.lit(False)),
-                      f"{col.name} is missing"))
+        rules.append(
+            (
+                "missing",
+                raw.is_null() | (blank if col.type != "string" else pl.lit(False)),
+                f"{col.name} is missing",
+            )
+        )
     if col.not_blank:
         rules.append(("missing", raw.is_null() | blank, f"{col.name} is empty"))
     if col.type != "string":
-        rules.append(("unparsable", raw.is_not_null() & ~blank & parsed.is_null(),
-                      f"{col.name} is not a valid {col.type.replace('_', ' ')}"))
+        rules.append(
+            (
+                "unparsable",
+                raw.is_not_null() & ~blank & parsed.is_null(),
+                f"{col.name} is not a valid {col.type.replace('_', ' ')}",
+            )
+        )
     if col.type in ("local_datetime", "epoch"):
-        rules.append(("implausible", parsed < PLAUSIBLE_AFTER,
-                      f"{col.name} is before {PLAUSIBLE_AFTER:%Y-%m-%d}"))
+        rules.append(
+            (
+                "implausible",
+                parsed < PLAUSIBLE_AFTER,
+                f"{col.name} is before {PLAUSIBLE_AFTER:%Y-%m-%d}",
+            )
+        )
         if col.not_future and reference is not None:
             limit = reference + FUTURE_TOLERANCE
-            rules.append(("future", parsed > limit,
-                          f"{col.name} is in the future (after {limit:%Y-%m-%d %H:%M} UTC)"))
+            rules.append(
+                (
+                    "future",
+                    parsed > limit,
+                    f"{col.name} is in the future (after {limit:%Y-%m-%d %H:%M} UTC)",
+                )
+            )
     if col.allowed is not None:
         allowed = list(col.allowed)
         value = parsed if col.type == "int" else raw
-        rules.append(("not_allowed", value.is_not_null() & ~value.is_in(allowed),
-                      f"{col.name} is not one of {allowed}"))
+        rules.append(
+            (
+                "not_allowed",
+                value.is_not_null() & ~value.is_in(allowed),
+                f"{col.name} is not one of {allowed}",
+            )
+        )
     if col.pattern:
-        rules.append(("bad_format", raw.is_not_null() & ~blank & ~raw.str.contains(col.pattern),
-                      f"{col.name} does not match {col.pattern}"))
+        rules.append(
+            (
+                "bad_format",
+                raw.is_not_null() & ~blank & ~raw.str.contains(col.pattern),
+                f"{col.name} does not match {col.pattern}",
+            )
+        )
     if col.reject_pattern:
-        rules.append((col.reject_rule or "rejected", raw.is_not_null() & raw.str.contains(col.reject_pattern),
-                      f"{col.name} marks a {(col.reject_rule or 'rejected').replace('_', ' ')}"))
+        rules.append(
+            (
+                col.reject_rule or "rejected",
+                raw.is_not_null() & raw.str.contains(col.reject_pattern),
+                f"{col.name} marks a {(col.reject_rule or 'rejected').replace('_', ' ')}",
+            )
+        )
     if col.min is not None:
-        rules.append(("out_of_range", parsed < col.min * (100 if col.type == "yuan" else 1),
-                      f"{col.name} is below {col.min}"))
+        rules.append(
+            (
+                "out_of_range",
+                parsed < col.min * (100 if col.type == "yuan" else 1),
+                f"{col.name} is below {col.min}",
+            )
+        )
     if col.min_exclusive is not None:
-        rules.append(("out_of_range", parsed <= col.min_exclusive * (100 if col.type == "yuan" else 1),
-                      f"{col.name} must be above {col.min_exclusive}"))
+        rules.append(
+            (
+                "out_of_range",
+                parsed <= col.min_exclusive * (100 if col.type == "yuan" else 1),
+                f"{col.name} must be above {col.min_exclusive}",
+            )
+        )
     if col.references:
         flag = pl.col(f"_ref_{col.name}")
-        rules.append(("unknown_reference", raw.is_not_null() & (flag == "0"),
-                      f"{col.name} refers to no {col.references}"))
+        rules.append(
+            (
+                "unknown_reference",
+                raw.is_not_null() & (flag == "0"),
+                f"{col.name} refers to no {col.references}",
+            )
+        )
     return rules
 
 

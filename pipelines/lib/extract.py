@@ -51,8 +51,9 @@ def _literal(moment: dt.datetime, kind: str) -> str:
     return "'" + moment.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S") + "'"
 
 
-def build_query(contract: Contract, dialect: str, window: Window | None,
-                reference: dt.datetime) -> str:
+def build_query(
+    contract: Contract, dialect: str, window: Window | None, reference: dt.datetime
+) -> str:
     """The extraction query; ``reference`` is the extraction time (a version later than it plus
     a day is a broken clock, read in every window so that it is quarantined, never lost)."""
     src = contract.source
@@ -62,8 +63,10 @@ def build_query(contract: Contract, dialect: str, window: Window | None,
     else:
         # ADBC types a column from its first rows: a column that starts with NULLs would come
         # back as integers, so NULL travels as a private-use character and is restored after
-        cols = [f"coalesce(cast({q(c)} as text), char({NULL_MARK_CODE})) as {q(c)}"
-                for c in contract.column_names]
+        cols = [
+            f"coalesce(cast({q(c)} as text), char({NULL_MARK_CODE})) as {q(c)}"
+            for c in contract.column_names
+        ]
     for column, ref in (src.get("references") or {}).items():
         cols.append(
             f"case when {q(column)} in (select {q(ref['column'])} from {q(ref['table'])}) "
@@ -93,6 +96,34 @@ def build_query(contract: Contract, dialect: str, window: Window | None,
     return f"select * from ({inner}) as t{where}"
 
 
+def version_range(
+    contract: Contract, url: str, reference: dt.datetime
+) -> tuple[dt.date, dt.date] | None:
+    """First and last business day that hold a plausible version of the table's rows."""
+    src = contract.source
+    if not src.get("watermark") or src.get("full_scan"):
+        return None
+    window = Window(PLAUSIBLE_AFTER, reference + FUTURE_TOLERANCE)
+    query = build_query(contract, dialect_of(url), window, reference)
+    inner = query.split(" where ")[0]
+    kind = src.get("watermark_kind", "local_datetime")
+    lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
+    frame = read_table(
+        url,
+        f"select min(_v) as lo, max(_v) as hi from ({inner}) as r where _v >= {lo} and _v < {hi}",
+    )
+    first, last = frame.row(0)
+    if first is None:
+        return None
+
+    def day(value: str) -> dt.date:
+        if kind == "epoch":
+            return dt.datetime.fromtimestamp(int(float(value)), CST).date()
+        return dt.date.fromisoformat(value[:10])
+
+    return day(first), day(last)
+
+
 def read_table(url: str, query: str) -> pl.DataFrame:
     """Run ``query`` on the database at ``url`` and return the result as text columns."""
     engine = sa.make_url(url)
@@ -109,7 +140,8 @@ def read_table(url: str, query: str) -> pl.DataFrame:
         assert isinstance(frame, pl.DataFrame)
         frame = frame.with_columns(
             pl.when(pl.col(c) == NULL_MARK).then(None).otherwise(pl.col(c)).alias(c)
-            for c in frame.columns if frame.schema[c] == pl.String
+            for c in frame.columns
+            if frame.schema[c] == pl.String
         )
     elif engine.get_backend_name() == "mysql":
         import connectorx as cx
@@ -117,7 +149,9 @@ def read_table(url: str, query: str) -> pl.DataFrame:
         cx_url = engine.set(drivername="mysql").render_as_string(hide_password=False)
         frame = pl.from_arrow(cx.read_sql(cx_url, query, return_type="arrow"))
     else:
-        raise ValueError(f"unsupported shop database {engine.get_backend_name()!r}: use SQLite or MySQL/MariaDB")
+        raise ValueError(
+            f"unsupported shop database {engine.get_backend_name()!r}: use SQLite or MySQL/MariaDB"
+        )
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.all().cast(pl.String))
 

@@ -57,7 +57,7 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
         return pl.Series("_row_hash", [], dtype=pl.String)
     con = duckdb.connect()
     con.register("t", frame.select(columns).to_arrow())
-    parts = ", ".join(f"coalesce(\"{c}\", chr(0))" for c in columns)
+    parts = ", ".join(f'coalesce("{c}", chr(0))' for c in columns)
     out = con.sql(f"select md5(concat_ws(chr(31), {parts})) as h from t").pl()["h"]
     con.close()
     return out.alias("_row_hash")
@@ -82,8 +82,9 @@ def _seen_hashes(lake: Lake, dataset: str, day: dt.date, whole_history: bool) ->
     return seen
 
 
-def ingest_database(contract: Contract, day: dt.date, lake: Lake, url: str,
-                    now: dt.datetime) -> IngestResult:
+def ingest_database(
+    contract: Contract, day: dt.date, lake: Lake, url: str, now: dt.datetime
+) -> IngestResult:
     src = contract.source
     full = bool(src.get("full_scan")) or not src.get("watermark")
     window = None if full else day_window(day, int(src.get("overlap_minutes", 10)))
@@ -107,16 +108,23 @@ def ingest_database(contract: Contract, day: dt.date, lake: Lake, url: str,
     if window is not None and "_v" in rows.columns and rows.height:
         watermark = rows["_v"].drop_nulls().max()
     state = {
-        "dataset": contract.dataset, "contract_version": contract.version,
-        "business_date": day.isoformat(), "read": read, "landed": checked.good.height,
-        "quarantined": checked.quarantined.height, "skipped": skipped,
-        "skipped_detail": {"already_landed": skipped}, "source": f"{src['database']}.{src['table']}",
-        "window": version, "watermark": watermark,
+        "dataset": contract.dataset,
+        "contract_version": contract.version,
+        "business_date": day.isoformat(),
+        "read": read,
+        "landed": checked.good.height,
+        "quarantined": checked.quarantined.height,
+        "skipped": skipped,
+        "skipped_detail": {"already_landed": skipped},
+        "source": f"{src['database']}.{src['table']}",
+        "window": version,
+        "watermark": watermark,
         "rules": _rule_counts(checked.quarantined),
     }
     lake.publish_partition(contract.dataset, day, checked.good, checked.quarantined, state)
-    return IngestResult(contract.dataset, day, read, checked.good.height,
-                        checked.quarantined.height, skipped, state)
+    return IngestResult(
+        contract.dataset, day, read, checked.good.height, checked.quarantined.height, skipped, state
+    )
 
 
 def _rule_counts(quarantined: pl.DataFrame) -> dict[str, int]:
@@ -189,8 +197,9 @@ def _raw_lines(path: Path) -> list[str]:
     return lines[1:] if len(lines) > 1 else lines  # drop the header row
 
 
-def ingest_files(contract: Contract, day: dt.date, lake: Lake, sources: Path,
-                 now: dt.datetime) -> IngestResult:
+def ingest_files(
+    contract: Contract, day: dt.date, lake: Lake, sources: Path, now: dt.datetime
+) -> IngestResult:
     files = discover(sources, contract).get(day, [])
     header_map = supplier_header_map() if contract.source["kind"] == "supplier" else {}
     groups: dict[str, list[Path]] = {}
@@ -203,20 +212,32 @@ def ingest_files(contract: Contract, day: dt.date, lake: Lake, sources: Path,
     read = skipped = 0
     skipped_detail = {"duplicate_file": 0, "superseded_file": 0, "duplicate_row": 0}
     for key in sorted(groups):
-        versions = sorted(groups[key], key=lambda p: (file_version(p), p.stat().st_mtime_ns, p.name))
+        versions = sorted(
+            groups[key], key=lambda p: (file_version(p), p.stat().st_mtime_ns, p.name)
+        )
         hashes: set[str] = set()
         effective: tuple[Path, pl.DataFrame, str] | None = None
         for path in versions:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            entry = {"file": str(path.relative_to(sources)), "sha256": digest,
-                     "bytes": path.stat().st_size, "logical_file": key}
+            entry = {
+                "file": str(path.relative_to(sources)),
+                "sha256": digest,
+                "bytes": path.stat().st_size,
+                "logical_file": key,
+            }
             if digest in hashes:
                 n = _count_rows(contract, path, header_map)
                 read += n
                 skipped += n
                 skipped_detail["duplicate_file"] += n
-                manifest.append({**entry, "status": "skipped_duplicate", "rows": n,
-                                 "reason": "identical content to a file already read"})
+                manifest.append(
+                    {
+                        **entry,
+                        "status": "skipped_duplicate",
+                        "rows": n,
+                        "reason": "identical content to a file already read",
+                    }
+                )
                 continue
             hashes.add(digest)
             try:
@@ -224,16 +245,29 @@ def ingest_files(contract: Contract, day: dt.date, lake: Lake, sources: Path,
             except FileRejected as exc:
                 lines = _raw_lines(path)
                 read += len(lines)
-                quarantine.append(pl.DataFrame({
-                    "_record": lines, "_rule": [f"file:{exc.rule}"] * len(lines),
-                    "_reason": [str(exc)] * len(lines)}).with_columns(
-                        _source=pl.lit(entry["file"]), _source_version=pl.lit(digest),
-                        _extracted_at=pl.lit(now), _row_hash=pl.lit(None, dtype=pl.String)))
-                manifest.append({**entry, "status": "rejected", "rows": len(lines), "reason": str(exc)})
+                quarantine.append(
+                    pl.DataFrame(
+                        {
+                            "_record": lines,
+                            "_rule": [f"file:{exc.rule}"] * len(lines),
+                            "_reason": [str(exc)] * len(lines),
+                        }
+                    ).with_columns(
+                        _source=pl.lit(entry["file"]),
+                        _source_version=pl.lit(digest),
+                        _extracted_at=pl.lit(now),
+                        _row_hash=pl.lit(None, dtype=pl.String),
+                    )
+                )
+                manifest.append(
+                    {**entry, "status": "rejected", "rows": len(lines), "reason": str(exc)}
+                )
                 continue
             frame = parsed.rows.with_columns(
-                _source=pl.lit(entry["file"]), _source_version=pl.lit(digest),
-                _account=pl.lit(parsed.account))
+                _source=pl.lit(entry["file"]),
+                _source_version=pl.lit(digest),
+                _account=pl.lit(parsed.account),
+            )
             read += frame.height
             if effective is not None:  # a later, different, valid version supersedes this one
                 prev_path, prev, prev_digest = effective
@@ -243,34 +277,50 @@ def ingest_files(contract: Contract, day: dt.date, lake: Lake, sources: Path,
                     if m["sha256"] == prev_digest and m["status"] == "landed":
                         m.update(status="superseded", reason=f"superseded by {entry['file']}")
             effective = (path, frame, digest)
-            manifest.append({**entry, "status": "landed", "rows": frame.height, "reason": "",
-                             **parsed.meta})
+            manifest.append(
+                {**entry, "status": "landed", "rows": frame.height, "reason": "", **parsed.meta}
+            )
         if effective is not None:
             accepted.append(effective[1])
 
     if accepted:
         rows = pl.concat(accepted, how="diagonal_relaxed")
     else:
-        rows = pl.DataFrame(schema={c: pl.String for c in contract.column_names} |
-                            {"_source": pl.String, "_source_version": pl.String, "_account": pl.String})
-    rows = rows.with_columns(row_hashes(rows, [c for c in contract.column_names if c in rows.columns]),
-                             _extracted_at=pl.lit(now))
+        rows = pl.DataFrame(
+            schema=dict.fromkeys(contract.column_names, pl.String)
+            | {"_source": pl.String, "_source_version": pl.String, "_account": pl.String}
+        )
+    rows = rows.with_columns(
+        row_hashes(rows, [c for c in contract.column_names if c in rows.columns]),
+        _extracted_at=pl.lit(now),
+    )
     lineage = (*LINEAGE, "_account")
     checked = validate(rows, contract, now, lineage=lineage)
-    key = [contract.column(k).landed_name if k in contract.column_names else f"_{k}" for k in contract.key]
+    key = [
+        contract.column(k).landed_name if k in contract.column_names else f"_{k}"
+        for k in contract.key
+    ]
     good = checked.good.unique(key, keep="first", maintain_order=True)
     dup_rows = checked.good.height - good.height
     skipped += dup_rows
     skipped_detail["duplicate_row"] += dup_rows
     q = checked.quarantined
     if quarantine:
-        q = pl.concat([q, *[f.with_columns(_account=pl.lit(None, dtype=pl.String)) for f in quarantine]],
-                      how="diagonal_relaxed")
+        q = pl.concat(
+            [q, *[f.with_columns(_account=pl.lit(None, dtype=pl.String)) for f in quarantine]],
+            how="diagonal_relaxed",
+        )
     state = {
-        "dataset": contract.dataset, "contract_version": contract.version,
-        "business_date": day.isoformat(), "read": read, "landed": good.height,
-        "quarantined": q.height, "skipped": skipped, "skipped_detail": skipped_detail,
-        "files": manifest, "rules": _rule_counts(q),
+        "dataset": contract.dataset,
+        "contract_version": contract.version,
+        "business_date": day.isoformat(),
+        "read": read,
+        "landed": good.height,
+        "quarantined": q.height,
+        "skipped": skipped,
+        "skipped_detail": skipped_detail,
+        "files": manifest,
+        "rules": _rule_counts(q),
     }
     lake.publish_partition(contract.dataset, day, good, q, state)
     return IngestResult(contract.dataset, day, read, good.height, q.height, skipped, state)
@@ -283,8 +333,14 @@ def _count_rows(contract: Contract, path: Path, header_map: dict[str, str]) -> i
         return len(_raw_lines(path))
 
 
-def ingest(contract: Contract, day: dt.date, lake: Lake, sources: Path,
-           db_urls: dict[str, str], now: dt.datetime | None = None) -> IngestResult:
+def ingest(
+    contract: Contract,
+    day: dt.date,
+    lake: Lake,
+    sources: Path,
+    db_urls: dict[str, str],
+    now: dt.datetime | None = None,
+) -> IngestResult:
     """Land ``day`` of ``contract``'s dataset, replacing the partition whole."""
     now = now or dt.datetime.now(dt.UTC)
     lake.clean_stale_temps(contract.dataset)

@@ -49,15 +49,22 @@ class Lake:
             out[day] = json.loads(path.read_text())
         return out
 
-    def read_partition(self, zone: str, dataset: str, day: dt.date,
-                       columns: list[str] | None = None) -> pl.DataFrame | None:
+    def read_partition(
+        self, zone: str, dataset: str, day: dt.date, columns: list[str] | None = None
+    ) -> pl.DataFrame | None:
         path = self.partition_dir(zone, dataset, day) / "part-0.parquet"
         if not path.exists():
             return None
         return pl.read_parquet(path, columns=columns)
 
-    def publish_partition(self, dataset: str, day: dt.date, raw: pl.DataFrame,
-                          quarantined: pl.DataFrame, state: dict[str, Any]) -> None:
+    def publish_partition(
+        self,
+        dataset: str,
+        day: dt.date,
+        raw: pl.DataFrame,
+        quarantined: pl.DataFrame,
+        state: dict[str, Any],
+    ) -> None:
         """Replace the partition's raw file, quarantine file and state as one unit."""
         token = uuid.uuid4().hex[:12]
         staged = []
@@ -73,8 +80,9 @@ class Lake:
         state_path = self.state_path(dataset, day)
         state_path.parent.mkdir(parents=True, exist_ok=True)
         state_tmp = state_path.with_name(f".{state_path.name}.{token}.tmp")
-        state_tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True,
-                                        default=str))
+        state_tmp.write_text(
+            json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+        )
         for tmp, final in staged:
             _swap_dir(tmp, final)
         os.replace(state_tmp, state_path)

@@ -50,8 +50,9 @@ def _fen(text: str) -> int:
 def _read_csv_text(body: str) -> pl.DataFrame:
     if not body.strip():
         return pl.DataFrame()
-    return pl.read_csv(io.StringIO(body), infer_schema=False, quote_char='"',
-                       truncate_ragged_lines=False)
+    return pl.read_csv(
+        io.StringIO(body), infer_schema=False, quote_char='"', truncate_ragged_lines=False
+    )
 
 
 def _rename(frame: pl.DataFrame, contract: Contract, path: Path) -> pl.DataFrame:
@@ -82,14 +83,19 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
     account = next((m.group(1) for ln in lines if (m := _ALIPAY_ACCOUNT.match(ln))), None)
     if account is None:
         raise FileRejected(f"{path.name}: no #账号 line")
-    footer = {m.group(1): (int(m.group(2)), _fen(m.group(3)))
-              for ln in lines if (m := _ALIPAY_FOOTER.match(ln))}
+    footer = {
+        m.group(1): (int(m.group(2)), _fen(m.group(3)))
+        for ln in lines
+        if (m := _ALIPAY_FOOTER.match(ln))
+    }
     if set(footer) != {"交易", "退款"}:
         raise FileRejected(f"{path.name}: footer totals (#交易合计 / #退款合计) missing")
     body = "\n".join(ln for ln in lines if not ln.startswith("#"))
     frame = _read_csv_text(body)
     if frame.is_empty():
-        frame = pl.DataFrame(schema={s: pl.String for c in contract.columns for s in c.source_names})
+        frame = pl.DataFrame(
+            schema={s: pl.String for c in contract.columns for s in c.source_names}
+        )
     frame = _rename(frame, contract, path).with_columns(
         pl.col(c).str.strip_chars("\t ") for c in ("txn_no", "merchant_order_no", "refund_batch_no")
     )
@@ -99,7 +105,8 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
         if got != (count, total):
             raise StatementRejected(
                 f"{path.name}: {kind} lines sum to {got[0]} lines / {got[1] / 100:.2f} yuan but the "
-                f"footer says {count} / {total / 100:.2f}; the statement is rejected whole")
+                f"footer says {count} / {total / 100:.2f}; the statement is rejected whole"
+            )
     return ParsedFile(frame, account, {"footer": str(footer)})
 
 
@@ -112,22 +119,31 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     lines = text.splitlines()
     at = next((i for i, ln in enumerate(lines) if ln.startswith("总交易单数")), None)
     if at is None or at + 1 >= len(lines) or not lines[0].startswith("交易时间"):
-        raise FileRejected(f"{path.name}: not a WeChat trade bill (header or summary block missing)")
-    summary = dict(zip(lines[at].split(","), (v.lstrip("`") for v in lines[at + 1].split(",")),
-                       strict=False))
+        raise FileRejected(
+            f"{path.name}: not a WeChat trade bill (header or summary block missing)"
+        )
+    summary = dict(
+        zip(lines[at].split(","), (v.lstrip("`") for v in lines[at + 1].split(",")), strict=False)
+    )
     frame = _read_csv_text("\n".join(lines[:at]))
     if frame.is_empty():
-        frame = pl.DataFrame(schema={c: pl.String for c in lines[0].split(",")})
+        frame = pl.DataFrame(schema=dict.fromkeys(lines[0].split(","), pl.String))
     legacy = "总金额" in frame.columns
     frame = frame.with_columns(pl.all().str.strip_prefix("`"))
     frame = _rename(frame, contract, path)
     settle = sum(_fen(v) for v in frame["settlement_amount"].to_list())
     fee = sum(_fen(v) for v in frame["fee"].to_list())
     refund = sum(_fen(v) for v in frame["refund_amount"].to_list())
-    total_key, refund_key = ("总交易额", "总退款金额") if legacy else ("应结订单总金额", "退款总金额")
+    total_key, refund_key = (
+        ("总交易额", "总退款金额") if legacy else ("应结订单总金额", "退款总金额")
+    )
     try:
-        expected = (int(summary["总交易单数"]), _fen(summary[total_key]), _fen(summary[refund_key]),
-                    _fen(summary["手续费总金额"]))
+        expected = (
+            int(summary["总交易单数"]),
+            _fen(summary[total_key]),
+            _fen(summary[refund_key]),
+            _fen(summary["手续费总金额"]),
+        )
     except (KeyError, ValueError) as exc:
         raise FileRejected(f"{path.name}: summary block incomplete ({exc})") from exc
     got = (frame.height, settle, refund, fee)
@@ -136,7 +152,8 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
             f"{path.name}: lines sum to {got[0]} lines, {got[1] / 100:.2f} settled, "
             f"{got[2] / 100:.2f} refunded, {got[3] / 100:.2f} fees but the summary says "
             f"{expected[0]}, {expected[1] / 100:.2f}, {expected[2] / 100:.2f}, {expected[3] / 100:.2f}; "
-            "the bill is rejected whole")
+            "the bill is rejected whole"
+        )
     mch = frame["mch_id"][0] if frame.height else path.name.split("_")[0]
     return ParsedFile(frame, mch, {"layout": "legacy_24" if legacy else "all_27"})
 
@@ -175,7 +192,8 @@ def parse_supplier(path: Path, contract: Contract, header_map: dict[str, str]) -
     if unknown:
         raise FileRejected(
             f"{path.name}: headers {unknown} are not in schemas/supplier_headers.yml; "
-            "add them there to map them to a field")
+            "add them there to map them to a field"
+        )
     mapping = {c: header_map[c.strip()] for c in frame.columns}
     keep = [c for c in frame.columns if mapping[c]]
     frame = frame.select(keep).rename({c: mapping[c] for c in keep})
@@ -189,8 +207,9 @@ def parse_supplier(path: Path, contract: Contract, header_map: dict[str, str]) -
 def parse_crm(path: Path, contract: Contract) -> ParsedFile:
     """The CRM's JSONL member snapshot; every field kept as text."""
     try:
-        frame = pl.read_ndjson(path, schema={c: pl.String for c in contract.column_names},
-                               ignore_errors=False)
+        frame = pl.read_ndjson(
+            path, schema=dict.fromkeys(contract.column_names, pl.String), ignore_errors=False
+        )
     except Exception as exc:  # polars raises ComputeError for a line that is not JSON
         raise FileRejected(f"{path.name}: not valid JSON lines ({exc})") from exc
     return ParsedFile(frame, "crm", {})

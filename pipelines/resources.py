@@ -1,0 +1,74 @@
+"""Resources: where the sources, the shop databases and the lake are. The one place that reads
+the environment (``CARDLAKE_SOURCES``, ``CARDLAKE_LAKE``, ``CARDLAKE_SHOP_DB_URL``,
+``CARDLAKE_SUBSTATION_DB_URL``); every path is relative to those roots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.lib.lake import Lake
+
+MAIN_DB_FILE = "db/shop_main.sqlite"
+SUBSTATION_DB_FILE = "db/shop_substation.sqlite"
+
+
+def sources_root() -> Path:
+    return Path(os.environ.get("CARDLAKE_SOURCES", "sources")).resolve()
+
+
+def lake_root() -> Path:
+    return Path(os.environ.get("CARDLAKE_LAKE", "lake")).resolve()
+
+
+class SourcesResource(dg.ConfigurableResource):
+    """The folder the file sources (statements, CRM exports, supplier batches) arrive in."""
+
+    root: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+
+class ShopDatabasesResource(dg.ConfigurableResource):
+    """SQLAlchemy URLs of the two shop databases (SQLite files by default, MySQL/MariaDB in production)."""
+
+    main_url: str
+    substation_url: str
+
+    def urls(self) -> dict[str, str]:
+        return {"main": self.main_url, "substation": self.substation_url}
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake root: raw/, quarantine/, _state/ (and marts/, reports/ later)."""
+
+    root: str
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(Path(self.root))
+
+
+def default_resources(
+    sources: Path | None = None,
+    lake: Path | None = None,
+    shop_db_url: str | None = None,
+    substation_db_url: str | None = None,
+) -> dict[str, dg.ConfigurableResource]:
+    src = (sources or sources_root()).resolve()
+    return {
+        "sources": SourcesResource(root=str(src)),
+        "shop_dbs": ShopDatabasesResource(
+            main_url=shop_db_url
+            or os.environ.get("CARDLAKE_SHOP_DB_URL")
+            or f"sqlite:///{src / MAIN_DB_FILE}",
+            substation_url=substation_db_url
+            or os.environ.get("CARDLAKE_SUBSTATION_DB_URL")
+            or f"sqlite:///{src / SUBSTATION_DB_FILE}",
+        ),
+        "lake": LakeResource(root=str((lake or lake_root()).resolve())),
+    }
