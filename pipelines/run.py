@@ -32,6 +32,13 @@ class DayOutcome:
     failures: list[str]
 
 
+def _innermost(error) -> str:
+    """The message of the root cause of a Dagster error info, in one line."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return " ".join(str(error.message).split())
+
+
 def source_days(
     sources: Path, urls: dict[str, str], now: dt.datetime | None = None
 ) -> list[dt.date]:
@@ -87,10 +94,17 @@ def run_cycle(
             for e in result.get_asset_check_evaluations()
             if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
         ]
+        causes: dict[
+            str, str
+        ] = {}  # the error behind a step's retries, not just "retries exceeded"
         for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            if event.event_type_value == "STEP_UP_FOR_RETRY" and error is not None:
+                causes[event.step_key] = _innermost(error)
+            elif event.is_step_failure and error is not None:
                 failures.append(
-                    f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+                    f"{event.step_key}: {causes.get(event.step_key) or _innermost(error)}"
                 )
         totals = {"landed": 0, "quarantined": 0, "skipped": 0}
         for mat in result.get_asset_materialization_events():

@@ -109,8 +109,9 @@ def channel_txn_no(
     ymd = _local_strftime(paid_at, "%Y%m%d")
     body = random_codes(rng, n, 16, DIGITS)
     alipay = np.char.add(np.char.add(ymd, "2200"), body)
+    # 4200 + 6 random + yyyymmdd + 10 random: 16 random digits, as many as Alipay's
     wechat = np.char.add(
-        np.char.add(np.char.add("42000", body.astype("U5")), ymd), body.astype("U16").astype("U10")
+        np.char.add(np.char.add("4200", _slice(body, 10, 16)), ymd), _slice(body, 0, 10)
     )
     return np.where(channel == "alipay", alipay, wechat)
 
@@ -261,6 +262,13 @@ def build_orders(
         ip=pl.Series(_ips(rng, n)),
         is_test=pl.Series(is_test),
     )
+
+
+def _slice(codes: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Characters ``start:stop`` of fixed-width strings, without a Python loop."""
+    width = codes.dtype.itemsize // 4
+    chars = codes.view("U1").reshape(len(codes), width)[:, start:stop]
+    return np.ascontiguousarray(chars).view(f"U{stop - start}").ravel()
 
 
 def _local_strftime(epoch_s: np.ndarray, fmt: str) -> np.ndarray:

@@ -316,8 +316,9 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
             path = statement_path(root, acc, day)
             path.parent.mkdir(parents=True, exist_ok=True)
             good = render(False)
+            sent = render(True) if broken else good
             if broken:
-                path.write_bytes(render(True))
+                path.write_bytes(sent)
                 statement_path(root, acc, day, "_v2").write_bytes(good)
                 anomalies.append(
                     (
@@ -330,7 +331,7 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
             else:
                 path.write_bytes(good)
             if resend:
-                statement_path(root, acc, day, "(1)").write_bytes(good)
+                statement_path(root, acc, day, "(1)").write_bytes(sent)
                 anomalies.append(
                     ("resent_file", f"{path.stem}(1).csv", day, f"identical re-send of {path.name}")
                 )

@@ -212,7 +212,7 @@ def _rules(
                 (
                     "future",
                     parsed > limit,
-                    f"{col.name} is in the future (after {limit:%Y-%m-%d %H:%M} UTC)",
+                    f"{col.name} is in the future (more than a day after it was read)",
                 )
             )
     if col.allowed is not None:
@@ -284,30 +284,38 @@ def validate(
     missing = [c.name for c in contract.columns if c.name not in rows.columns]
     if missing:
         rows = rows.with_columns([pl.lit(None, dtype=pl.String).alias(m) for m in missing])
-    parsed = {c.name: _parse(c) for c in contract.columns}
+    # parse every column once into a temporary column; the rules and the output read those
+    tmp = {c.name: f"__parsed_{i}" for i, c in enumerate(contract.columns)}
+    rows = rows.with_columns(_parse(c).alias(tmp[c.name]) for c in contract.columns)
     checks: list[tuple[str, pl.Expr, str]] = []
     for col in contract.columns:
         checks.extend(
             (f"{col.name}:{rule}", expr.fill_null(False), reason)
-            for rule, expr, reason in _rules(col, parsed[col.name], reference)
+            for rule, expr, reason in _rules(col, pl.col(tmp[col.name]), reference)
         )
+    text_cols = contract.column_names
+    any_broken = (
+        pl.any_horizontal([violated for _, violated, _ in checks]) if checks else pl.lit(False)
+    )
+    judged = rows.with_columns(__broken=any_broken)
+    good = judged.filter(~pl.col("__broken"))
+    # naming the first rule broken is only needed for the few bad rows
+    bad = judged.filter(pl.col("__broken"))
     rule_expr: pl.Expr = pl.lit(None, dtype=pl.String)
     reason_expr: pl.Expr = pl.lit(None, dtype=pl.String)
     for name, violated, reason in reversed(checks):  # the first rule broken wins
         rule_expr = pl.when(violated).then(pl.lit(name)).otherwise(rule_expr)
         reason_expr = pl.when(violated).then(pl.lit(reason)).otherwise(reason_expr)
-    text_cols = contract.column_names
-    judged = rows.with_columns(_rule=rule_expr, _reason=reason_expr)
-    bad = judged.filter(pl.col("_rule").is_not_null())
-    good = judged.filter(pl.col("_rule").is_null())
     quarantined = bad.select(
-        _record=pl.struct([pl.col(c).cast(pl.String) for c in text_cols]).struct.json_encode(),
-        _rule="_rule",
-        _reason="_reason",
+        pl.struct([pl.col(c).cast(pl.String) for c in text_cols])
+        .struct.json_encode()
+        .alias("_record"),
+        rule_expr.alias("_rule"),
+        reason_expr.alias("_reason"),
         *lineage,
     )
     typed = good.select(
-        *[parsed[c.name].cast(c.landed_dtype).alias(c.landed_name) for c in contract.columns],
+        *[pl.col(tmp[c.name]).cast(c.landed_dtype).alias(c.landed_name) for c in contract.columns],
         *lineage,
     )
     return Validated(good=typed, quarantined=quarantined)

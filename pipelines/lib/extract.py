@@ -51,6 +51,15 @@ def _literal(moment: dt.datetime, kind: str) -> str:
     return "'" + moment.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S") + "'"
 
 
+def _version_expr(watermark: list[str], kind: str, dialect: str) -> str:
+    """A row's version: its one version column, or the latest of several."""
+    if len(watermark) == 1:
+        return _quote(watermark[0], dialect)
+    empty = "0" if kind == "epoch" else "''"
+    parts = ", ".join(f"coalesce({_quote(w, dialect)}, {empty})" for w in watermark)
+    return f"greatest({parts})" if dialect == "mysql" else f"max({parts})"
+
+
 def build_query(
     contract: Contract, dialect: str, window: Window | None, reference: dt.datetime
 ) -> str:
@@ -67,33 +76,43 @@ def build_query(
             f"coalesce(cast({q(c)} as text), char({NULL_MARK_CODE})) as {q(c)}"
             for c in contract.column_names
         ]
-    for column, ref in (src.get("references") or {}).items():
-        cols.append(
-            f"case when {q(column)} in (select {q(ref['column'])} from {q(ref['table'])}) "
-            f"then '1' else '0' end as {q('_ref_' + column)}"
-        )
     watermark = src.get("watermark") or []
     kind = src.get("watermark_kind", "local_datetime")
     if not watermark or window is None or src.get("full_scan"):
         version = "null"
         where = ""
     else:
-        empty = "0" if kind == "epoch" else "''"
-        parts = [f"coalesce({q(w)}, {empty})" for w in watermark]
-        if len(parts) == 1:
-            version = f"{q(watermark[0])}"
-        elif dialect == "mysql":
-            version = f"greatest({', '.join(parts)})"
-        else:
-            version = f"max({', '.join(parts)})"
+        version = _version_expr(watermark, kind, dialect)
         lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
         plausible = _literal(PLAUSIBLE_AFTER, kind)
         future = _literal(reference + FUTURE_TOLERANCE, kind)
+        if len(watermark) == 1:
+            # on the column itself, so that an index on it (if the shop has one) is used
+            w = q(watermark[0])
+            prefilter = (
+                f" where ({w} >= {lo} and {w} < {hi}) or {w} is null or {w} < {plausible}"
+                f" or {w} >= {future}"
+            )
+            inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}{prefilter}"
+            return f"select * from ({inner}) as t"
         where = (
             f" where (_v >= {lo} and _v < {hi}) or _v is null or _v < {plausible} or _v >= {future}"
         )
     inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}"
     return f"select * from ({inner}) as t{where}"
+
+
+def reference_keys(contract: Contract, url: str) -> dict[str, pl.Series]:
+    """For each column that refers to another table, the keys that table holds (read once)."""
+    out = {}
+    for column, ref in (contract.source.get("references") or {}).items():
+        q = lambda n: _quote(n, dialect_of(url))  # noqa: E731
+        cast = "char" if dialect_of(url) == "mysql" else "text"
+        keys = read_table(
+            url, f"select cast({q(ref['column'])} as {cast}) as k from {q(ref['table'])}"
+        )
+        out[column] = keys["k"]
+    return out
 
 
 def version_range(
@@ -103,14 +122,17 @@ def version_range(
     src = contract.source
     if not src.get("watermark") or src.get("full_scan"):
         return None
-    window = Window(PLAUSIBLE_AFTER, reference + FUTURE_TOLERANCE)
-    query = build_query(contract, dialect_of(url), window, reference)
-    inner = query.split(" where ")[0]
+    dialect = dialect_of(url)
     kind = src.get("watermark_kind", "local_datetime")
-    lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
+    lo = _literal(PLAUSIBLE_AFTER, kind)
+    hi = _literal(reference + FUTURE_TOLERANCE, kind)
+    text = "char" if dialect == "mysql" else "text"
+    version = _version_expr(src["watermark"], kind, dialect)
     frame = read_table(
         url,
-        f"select min(_v) as lo, max(_v) as hi from ({inner}) as r where _v >= {lo} and _v < {hi}",
+        f"select cast(min(_v) as {text}) as lo, cast(max(_v) as {text}) as hi from "
+        f"(select {version} as _v from {_quote(src['table'], dialect)}) as r "
+        f"where _v >= {lo} and _v < {hi}",
     )
     first, last = frame.row(0)
     if first is None:

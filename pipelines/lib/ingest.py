@@ -17,7 +17,14 @@ import duckdb
 import polars as pl
 
 from pipelines.lib.contracts import Contract, validate
-from pipelines.lib.extract import CST, build_query, day_window, dialect_of, read_table
+from pipelines.lib.extract import (
+    CST,
+    build_query,
+    day_window,
+    dialect_of,
+    read_table,
+    reference_keys,
+)
 from pipelines.lib.lake import Lake
 from pipelines.lib.parsers import (
     FileRejected,
@@ -90,6 +97,13 @@ def ingest_database(
     window = None if full else day_window(day, int(src.get("overlap_minutes", 10)))
     query = build_query(contract, dialect_of(url), window, now)
     rows = read_table(url, query)
+    rows = rows.with_columns(
+        pl.when(pl.col(column).is_in(keys))
+        .then(pl.lit("1"))
+        .otherwise(pl.lit("0"))
+        .alias(f"_ref_{column}")
+        for column, keys in reference_keys(contract, url).items()
+    )
     read = rows.height
     rows = rows.with_columns(row_hashes(rows, contract.column_names))
     seen = _seen_hashes(lake, contract.dataset, day, whole_history=full)
@@ -270,7 +284,7 @@ def ingest_files(
             )
             read += frame.height
             if effective is not None:  # a later, different, valid version supersedes this one
-                prev_path, prev, prev_digest = effective
+                _prev_path, prev, prev_digest = effective
                 skipped += prev.height
                 skipped_detail["superseded_file"] += prev.height
                 for m in manifest:

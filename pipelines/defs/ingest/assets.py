@@ -21,7 +21,7 @@ KINDS = {
 FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=dt.timedelta(hours=30), warn_window=dt.timedelta(hours=26)
 )
-RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 
 def _column_schema(contract: Contract) -> dg.TableSchema:
