@@ -78,7 +78,7 @@ def build_suite(contract: Contract):
 
 
 def run_suite(contract: Contract, frame: pl.DataFrame) -> SuiteOutcome:
-    context, source = _context()
+    _, source = _context()
     suite = build_suite(contract)
     name = f"{contract.dataset}_{id(frame)}"
     asset = source.add_dataframe_asset(name=name)
