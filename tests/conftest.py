@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +41,92 @@ def truth(root: Path, name: str):
     import polars as pl
 
     return pl.read_parquet(root / "_truth" / f"{name}.parquet")
+
+
+@dataclasses.dataclass(frozen=True)
+class MariaDB:
+    port: int
+    user: str = "cardlake"
+    password: str = "cardlake-test"
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL over loopback TCP; the database is created on first use."""
+        con = self.connect(None)
+        with con.cursor() as cur:
+            cur.execute(f"create database if not exists `{database}` character set utf8mb4")
+        con.close()
+        return (
+            f"mysql+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+            "?charset=utf8mb4"
+        )
+
+    def connect(self, database: str | None):
+        import pymysql
+
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+        )
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """A private MariaDB server on 127.0.0.1 (Debian's mariadb-server, installed by `make setup`),
+    with its own data directory, started for the test session and stopped after it."""
+    import pymysql
+
+    assert shutil.which("mariadbd"), "mariadb-server is missing: run `make setup`"
+    base = tmp_path_factory.mktemp("mariadb")
+    data, sock = base / "data", base / "mysqld.sock"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={data}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            "--bind-address=127.0.0.1",
+            f"--port={port}",
+            "--user=root",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--log-error={base / 'error.log'}",
+            "--character-set-server=utf8mb4",
+            "--innodb-buffer-pool-size=128M",
+        ],
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                con = pymysql.connect(unix_socket=str(sock), user="root")
+                break
+            except pymysql.err.OperationalError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError((base / "error.log").read_text()) from None
+                time.sleep(0.2)
+        with con.cursor() as cur:
+            cur.execute("create user 'cardlake'@'127.0.0.1' identified by 'cardlake-test'")
+            cur.execute("grant all on *.* to 'cardlake'@'127.0.0.1'")
+        con.close()
+        yield MariaDB(port=port)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

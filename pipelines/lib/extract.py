@@ -67,6 +67,7 @@ def build_query(
     a day is a broken clock, read in every window so that it is quarantined, never lost)."""
     src = contract.source
     q = lambda n: _quote(n, dialect)  # noqa: E731
+    text = "char" if dialect == "mysql" else "text"
     if dialect == "mysql":
         cols = [f"cast({q(c)} as char) as {q(c)}" for c in contract.column_names]
     else:
@@ -78,28 +79,27 @@ def build_query(
         ]
     watermark = src.get("watermark") or []
     kind = src.get("watermark_kind", "local_datetime")
+    prefilter = where = ""
     if not watermark or window is None or src.get("full_scan"):
         version = "null"
-        where = ""
     else:
         version = _version_expr(watermark, kind, dialect)
         lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
         plausible = _literal(PLAUSIBLE_AFTER, kind)
         future = _literal(reference + FUTURE_TOLERANCE, kind)
-        if len(watermark) == 1:
-            # on the column itself, so that an index on it (if the shop has one) is used
-            w = q(watermark[0])
-            prefilter = (
-                f" where ({w} >= {lo} and {w} < {hi}) or {w} is null or {w} < {plausible}"
-                f" or {w} >= {future}"
-            )
-            inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}{prefilter}"
-            return f"select * from ({inner}) as t"
-        where = (
-            f" where (_v >= {lo} and _v < {hi}) or _v is null or _v < {plausible} or _v >= {future}"
+        # one version column: filter on the column itself, so that an index on it is used
+        v = q(watermark[0]) if len(watermark) == 1 else "_v"
+        condition = (
+            f"({v} >= {lo} and {v} < {hi}) or {v} is null or {v} < {plausible} or {v} >= {future}"
         )
-    inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}"
-    return f"select * from ({inner}) as t{where}"
+        if len(watermark) == 1:
+            prefilter = f" where {condition}"
+        else:
+            where = f" where {condition}"
+    inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}{prefilter}"
+    # the version travels as text too (a MySQL zero date has no other faithful form)
+    outer = ", ".join(q(c) for c in contract.column_names)
+    return f"select {outer}, cast(_v as {text}) as _v from ({inner}) as t{where}"
 
 
 def reference_keys(contract: Contract, url: str) -> dict[str, pl.Series]:
@@ -168,7 +168,8 @@ def read_table(url: str, query: str) -> pl.DataFrame:
     elif engine.get_backend_name() == "mysql":
         import connectorx as cx
 
-        cx_url = engine.set(drivername="mysql").render_as_string(hide_password=False)
+        # connectorx takes a plain mysql:// URL (driver and driver options are its own)
+        cx_url = engine.set(drivername="mysql", query={}).render_as_string(hide_password=False)
         frame = pl.from_arrow(cx.read_sql(cx_url, query, return_type="arrow"))
     else:
         raise ValueError(

@@ -118,6 +118,10 @@ def ingest_database(
         _extracted_at=pl.lit(now),
     )
     checked = validate(fresh, contract, now, lineage=LINEAGE)
+    # databases return rows in any order: land them in key order, so every run writes the same file
+    key = [contract.column(k).landed_name for k in contract.key]
+    checked.good = checked.good.sort([*key, "_row_hash"], nulls_last=True)
+    checked.quarantined = checked.quarantined.sort("_row_hash")
     watermark = None
     if window is not None and "_v" in rows.columns and rows.height:
         watermark = rows["_v"].drop_nulls().max()

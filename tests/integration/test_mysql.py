@@ -1,22 +1,16 @@
 """The simulator writes the same shops into a real MariaDB server (the production shape of dujiaoka
 and acg-faka), through ``--shop-db-url`` / ``--substation-db-url``.
 
-The test starts a private ``mariadbd`` on a Unix socket in a temp dir (no TCP port), as root,
-and stops it afterwards; ``make setup`` installs the Debian package.
+The server is the private ``mariadbd`` of the ``mariadb`` fixture (loopback only, see conftest).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import sqlite3
-import subprocess
-import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from simulator.config import SimConfig
@@ -26,82 +20,29 @@ from tests.conftest import SMALL
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    assert shutil.which("mariadbd"), "mariadb-server is missing: run `make setup`"
-    base = tmp_path_factory.mktemp("mariadb")
-    data, sock = base / "data", base / "mysqld.sock"
-    subprocess.run(
-        [
-            "mariadb-install-db",
-            "--no-defaults",
-            f"--datadir={data}",
-            "--user=root",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(
-        [
-            "mariadbd",
-            "--no-defaults",
-            f"--datadir={data}",
-            f"--socket={sock}",
-            "--skip-networking",
-            "--user=root",
-            f"--pid-file={base / 'mysqld.pid'}",
-            f"--log-error={base / 'error.log'}",
-            "--character-set-server=utf8mb4",
-            "--innodb-buffer-pool-size=64M",
-        ],
-    )
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                pymysql.connect(unix_socket=str(sock), user="root").close()
-                break
-            except pymysql.err.OperationalError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError((base / "error.log").read_text()) from None
-                time.sleep(0.2)
-        con = pymysql.connect(unix_socket=str(sock), user="root")
-        with con.cursor() as cur:
-            cur.execute("create database dujiaoka character set utf8mb4")
-            cur.execute("create database acgfaka character set utf8mb4")
-        con.close()
-        yield sock
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb: Path, tmp_path: Path) -> None:
+def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb, tmp_path: Path) -> None:
     cfg = SimConfig(**{**SMALL, "days": 2, "orders_per_day": 300}, mess="hostile")
-    url = "mysql+pymysql://root@localhost/{}?unix_socket=" + str(mariadb) + "&charset=utf8mb4"
     s = simulate(
         cfg,
         tmp_path / "src",
-        shop_db_url=url.format("dujiaoka"),
-        substation_db_url=url.format("acgfaka"),
+        shop_db_url=mariadb.url("dujiaoka_sim"),
+        substation_db_url=mariadb.url("acgfaka_sim"),
     )
     checks = {
-        ("dujiaoka", MAIN_DB): {
+        ("dujiaoka_sim", MAIN_DB): {
             "orders": "order_sn, goods_id, status, actual_price, email, trade_no, info",
             "carmis": "goods_id, status, carmi, deleted_at",
             "refunds": "refund_no, order_sn, amount, reason, status",
             "goods": "id, gd_name, actual_price, type, in_stock",
         },
-        ("acgfaka", SUBSTATION_DB): {
+        ("acgfaka_sim", SUBSTATION_DB): {
             "`order`": "trade_no, owner, amount, commodity_id, create_time, pay_time, status, contact",
             "card": "commodity_id, secret, status, purchase_time, order_id",
             "commodity": "id, name, code, price",
         },
     }
     for (db, sqlite_file), tables in checks.items():
-        con = pymysql.connect(unix_socket=str(mariadb), user="root", database=db, charset="utf8mb4")
+        con = mariadb.connect(db)
         lite = sqlite3.connect(s.out / "db" / sqlite_file)
         for table, cols in tables.items():
             q = f"select {cols} from {table} order by id"
@@ -114,7 +55,7 @@ def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb: Path, tmp_path
         lite.close()
         con.close()
     # the junk rows reach MySQL as a real shop would store them (zero dates without strict mode)
-    con = pymysql.connect(unix_socket=str(mariadb), user="root", database="dujiaoka")
+    con = mariadb.connect("dujiaoka_sim")
     with con.cursor() as cur:
         cur.execute("select count(*) from orders where cast(created_at as char) like '0000-00-00%'")
         assert cur.fetchone()[0] > 0
@@ -130,3 +71,47 @@ def _norm(value: object) -> object:
     if isinstance(value, dt.datetime):  # the shop's naive local time, as SQLite keeps it in text
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return value
+
+
+def test_ingestion_from_mariadb_lands_the_same_rows_as_from_sqlite(mariadb, tmp_path: Path) -> None:
+    """The same contracts read the shops from a MariaDB server (connectorx) and from the SQLite
+    files (ADBC) and land identical typed rows and identical quarantines."""
+    from pipelines.lib.contracts import load_contracts
+    from pipelines.lib.ingest import ingest
+    from pipelines.lib.lake import Lake
+
+    cfg = SimConfig(**{**SMALL, "days": 2, "orders_per_day": 300}, mess="hostile")
+    s = simulate(
+        cfg,
+        tmp_path / "src",
+        shop_db_url=mariadb.url("dujiaoka_ing"),
+        substation_db_url=mariadb.url("acgfaka_ing"),
+    )
+    sqlite_urls = {
+        "main": f"sqlite:///{s.out / 'db' / MAIN_DB}",
+        "substation": f"sqlite:///{s.out / 'db' / SUBSTATION_DB}",
+    }
+    mysql_urls = {"main": mariadb.url("dujiaoka_ing"), "substation": mariadb.url("acgfaka_ing")}
+    now = dt.datetime.now(dt.UTC)
+    days = [cfg.start - dt.timedelta(days=1), cfg.start, cfg.start + dt.timedelta(days=1)]
+    lakes = {"sqlite": Lake(tmp_path / "lake_sqlite"), "mysql": Lake(tmp_path / "lake_mysql")}
+    contracts = [c for c in load_contracts().values() if c.source["kind"] == "database"]
+    for contract in contracts:
+        for day in days:
+            a = ingest(contract, day, lakes["sqlite"], s.out, sqlite_urls, now)
+            b = ingest(contract, day, lakes["mysql"], s.out, mysql_urls, now)
+            assert (a.read, a.landed, a.quarantined, a.skipped) == (
+                b.read,
+                b.landed,
+                b.quarantined,
+                b.skipped,
+            ), (contract.dataset, day)
+            typed = [c.landed_name for c in contract.columns]
+            ra = lakes["sqlite"].read_partition("raw", contract.dataset, day)
+            rb = lakes["mysql"].read_partition("raw", contract.dataset, day)
+            assert ra.select(typed).equals(rb.select(typed)), (contract.dataset, day)
+            qa = lakes["sqlite"].read_partition("quarantine", contract.dataset, day)
+            qb = lakes["mysql"].read_partition("quarantine", contract.dataset, day)
+            assert sorted(qa["_rule"]) == sorted(qb["_rule"]), (contract.dataset, day)
+    orders = lakes["mysql"].read_partition("raw", "shop__orders", cfg.start)
+    assert orders.height > 100
