@@ -33,7 +33,7 @@ demo: setup ## generate a realistic demo shop into ./sources and print what it m
 
 
 test: setup ## run every test (unit, integration, property)
-	pytest -n 2 -q
+	pytest -n 2 --dist loadfile -q
 
 test-fast: setup ## unit tests only
 	pytest -q -m unit
