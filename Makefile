@@ -23,13 +23,15 @@ $(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@command -v uv >/dev/null || $(PY) -m pip install -q uv
 	@[ -x $(VENV)/bin/python ] || uv venv -q --python $(PY) $(VENV)
-	uv pip sync -q --python $(VENV)/bin/python $(LOCK)
+	uv pip sync -q --compile-bytecode --python $(VENV)/bin/python $(LOCK)
 	uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	@touch $(STAMP)
 
-demo: setup ## generate a realistic demo shop into ./sources and print what it made
+demo: setup ## generate a realistic demo shop into ./sources, land it in ./lake, print what it made
 	cardlake simulate $(DEMO_ARGS) --out sources
-	@echo "Sources are in ./sources (answer key in ./sources/_truth). Live orders: cardlake simulate --live"
+	cardlake run --sources sources --lake lake
+	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, _state/)"
+	@echo "Dagster UI: dagster dev -m pipelines.definitions · live orders: cardlake simulate --live"
 
 
 test: setup ## run every test (unit, integration, property)
@@ -47,8 +49,9 @@ fix: setup ## apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
 
-bench: setup ## benchmarks: the simulator at 1,000,000 orders/day over 100,000 SKUs
+bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator, ingestion
 	python benchmarks/bench_simulator.py
+	python benchmarks/bench_ingest.py
 
 lock: ## re-resolve the lock file from pyproject.toml (exact pins with hashes)
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)

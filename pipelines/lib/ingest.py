@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ def _seen_hashes(lake: Lake, dataset: str, day: dt.date, whole_history: bool) ->
 def ingest_database(
     contract: Contract, day: dt.date, lake: Lake, url: str, now: dt.datetime
 ) -> IngestResult:
+    started = time.perf_counter()
     src = contract.source
     full = bool(src.get("full_scan")) or not src.get("watermark")
     window = None if full else day_window(day, int(src.get("overlap_minutes", 10)))
@@ -139,6 +141,7 @@ def ingest_database(
         "watermark": watermark,
         "rules": _rule_counts(checked.quarantined),
     }
+    state["seconds"] = round(time.perf_counter() - started, 3)
     lake.publish_partition(contract.dataset, day, checked.good, checked.quarantined, state)
     return IngestResult(
         contract.dataset, day, read, checked.good.height, checked.quarantined.height, skipped, state
@@ -218,6 +221,7 @@ def _raw_lines(path: Path) -> list[str]:
 def ingest_files(
     contract: Contract, day: dt.date, lake: Lake, sources: Path, now: dt.datetime
 ) -> IngestResult:
+    started = time.perf_counter()
     files = discover(sources, contract).get(day, [])
     header_map = supplier_header_map() if contract.source["kind"] == "supplier" else {}
     groups: dict[str, list[Path]] = {}
@@ -340,6 +344,7 @@ def ingest_files(
         "files": manifest,
         "rules": _rule_counts(q),
     }
+    state["seconds"] = round(time.perf_counter() - started, 3)
     lake.publish_partition(contract.dataset, day, good, q, state)
     return IngestResult(contract.dataset, day, read, good.height, q.height, skipped, state)
 
@@ -363,5 +368,7 @@ def ingest(
     now = now or dt.datetime.now(dt.UTC)
     lake.clean_stale_temps(contract.dataset)
     if contract.source["kind"] == "database":
-        return ingest_database(contract, day, lake, db_urls[contract.source["database"]], now)
-    return ingest_files(contract, day, lake, sources, now)
+        result = ingest_database(contract, day, lake, db_urls[contract.source["database"]], now)
+    else:
+        result = ingest_files(contract, day, lake, sources, now)
+    return result

@@ -47,6 +47,18 @@ def _fen(text: str) -> int:
         raise FileRejected(f"not an amount: {text!r}") from exc
 
 
+def _fen_sum(values: pl.Series) -> int:
+    """Exact sum in fen of yuan amounts written as text (``12.50``, ```-0.06``, ``0.30000``)."""
+    if values.is_empty():
+        return 0
+    cleaned = values.str.strip_chars().str.strip_prefix("`")
+    amounts = cleaned.cast(pl.Decimal(24, 6), strict=False)
+    if amounts.null_count() > cleaned.null_count():
+        bad = cleaned.filter(amounts.is_null() & cleaned.is_not_null())[0]
+        raise FileRejected(f"not an amount: {bad!r}")
+    return int((amounts * 100).round(0).cast(pl.Int64).sum())
+
+
 def _read_csv_text(body: str) -> pl.DataFrame:
     if not body.strip():
         return pl.DataFrame()
@@ -100,8 +112,8 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
         pl.col(c).str.strip_chars("\t ") for c in ("txn_no", "merchant_order_no", "refund_batch_no")
     )
     for kind, (count, total) in footer.items():
-        part = frame.filter(pl.col("business_type") == kind)["merchant_received"].to_list()
-        got = (len(part), sum(_fen(v) for v in part))
+        part = frame.filter(pl.col("business_type") == kind)["merchant_received"]
+        got = (part.len(), _fen_sum(part))
         if got != (count, total):
             raise StatementRejected(
                 f"{path.name}: {kind} lines sum to {got[0]} lines / {got[1] / 100:.2f} yuan but the "
@@ -131,9 +143,9 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     legacy = "总金额" in frame.columns
     frame = frame.with_columns(pl.all().str.strip_prefix("`"))
     frame = _rename(frame, contract, path)
-    settle = sum(_fen(v) for v in frame["settlement_amount"].to_list())
-    fee = sum(_fen(v) for v in frame["fee"].to_list())
-    refund = sum(_fen(v) for v in frame["refund_amount"].to_list())
+    settle = _fen_sum(frame["settlement_amount"])
+    fee = _fen_sum(frame["fee"])
+    refund = _fen_sum(frame["refund_amount"])
     total_key, refund_key = (
         ("总交易额", "总退款金额") if legacy else ("应结订单总金额", "退款总金额")
     )

@@ -51,13 +51,18 @@ def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
 
 def row_accounting(contract: Contract, lake: Lake, day: dt.date) -> dg.AssetCheckResult:
     state = lake.read_state(contract.dataset, day) or {}
-    raw = lake.read_partition("raw", contract.dataset, day, columns=["_row_hash"])
+    key = [contract.column(k).landed_name for k in contract.key if k in contract.column_names]
+    if contract.source["kind"] != "database":
+        key = ["_account", *key] if "account" in contract.key else key
+    raw = lake.read_partition("raw", contract.dataset, day, columns=[*key, "_row_hash"])
     quarantine = lake.read_partition("quarantine", contract.dataset, day, columns=["_rule"])
     landed = 0 if raw is None else raw.height
     quarantined = 0 if quarantine is None else quarantine.height
     read, skipped = state.get("read", -1), state.get("skipped", -1)
+    duplicate_keys = 0 if raw is None or not key else raw.height - raw.select(key).n_unique()
     ok = (
-        lake.partition_is_whole(contract.dataset, day)
+        duplicate_keys == 0
+        and lake.partition_is_whole(contract.dataset, day)
         and landed == state.get("landed")
         and quarantined == state.get("quarantined")
         and read == landed + quarantined + skipped
