@@ -186,14 +186,23 @@ def run(
         typer.Option(help="Main shop database URL [default: the SQLite file in the sources]."),
     ] = None,
     substation_db_url: Annotated[str | None, typer.Option(help="Substation database URL.")] = None,
+    all_days: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Land every day the sources hold, not just the days since the last run."
+        ),
+    ] = False,
 ) -> None:
     """Run the daily cycle for those business days: land every source in the lake (validated,
     quarantined, accounted, checked). Exits non-zero when a blocking check fails.
 
+    Without dates it is incremental: it lands from the last day already in the lake (again,
+    as that day may have been incomplete) to the last day the sources hold.
+
     Example: `cardlake run --start 2026-10-01 --end 2026-10-07`
     """
     from pipelines.resources import default_resources, lake_root, sources_root
-    from pipelines.run import run_cycle, source_days
+    from pipelines.run import pending_days, run_cycle, source_days
 
     src = (sources or sources_root()).resolve()
     lake_dir = (lake or lake_root()).resolve()
@@ -206,12 +215,14 @@ def run(
     if start and end:
         first, last = start.date(), end.date()
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    else:
+    elif start or end or all_days:
         days = [
             d
             for d in source_days(src, urls)
             if (start is None or d >= start.date()) and (end is None or d <= end.date())
         ]
+    else:
+        days = pending_days(src, lake_dir, urls)
     if not days:
         console.print("[yellow]nothing to do: no business day in range[/]")
         raise typer.Exit(0)

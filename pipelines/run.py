@@ -18,6 +18,7 @@ from pipelines.defs.ingest.assets import raw_assets
 from pipelines.lib.contracts import load_contracts
 from pipelines.lib.extract import version_range
 from pipelines.lib.ingest import discover
+from pipelines.lib.lake import Lake
 from pipelines.resources import default_resources
 
 
@@ -37,6 +38,21 @@ def _innermost(error) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     return " ".join(str(error.message).split())
+
+
+def pending_days(
+    sources: Path, lake: Path, urls: dict[str, str], now: dt.datetime | None = None
+) -> list[dt.date]:
+    """The days an incremental run lands: from the last day already landed (again, as it may
+    have been landed before it was complete) to the last day the sources hold; every source day
+    when the lake is empty."""
+    days = source_days(sources, urls, now)
+    store = Lake(lake)
+    landed = [d for c in load_contracts().values() for d in store.states(c.dataset)]
+    if not landed:
+        return days
+    resume = max(landed)
+    return [d for d in days if d >= resume]
 
 
 def source_days(

@@ -172,10 +172,13 @@ def test_file_mess_is_rejected_deduplicated_or_superseded(landed) -> None:
         .str.contains("rejected whole")
         .all()
     )
+    # nothing else in the statements is refused: no false positives
+    assert set(q["_rule"]) == {"file:footer_mismatch"}
     # supplier files: schema drift still lands, malformed keys quarantined, repeated keys once
     sup = _quarantine(lake, "supplier__card_batches")
     malformed = anomalies.filter(pl.col("kind") == "malformed_key").height
     assert sup.filter(pl.col("_rule").str.starts_with("card_secret:")).height == malformed
+    assert sup.height == malformed
     dup_skipped = sum(
         store.read_state("supplier__card_batches", d)["skipped_detail"]["duplicate_row"]
         for d in days
@@ -361,3 +364,11 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
     assert out.returncode == 1
     assert "shop database not found" in out.stdout and str(days[1]) in out.stdout
     assert str(days[2]) not in out.stdout.split("later days were not run")[0].split("✗")[-1]
+
+
+def test_cardlake_run_without_dates_is_incremental(landed) -> None:
+    _, sources, lake, days, _ = landed
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--sources", str(sources),
+                          "--lake", str(lake)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"1 business days {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
