@@ -71,10 +71,10 @@ def row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
     return out.alias("_row_hash")
 
 
-def _seen_hashes(lake: Lake, dataset: str, day: dt.date, whole_history: bool) -> set[str]:
+def _seen_hashes(lake: Lake, dataset: str, day: dt.date, whole_history: bool) -> pl.Series:
     """Hashes already landed or quarantined elsewhere: the previous day (the overlap), every day's
     quarantine (rows without a usable version), or, for full scans, all history."""
-    seen: set[str] = set()
+    frames = []
     for zone in ("raw", "quarantine"):
         folder = lake.root / zone / dataset
         if not folder.exists():
@@ -86,8 +86,10 @@ def _seen_hashes(lake: Lake, dataset: str, day: dt.date, whole_history: bool) ->
             if whole_history or zone == "quarantine" or other == day - dt.timedelta(days=1):
                 frame = lake.read_partition(zone, dataset, other, columns=["_row_hash"])
                 if frame is not None:
-                    seen.update(frame["_row_hash"].to_list())
-    return seen
+                    frames.append(frame)
+    if not frames:
+        return pl.Series("_row_hash", [], dtype=pl.String)
+    return pl.concat(frames)["_row_hash"].drop_nulls()
 
 
 def ingest_database(
@@ -109,7 +111,7 @@ def ingest_database(
     read = rows.height
     rows = rows.with_columns(row_hashes(rows, contract.column_names))
     seen = _seen_hashes(lake, contract.dataset, day, whole_history=full)
-    fresh = rows.filter(~pl.col("_row_hash").is_in(pl.Series(list(seen), dtype=pl.String)))
+    fresh = rows.filter(~pl.col("_row_hash").is_in(seen.implode()))
     # the same row version twice in one read cannot happen in a database, but be exact anyway
     fresh = fresh.unique("_row_hash", keep="first", maintain_order=True)
     skipped = read - fresh.height

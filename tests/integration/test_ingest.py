@@ -368,7 +368,20 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
 
 def test_cardlake_run_without_dates_is_incremental(landed) -> None:
     _, sources, lake, days, _ = landed
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--sources", str(sources),
-                          "--lake", str(lake)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--sources",
+            str(sources),
+            "--lake",
+            str(lake),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"1 business days {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
