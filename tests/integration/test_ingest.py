@@ -385,3 +385,42 @@ def test_cardlake_run_without_dates_is_incremental(landed) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"1 business days {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
+
+
+def test_new_files_sensor_requests_exactly_the_days_whose_files_changed(
+    landed, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from pipelines.defs.ingest.sensors import new_files_sensor
+    from pipelines.resources import LakeResource, SourcesResource
+
+    _, sources, lake, days, _ = landed
+
+    def evaluate() -> list:
+        with dg.build_sensor_context(
+            resources={
+                "sources": SourcesResource(root=str(sources)),
+                "lake": LakeResource(root=str(lake)),
+            }
+        ) as ctx:
+            return list(new_files_sensor(ctx))
+
+    assert evaluate() == []  # everything on disk is landed
+    day = days[2]
+    original = next((sources / "crm").glob(f"members_{day:%Y%m%d}.jsonl"))
+    resent = original.with_name(original.stem + "_resend.jsonl")
+    existed = resent.exists()
+    if not existed:
+        shutil.copy(original, resent)
+    try:
+        requests = evaluate()
+        if not existed:
+            assert [(r.partition_key, r.asset_selection) for r in requests] == [
+                (day.isoformat(), [dg.AssetKey("raw_crm__members")])
+            ]
+            assert requests[0].run_key.startswith(f"crm__members:{day}:")
+    finally:
+        if not existed:
+            resent.unlink()
+    assert evaluate() == []

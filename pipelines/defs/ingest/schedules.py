@@ -2,13 +2,11 @@
 
 import dagster as dg
 
-from pipelines.defs.ingest.partitions import daily
 from pipelines.lib.contracts import load_contracts
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(*[c.asset_name for c in load_contracts().values()]),
-    partitions_def=daily,
     # a run that fails (a database briefly away, say) is retried from the failed step
     tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
     description="Land one business day of every source in the lake.",
