@@ -227,7 +227,7 @@ def run(
         console.print("[yellow]nothing to do: no business day in range[/]")
         raise typer.Exit(0)
     console.print(
-        f"cardlake run · {len(days)} business days {days[0]}..{days[-1]} · lake {lake_dir}"
+        f"cardlake run · {len(days)} business day{'s' if len(days) != 1 else ''} {days[0]}..{days[-1]} · lake {lake_dir}"
     )
     with Progress(
         TextColumn("[bold]run[/]"),

@@ -87,15 +87,22 @@ def _lanes(assets: list[dg.AssetsDefinition]) -> list[list[dg.AssetsDefinition]]
 
 
 def _materialize_day(assets, day: dt.date, resources) -> tuple[list[str], dict[str, int]]:
-    result = dg.materialize(
-        assets,
-        partition_key=day.isoformat(),
-        resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        tags={"cardlake/run": "cli"},
-        run_config=QUIET,
-    )
+    # an instance per lane, created and disposed in the lane's thread (its SQLite storage may
+    # only be touched by the thread that opened it)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            assets,
+            partition_key=day.isoformat(),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            tags={"cardlake/run": "cli"},
+            run_config=QUIET,
+        )
+        return _outcome(result)
+
+
+def _outcome(result: dg.ExecuteInProcessResult) -> tuple[list[str], dict[str, int]]:
     failures = [
         f"{e.asset_key.to_user_string()} · {e.check_name}: "
         + ", ".join(

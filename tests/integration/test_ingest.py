@@ -364,6 +364,7 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
     assert out.returncode == 1
     assert "shop database not found" in out.stdout and str(days[1]) in out.stdout
     assert str(days[2]) not in out.stdout.split("later days were not run")[0].split("✗")[-1]
+    assert "Traceback" not in out.stdout
 
 
 def test_cardlake_run_without_dates_is_incremental(landed) -> None:
@@ -384,7 +385,8 @@ def test_cardlake_run_without_dates_is_incremental(landed) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"1 business days {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
+    assert f"1 business day {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
+    assert "Traceback" not in out.stderr and "Error" not in out.stderr
 
 
 def test_new_files_sensor_requests_exactly_the_days_whose_files_changed(
