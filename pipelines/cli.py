@@ -37,6 +37,19 @@ def main() -> None:
     """cardlake — the data platform for 卡密/发卡 shops."""
 
 
+def _progress(label: str) -> Progress:
+    """A progress bar on a terminal; nothing in a pipe or a CI log."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
 def _default_sources() -> Path:
     return Path(os.environ.get("CARDLAKE_SOURCES", "sources"))
 
@@ -122,15 +135,7 @@ def simulate(
         "supplier files",
         "answer key",
     ]
-    with Progress(
-        TextColumn("[bold]simulate[/]"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _progress("simulate") as progress:
         task = progress.add_task("starting", total=len(steps))
 
         def step(name: str) -> None:
@@ -229,15 +234,7 @@ def run(
     console.print(
         f"cardlake run · {len(days)} business day{'s' if len(days) != 1 else ''} {days[0]}..{days[-1]} · lake {lake_dir}"
     )
-    with Progress(
-        TextColumn("[bold]run[/]"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with _progress("run") as progress:
         task = progress.add_task(str(days[0]), total=len(days))
 
         def on_day(o) -> None:

@@ -23,12 +23,25 @@ BAD_KINDS = (
 )
 
 
-def key_text(keys: pl.DataFrame, has_card_no: pl.Expr) -> pl.Expr:
+def key_text(has_card_no: pl.Expr) -> pl.Expr:
     """How the shops store an imported key: ``card_no----secret`` (the common import delimiter)."""
     return (
         pl.when(has_card_no)
         .then(pl.concat_str([pl.col("card_no"), pl.col("secret")], separator="----"))
         .otherwise(pl.col("secret"))
+    )
+
+
+def delivered_keys(
+    keys: pl.DataFrame, sup_card_no: pl.DataFrame, shop: str, name: str
+) -> pl.DataFrame:
+    """Per order of ``shop``, the text of the keys it received, one per line (the order's ``name``)."""
+    return (
+        keys.filter(pl.col("order_idx").is_not_null() & (pl.col("shop") == shop))
+        .join(sup_card_no, on="supplier_code", how="left")
+        .sort("order_idx", "key_id")
+        .group_by("order_idx", maintain_order=True)
+        .agg(key_text(pl.col("has_card_no")).str.join("\n").alias(name))
     )
 
 
@@ -74,13 +87,7 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
     goods = world["catalog"]["goods"]
     sup_card_no = world["supplier_has_card_no"]
 
-    info = (
-        keys.filter(pl.col("order_idx").is_not_null() & (pl.col("shop") == "main"))
-        .join(sup_card_no, on="supplier_code", how="left")
-        .sort("order_idx", "key_id")
-        .group_by("order_idx", maintain_order=True)
-        .agg(key_text(keys, pl.col("has_card_no")).str.join("\n").alias("info"))
-    )
+    info = delivered_keys(keys, sup_card_no, "main", "info")
     allrows = pl.concat(
         [
             o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)),
@@ -196,7 +203,7 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
             "goods_id",
             status=pl.when(pl.col("sold_at").is_not_null()).then(2).otherwise(1),
             is_loop=pl.lit(0),
-            carmi=key_text(keys, pl.col("has_card_no")),
+            carmi=key_text(pl.col("has_card_no")),
             created_at=local_time(pl.col("received_at")),
             updated_at=local_time(
                 pl.coalesce(pl.col("sold_at"), pl.col("voided_at"), pl.col("received_at"))
@@ -311,13 +318,7 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
     )
     allrows = allrows.with_columns(pl.col("id").cast(pl.Int64))
     sub_ids = allrows.filter(pl.col("bad_kind") == "").select("order_idx", sub_order_id="id")
-    secrets = (
-        keys.filter(pl.col("order_idx").is_not_null() & (pl.col("shop") == "substation"))
-        .join(sup_card_no, on="supplier_code", how="left")
-        .sort("order_idx", "key_id")
-        .group_by("order_idx", maintain_order=True)
-        .agg(key_text(keys, pl.col("has_card_no")).str.join("\n").alias("secret"))
-    )
+    secrets = delivered_keys(keys, sup_card_no, "substation", "secret")
     allrows = allrows.join(secrets, on="order_idx", how="left")
     kind = pl.col("bad_kind")
     shows_paid = pl.col("is_paid") & ~pl.col("lost_callback").fill_null(False) & (kind == "")
@@ -370,7 +371,7 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
             pl.col("id").cast(pl.Int64),
             owner=pl.lit(0),
             commodity_id="commodity_id",
-            secret=key_text(keys, pl.col("has_card_no")),
+            secret=key_text(pl.col("has_card_no")),
             create_time="received_at",
             purchase_time="sold_at",
             order_id="sub_order_id",

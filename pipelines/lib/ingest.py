@@ -19,7 +19,6 @@ import polars as pl
 
 from pipelines.lib.contracts import Contract, validate
 from pipelines.lib.extract import (
-    CST,
     build_query,
     day_window,
     dialect_of,
@@ -53,10 +52,6 @@ class IngestResult:
     @property
     def balanced(self) -> bool:
         return self.read == self.landed + self.quarantined + self.skipped
-
-
-def partition_end(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=CST).astimezone(dt.UTC)
 
 
 def row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:

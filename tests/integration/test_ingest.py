@@ -39,6 +39,12 @@ def landed(tmp_path_factory: pytest.TempPathFactory):
     return cfg, sources, lake, days, outcomes
 
 
+def _cardlake(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
 def _truth(sources: Path, name: str) -> pl.DataFrame:
     return pl.read_parquet(sources / "_truth" / f"{name}.parquet")
 
@@ -299,24 +305,16 @@ def test_unmapped_supplier_header_rejects_the_file_and_tampering_fails_accountin
     text = supplier_file.read_bytes()
     header, _, rest = text.partition(b"\r\n")
     supplier_file.write_bytes(header + b",unexpected_column\r\n" + rest)  # a header nobody mapped
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--sources",
-            str(broken_sources),
-            "--lake",
-            str(tmp_path / "lake"),
-            "--start",
-            str(days[0]),
-            "--end",
-            str(days[-1]),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    out = _cardlake(
+        "run",
+        "--sources",
+        str(broken_sources),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--start",
+        str(days[0]),
+        "--end",
+        str(days[-1]),
     )
     # the unmapped header rejects that file whole (quarantined), and the run still balances
     assert out.returncode == 0, out.stdout + out.stderr
@@ -340,26 +338,18 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
     landed, tmp_path: Path
 ) -> None:
     _, sources, _, days, _ = landed
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--sources",
-            str(sources),
-            "--lake",
-            str(tmp_path / "lake"),
-            "--start",
-            str(days[1]),
-            "--end",
-            str(days[2]),
-            "--shop-db-url",
-            f"sqlite:///{tmp_path / 'missing.sqlite'}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    out = _cardlake(
+        "run",
+        "--sources",
+        str(sources),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--start",
+        str(days[1]),
+        "--end",
+        str(days[2]),
+        "--shop-db-url",
+        f"sqlite:///{tmp_path / 'missing.sqlite'}",
     )
     assert out.returncode == 1
     assert "shop database not found" in out.stdout and str(days[1]) in out.stdout
@@ -369,21 +359,7 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
 
 def test_cardlake_run_without_dates_is_incremental(landed) -> None:
     _, sources, lake, days, _ = landed
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--sources",
-            str(sources),
-            "--lake",
-            str(lake),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = _cardlake("run", "--sources", str(sources), "--lake", str(lake))
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"1 business day {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
     assert "Traceback" not in out.stderr and "Error" not in out.stderr
