@@ -206,6 +206,8 @@ def run(
 
     Example: `cardlake run --start 2026-10-01 --end 2026-10-07`
     """
+    import sqlalchemy.exc
+
     from pipelines.resources import default_resources, lake_root, sources_root
     from pipelines.run import pending_days, run_cycle, source_days
 
@@ -217,17 +219,21 @@ def run(
         )
         raise typer.Exit(2)
     urls = default_resources(src, lake_dir, shop_db_url, substation_db_url)["shop_dbs"].urls()
-    if start and end:
-        first, last = start.date(), end.date()
-        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-    elif start or end or all_days:
-        days = [
-            d
-            for d in source_days(src, urls)
-            if (start is None or d >= start.date()) and (end is None or d <= end.date())
-        ]
-    else:
-        days = pending_days(src, lake_dir, urls)
+    try:
+        if start and end:
+            first, last = start.date(), end.date()
+            days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        elif start or end or all_days:
+            days = [
+                d
+                for d in source_days(src, urls)
+                if (start is None or d >= start.date()) and (end is None or d <= end.date())
+            ]
+        else:
+            days = pending_days(src, lake_dir, urls)
+    except (FileNotFoundError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        console.print(f"[red]cannot read the sources:[/] {exc}")
+        raise typer.Exit(2) from None
     if not days:
         console.print("[yellow]nothing to do: no business day in range[/]")
         raise typer.Exit(0)

@@ -65,3 +65,12 @@ def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
     out = _cardlake("simulate", "--start", "2026-13-01", "--out", str(tmp_path / "x"))
     assert out.returncode != 0
     assert not (tmp_path / "x").exists()
+
+
+def test_run_without_readable_sources_says_why(tmp_path: Path) -> None:
+    (tmp_path / "sources" / "crm").mkdir(parents=True)
+    out = _cardlake("run", "--sources", str(tmp_path / "sources"), "--lake", str(tmp_path / "lake"))
+    assert out.returncode == 2
+    assert "shop database not found" in out.stdout and "Traceback" not in out.stdout + out.stderr
+    out = _cardlake("run", "--sources", str(tmp_path / "nowhere"), "--lake", str(tmp_path / "lake"))
+    assert out.returncode == 2 and "no sources at" in out.stdout
