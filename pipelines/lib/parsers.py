@@ -79,17 +79,23 @@ def _rename(frame: pl.DataFrame, contract: Contract, path: Path) -> pl.DataFrame
     return frame.rename(mapping)
 
 
+def _decode(raw: bytes, path: Path, encodings: tuple[str, ...] = ("utf-8-sig", "gbk")) -> str:
+    """The file's text in the first of ``encodings`` that fits, or a clear refusal."""
+    for encoding in encodings:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise FileRejected(f"{path.name}: not {' or '.join(e.upper() for e in encodings)} text")
+
+
 _ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收共(-?[\d.]+)元")
 _ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 
 
 def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
     """Alipay 业务明细: GBK, ``#`` header and footer, ID cells ending in a tab."""
-    try:
-        text = path.read_bytes().decode("gbk")
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"{path.name}: not GBK text ({exc})") from exc
-    lines = text.splitlines()
+    lines = _decode(path.read_bytes(), path, ("gbk",)).splitlines()
     if not lines or not lines[0].startswith("#支付宝"):
         raise FileRejected(f"{path.name}: not an Alipay statement (no #支付宝 title line)")
     account = next((m.group(1) for ln in lines if (m := _ALIPAY_ACCOUNT.match(ln))), None)
@@ -124,11 +130,7 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
 
 def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     """WeChat Pay trade bill (ALL): every value backtick-prefixed, a summary block at the end."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"{path.name}: not UTF-8 text ({exc})") from exc
-    lines = text.splitlines()
+    lines = _decode(path.read_bytes(), path, ("utf-8-sig",)).splitlines()
     at = next((i for i, ln in enumerate(lines) if ln.startswith("总交易单数")), None)
     if at is None or at + 1 >= len(lines) or not lines[0].startswith("交易时间"):
         raise FileRejected(
@@ -177,15 +179,6 @@ def supplier_header_map(path: Path | None = None) -> dict[str, str]:
         for header in headers:
             out[header] = "" if field == "ignored" else field
     return out
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    for encoding in ("utf-8-sig", "gbk"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise FileRejected(f"{path.name}: neither UTF-8 nor GBK text")
 
 
 def parse_supplier(path: Path, contract: Contract, header_map: dict[str, str]) -> ParsedFile:
