@@ -9,7 +9,7 @@ APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
 DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test test-fast lint fix bench lock clean
+.PHONY: help setup demo test test-fast lint fix bench lock clean dagster
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ demo: setup ## generate a realistic demo shop into ./sources, land it in ./lake,
 	cardlake simulate $(DEMO_ARGS) --out sources
 	cardlake run --sources sources --lake lake
 	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, _state/)"
-	@echo "Dagster UI: dagster dev -m pipelines.definitions · live orders: cardlake simulate --live"
+	@echo "Dagster UI: make dagster · live orders: cardlake simulate --live"
 
 
 # Python 3.11.7 (this machine's) has a CPython bug (gh-106905) that now and then fails pytest's
@@ -44,6 +44,9 @@ test: setup ## run every test (unit, integration, property)
 
 test-fast: setup ## unit tests only
 	pytest -q -m unit --assert=plain
+
+dagster: setup ## open the Dagster UI on the pipelines (schedules, sensor, checks) at http://127.0.0.1:3000
+	DAGSTER_HOME=$(CURDIR)/dagster_home dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
 lint: setup ## ruff (lint + format check) and sqlfluff on the dbt project's SQL
 	ruff check .
