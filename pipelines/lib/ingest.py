@@ -19,6 +19,7 @@ import polars as pl
 
 from pipelines.lib.contracts import Contract, validate
 from pipelines.lib.extract import (
+    CST,
     build_query,
     day_window,
     dialect_of,
@@ -122,8 +123,15 @@ def ingest_database(
     checked.good = checked.good.sort([*key, "_row_hash"], nulls_last=True)
     checked.quarantined = checked.quarantined.sort("_row_hash")
     watermark = None
-    if window is not None and "_v" in rows.columns and rows.height:
-        watermark = rows["_v"].drop_nulls().max()
+    if window is not None and rows.height:
+        # the newest version inside the window: a clock years ahead must not move the watermark
+        versions = rows["_v"].drop_nulls()
+        if src.get("watermark_kind") == "epoch":
+            versions = versions.cast(pl.Int64, strict=False)
+            upper: int | str = int(window.upper.timestamp())
+        else:
+            upper = window.upper.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+        watermark = versions.filter(versions < upper).max()
     state = {
         "dataset": contract.dataset,
         "contract_version": contract.version,
