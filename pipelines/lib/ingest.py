@@ -124,14 +124,16 @@ def ingest_database(
     checked.quarantined = checked.quarantined.sort("_row_hash")
     watermark = None
     if window is not None and rows.height:
-        # the newest version inside the window: a clock years ahead must not move the watermark
+        # the newest version inside the window: a zero date or a clock years ahead never moves it
         versions = rows["_v"].drop_nulls()
         if src.get("watermark_kind") == "epoch":
             versions = versions.cast(pl.Int64, strict=False)
+            lower: int | str = int(window.lower.timestamp())
             upper: int | str = int(window.upper.timestamp())
         else:
+            lower = window.lower.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
             upper = window.upper.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
-        watermark = versions.filter(versions < upper).max()
+        watermark = versions.filter((versions >= lower) & (versions < upper)).max()
     state = {
         "dataset": contract.dataset,
         "contract_version": contract.version,
