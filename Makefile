@@ -64,5 +64,6 @@ bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator,
 lock: ## re-resolve the lock file from pyproject.toml (exact pins with hashes)
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)
 
-clean: ## remove generated data and the env
+clean: ## remove generated data, Dagster run state and the env
 	rm -rf sources lake/* $(VENV) benchmarks/cache
+	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
