@@ -244,7 +244,7 @@ def ingest_files(
         versions = sorted(
             groups[key], key=lambda p: (file_version(p), p.stat().st_mtime_ns, p.name)
         )
-        hashes: set[str] = set()
+        rows_of: dict[str, int] = {}  # digest → lines, for identical re-sends (not parsed again)
         effective: tuple[Path, pl.DataFrame, str] | None = None
         for path in versions:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -254,8 +254,8 @@ def ingest_files(
                 "bytes": path.stat().st_size,
                 "logical_file": key,
             }
-            if digest in hashes:
-                n = _count_rows(contract, path, header_map)
+            if digest in rows_of:
+                n = rows_of[digest]
                 read += n
                 skipped += n
                 skipped_detail["duplicate_file"] += n
@@ -268,11 +268,11 @@ def ingest_files(
                     }
                 )
                 continue
-            hashes.add(digest)
             try:
                 parsed = _parse(contract, path, header_map)
             except FileRejected as exc:
                 lines = _raw_lines(path)
+                rows_of[digest] = len(lines)
                 read += len(lines)
                 quarantine.append(
                     pl.DataFrame(
@@ -297,6 +297,7 @@ def ingest_files(
                 _source_version=pl.lit(digest),
                 _account=pl.lit(parsed.account),
             )
+            rows_of[digest] = frame.height
             read += frame.height
             if effective is not None:  # a later, different, valid version supersedes this one
                 _prev_path, prev, prev_digest = effective
@@ -354,13 +355,6 @@ def ingest_files(
     state["seconds"] = round(time.perf_counter() - started, 3)
     lake.publish_partition(contract.dataset, day, good, q, state)
     return IngestResult(contract.dataset, day, read, good.height, q.height, skipped, state)
-
-
-def _count_rows(contract: Contract, path: Path, header_map: dict[str, str]) -> int:
-    try:
-        return _parse(contract, path, header_map).rows.height
-    except FileRejected:
-        return len(_raw_lines(path))
 
 
 def ingest(
