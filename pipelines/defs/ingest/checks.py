@@ -1,4 +1,5 @@
-"""Checks on a landed partition: exact row accounting, and the contract's GX suite."""
+"""Checks on a landed partition: exact row accounting (blocking), the contract's GX suite
+(blocking) and the source's volume (warning)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
             accounting_check_name(contract),
             asset=contract.asset_name,
             blocking=True,
-            description="rows read = landed + quarantined + skipped duplicates, "
-            "exactly, and the published files are the ones counted",
+            description="rows read = landed + quarantined + skipped duplicates, exactly; the "
+            "published files are the ones counted; the contract key is unique among landed rows",
         ),
         dg.AssetCheckSpec(
             gx_check_name(contract),
