@@ -125,24 +125,40 @@ def write_crm(
                     f"identical re-send of {path.name}",
                 )
             )
-    for row in recs.filter(pl.col("record") == 1).select("member_id", "registered_at").iter_rows():
-        anomalies.append(
-            (
+    per_record = pl.concat(
+        [
+            _anoms_of(
+                recs.filter(pl.col("record") == 1),
+                cfg,
                 "crm_duplicate_member",
-                row[0],
-                _day_of(cfg, row[1]),
+                pl.col("member_id"),
+                "registered_at",
                 "the same person registered a second time",
-            )
-        )
-    for row in (
-        recs.filter(pl.col("change_at").is_not_null()).select("member_id", "change_at").iter_rows()
-    ):
-        anomalies.append(("crm_contact_change", row[0], _day_of(cfg, row[1]), "phone changed"))
-    return recs, _anoms(anomalies, "crm")
+            ),
+            _anoms_of(
+                recs.filter(pl.col("change_at").is_not_null()),
+                cfg,
+                "crm_contact_change",
+                pl.col("member_id"),
+                "change_at",
+                "phone changed",
+            ),
+        ]
+    ).with_columns(source=pl.lit("crm"))
+    return recs, pl.concat([_anoms(anomalies, "crm"), per_record.select(list(ANOMALY_SCHEMA))])
 
 
-def _day_of(cfg: SimConfig, epoch: int) -> dt.date:
-    return cfg.start + dt.timedelta(days=(epoch - cfg.start_epoch) // 86400)
+def _anoms_of(
+    frame: pl.DataFrame, cfg: SimConfig, kind: str, record: pl.Expr, at: str, detail: str
+) -> pl.DataFrame:
+    """One anomaly row per row of ``frame``, as whole columns (there can be thousands)."""
+    return frame.select(
+        kind=pl.lit(kind),
+        source=pl.lit(""),
+        record=record,
+        day=pl.lit(cfg.start) + pl.duration(days=(pl.col(at) - cfg.start_epoch) // 86400),
+        detail=pl.lit(detail),
+    )
 
 
 def _anoms(rows: list[tuple], source: str) -> pl.DataFrame:
@@ -267,35 +283,31 @@ def write_suppliers(cfg: SimConfig, world: dict, root: Path) -> tuple[pl.DataFra
                     "product names mangled (full-width / spaces / 元 variants)",
                 )
             )
-    for row in (
-        rows.filter(pl.col("is_malformed"))
-        .select("supplier_code", "batch_no", "key_id", "received_at")
-        .iter_rows()
-    ):
-        anomalies.append(
-            (
+    key_ref = pl.concat_str(
+        ["supplier_code", "batch_no", pl.col("key_id").cast(pl.Utf8)], separator="/"
+    )
+    per_key = pl.concat(
+        [
+            _anoms_of(
+                rows.filter(pl.col("is_malformed")),
+                cfg,
                 "malformed_key",
-                f"{row[0]}/{row[1]}/{row[2]}",
-                _day_of(cfg, row[3]),
+                key_ref,
+                "received_at",
                 "card secret empty, truncated or with junk",
-            )
-        )
-    for row in (
-        rows.filter(pl.col("is_duplicated"))
-        .unique("key_id")
-        .select("supplier_code", "batch_no", "key_id", "received_at")
-        .iter_rows()
-    ):
-        anomalies.append(
-            (
+            ),
+            _anoms_of(
+                rows.filter(pl.col("is_duplicated")).unique("key_id", maintain_order=True),
+                cfg,
                 "duplicate_key_in_batch",
-                f"{row[0]}/{row[1]}/{row[2]}",
-                _day_of(cfg, row[3]),
+                key_ref,
+                "received_at",
                 "the same key appears twice in the batch",
-            )
-        )
+            ),
+        ]
+    ).with_columns(source=pl.lit("suppliers"))
     names = pl.concat(names_seen).unique().sort("supplier_code", "supplier_sku", "product_name")
-    return _anoms(anomalies, "suppliers"), names
+    return pl.concat([_anoms(anomalies, "suppliers"), per_key.select(list(ANOMALY_SCHEMA))]), names
 
 
 def _write_xlsx(frame: pl.DataFrame, path: Path, day: dt.date) -> None:

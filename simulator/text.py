@@ -39,11 +39,6 @@ def random_code_series(
     return pl.Series(raw).cast(pl.String)
 
 
-def digits_of(values: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded decimal strings of non-negative integers."""
-    return np.char.zfill(values.astype(np.int64).astype(str), width)
-
-
 def yuan(fen: pl.Expr) -> pl.Expr:
     """Integer fen → ``'12.50'`` / ``'-0.06'``: exact, no float rounding."""
     mag = fen.abs()
@@ -56,11 +51,6 @@ def yuan(fen: pl.Expr) -> pl.Expr:
 def local_time(epoch_s: pl.Expr, fmt: str = "%Y-%m-%d %H:%M:%S") -> pl.Expr:
     """UTC epoch seconds → naive Asia/Shanghai wall-clock text (as the shops store it)."""
     return pl.from_epoch(epoch_s + CST_OFFSET_S, time_unit="s").dt.strftime(fmt)
-
-
-def local_date_of(epoch_s: pl.Expr) -> pl.Expr:
-    """The business day (Asia/Shanghai calendar date) of a UTC epoch second."""
-    return pl.from_epoch(epoch_s + CST_OFFSET_S, time_unit="s").dt.date()
 
 
 _FULL_WIDTH = str.maketrans(
