@@ -1,0 +1,40 @@
+-- Main shop card keys (dujiaoka `carmis`): the latest version of each key.
+with
+
+source as (
+    select * from {{ source('shop', 'shop__carmis') }}
+),
+
+versions as (
+    select
+        *,
+        row_number() over (
+            partition by id order by updated_at desc, _extracted_at desc, _row_hash
+        ) as version_rank
+    from source
+),
+
+final as (
+    select
+        id as card_key_id,
+        'main' as shop,
+        goods_id,
+        trim(carmi) as key_text,
+        status as source_status,
+        case
+            when deleted_at is not null then 'voided'
+            when status = 2 then 'sold'
+            else 'in_stock'
+        end as key_status,
+        is_loop = 1 as is_loop,
+        created_at as imported_at,
+        case when status = 2 and deleted_at is null then updated_at end as sold_at,
+        deleted_at as voided_at,
+        updated_at,
+        _source,
+        _extracted_at
+    from versions
+    where version_rank = 1
+)
+
+select * from final

@@ -1,0 +1,41 @@
+-- Supplier card-key deliveries: one row per key a supplier sent, with the text the shops store
+-- when they import it (`card_no----secret`, or the secret alone when the supplier sends no number).
+with
+
+source as (
+    select * from {{ source('supplier', 'supplier__card_batches') }}
+),
+
+versions as (
+    select
+        *,
+        row_number() over (
+            partition by _account, batch_no, card_secret
+            order by _extracted_at desc, business_date desc, _row_hash
+        ) as version_rank
+    from source
+),
+
+final as (
+    select
+        _account as supplier_code,
+        trim(batch_no) as batch_no,
+        product_name as supplier_product_name,
+        trim(supplier_sku) as supplier_sku,
+        face_value_fen,
+        unit_cost_fen,
+        nullif(trim(card_no), '') as card_no,
+        trim(card_secret) as card_secret,
+        case
+            when nullif(trim(card_no), '') is null then trim(card_secret)
+            else trim(card_no) || '----' || trim(card_secret)
+        end as key_text,
+        expiry as expires_on,
+        business_date as received_date,
+        _source,
+        _extracted_at
+    from versions
+    where version_rank = 1
+)
+
+select * from final
