@@ -130,3 +130,42 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelledShop:
+    cfg: SimConfig
+    sources: Path
+    lake: Path
+
+    @property
+    def build_db(self) -> Path:
+        from pipelines.lib.dbt import build_db
+
+        return build_db(self.lake)
+
+    def query(self, sql: str):
+        """Run ``sql`` on a read-only connection to dbt's build database; returns a polars frame."""
+        import duckdb
+        import polars as pl
+
+        with duckdb.connect(str(self.build_db), read_only=True) as con:
+            return pl.from_arrow(con.execute(sql).to_arrow_table())
+
+
+@pytest.fixture(scope="session")
+def modelled_shop(
+    realistic_shop: tuple[SimConfig, Summary], tmp_path_factory: pytest.TempPathFactory
+) -> ModelledShop:
+    """The realistic shop landed in a lake and modelled by ``dbt build`` (once per session)."""
+    from pipelines.lib.dbt import run_dbt
+    from pipelines.resources import default_resources
+    from pipelines.run import run_cycle, source_days
+
+    cfg, summary = realistic_shop
+    lake = tmp_path_factory.mktemp("modelled") / "lake"
+    urls = default_resources(summary.out, lake)["shop_dbs"].urls()
+    outcomes = run_cycle(summary.out, lake, source_days(summary.out, urls))
+    assert all(o.success for o in outcomes), [o.failures for o in outcomes]
+    run_dbt(lake, "build")
+    return ModelledShop(cfg, summary.out, lake)

@@ -1,0 +1,78 @@
+"""Running the dbt project (``dbt_project/``) against a lake, in-process.
+
+dbt builds into a private DuckDB file under the lake (``<lake>/_build/cardlake.duckdb``) that no
+reader opens; publishing (``pipelines.lib.publish``) copies the marts out of it. The lake's path
+reaches dbt through ``CARDLAKE_LAKE`` (read by ``profiles.yml`` and the sources' locations).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+BUILD_DB = Path("_build") / "cardlake.duckdb"
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; the message lists the failing nodes and their errors."""
+
+
+def build_db(lake: Path) -> Path:
+    return Path(lake).resolve() / BUILD_DB
+
+
+def dbt_env(lake: Path, target_path: Path | None = None) -> dict[str, str]:
+    """Environment for a dbt run on ``lake`` (also used by dagster-dbt's CLI resource)."""
+    lake = Path(lake).resolve()
+    env = {
+        "CARDLAKE_LAKE": str(lake),
+        "DBT_PROFILES_DIR": str(DBT_DIR),
+        "DBT_TARGET_PATH": str(target_path or lake / "_build" / "dbt_target"),
+        "DBT_LOG_PATH": str(lake / "_build" / "dbt_logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    (lake / "_build").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run_dbt(
+    lake: Path,
+    command: str = "build",
+    args: Sequence[str] = (),
+    days: Sequence[str] | None = None,
+) -> list[dict]:
+    """Run one dbt command on ``lake`` and return its node results; raise ``DbtError`` naming
+    every failed node. ``days`` restricts incremental models to those business days.
+
+    dbt runs in a child process, as dagster-dbt runs it: dbt-duckdb keeps its DuckDB handle open
+    for the life of the process, which would lock the build file against the publishing step.
+    """
+    cli = [_dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
+    if days:
+        cli += ["--vars", json.dumps({"cardlake_days": list(days)})]
+    env = {**os.environ, **dbt_env(lake)}
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+    results_path = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
+    nodes = []
+    if results_path.exists():
+        for r in json.loads(results_path.read_text()).get("results", []):
+            nodes.append(
+                {"node": r["unique_id"], "status": r["status"], "message": r.get("message") or ""}
+            )
+    if proc.returncode != 0:
+        failed = [n for n in nodes if n["status"] in ("error", "fail", "runtime error")]
+        detail = "\n".join(f"  {n['node']}: {n['status']}: {n['message']}" for n in failed)
+        tail = "\n".join(proc.stdout.splitlines()[-15:])
+        raise DbtError(f"dbt {command} failed (exit {proc.returncode})\n{detail}\n{tail}")
+    return nodes
+
+
+def _dbt_executable() -> str:
+    """The ``dbt`` next to this interpreter (the project's env), else the one on PATH."""
+    here = Path(sys.executable).with_name("dbt")
+    return str(here) if here.exists() else "dbt"
