@@ -25,8 +25,8 @@ final as (
         trim(merchant_order_no) as merchant_order_no,
         case trade_state when 'SUCCESS' then 'payment' when 'REFUND' then 'refund' end
             as line_type,
-        nullif(trim(merchant_refund_no), '') as merchant_refund_no,
-        nullif(trim(wx_refund_no), '') as channel_refund_no,
+        nullif(nullif(trim(merchant_refund_no), ''), '0') as merchant_refund_no,
+        nullif(nullif(trim(wx_refund_no), ''), '0') as channel_refund_no,
         product_name,
         cast(null as varchar) as buyer_account_masked,
         nullif(trim(openid), '') as buyer_openid,
