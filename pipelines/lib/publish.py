@@ -1,0 +1,555 @@
+"""Publishing the marts: out of dbt's private build file, into the lake and the serving file.
+
+    lake/_build/cardlake.duckdb                       dbt builds here; no reader opens it
+    lake/marts/<mart>/business_date=YYYY-MM-DD/part-0.parquet   a mart with a ``business_date``
+    lake/marts/<mart>/part-0.parquet                  a mart without one (dimensions)
+    lake/warehouse.duckdb                             the same marts as tables, for readers
+
+A publication rewrites only what changed. A mart's partition (one business day; the whole table
+for an unpartitioned mart) is rewritten when the caller names its day in ``changed_days`` or when
+its content digest (row count and an order-independent sum of row hashes, kept in the serving
+file's ``_publication_partitions``) differs from the last publication, so a day the caller forgot
+is still caught; days no longer in a mart are removed. The result equals a full rebuild: the same
+Parquet bytes (rows sorted, fixed writer settings) and the same table contents.
+
+The serving file is never written in place. The current one is copied to a temp file beside it,
+the changed partitions are replaced in the copy (delete the days, insert their new rows), it is
+checkpointed, closed and fsynced, and then renamed over ``warehouse.duckdb``. A reader that opened
+the old file keeps reading it; one that opens afterwards sees the new one; none ever sees a mix,
+and none blocks, or is blocked by, a publisher. Every mart is a real table inside the file, so
+readers open it with every file operation disabled (``open_warehouse``). A lock file keeps two
+publishers from interleaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lib.dbt import build_db
+
+WAREHOUSE = "warehouse.duckdb"
+MARTS = "marts"
+LOCK = Path("_build") / "publish.lock"
+PARTITION_COLUMN = "business_date"
+PART_FILE = "part-0.parquet"
+#: fixed writer settings: the same rows give the same bytes
+PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 3, row_group_size 122880"
+#: how every reader opens the serving file: nothing outside it can be read, written or attached,
+#: and no setting can be changed back
+READER_CONFIG: Mapping[str, object] = {"enable_external_access": False, "lock_configuration": True}
+
+_MART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+#: a partition's key: its business day, or None for the whole of an unpartitioned mart
+Key = dt.date | None
+#: a partition's content digest: (row count, sum of row hashes)
+Digest = tuple[int, int]
+
+
+class PublishError(RuntimeError):
+    """The marts cannot be published (no build file, no marts, a mart that breaks the layout)."""
+
+
+class WarehouseMissing(FileNotFoundError):
+    """Nothing has been published to this lake yet."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What one publication did."""
+
+    run_id: str
+    marts: tuple[str, ...]
+    rows: dict[str, int]
+    #: business days whose partitions were rewritten or removed in any mart
+    days: tuple[dt.date, ...]
+    seconds: float
+    #: Parquet files written (partitions plus unpartitioned marts)
+    files_written: int = 0
+    removed_marts: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class MartPlan:
+    """What to do with one mart: the partitions to write and to remove, and whether its table in
+    the serving file is replaced whole (new mart, changed columns, full publication)."""
+
+    name: str
+    partitioned: bool
+    write: tuple[Key, ...]
+    remove: tuple[Key, ...]
+    replace_table: bool
+
+    @property
+    def days(self) -> tuple[dt.date, ...]:
+        return tuple(sorted(k for k in {*self.write, *self.remove} if k is not None))
+
+
+def warehouse_path(lake: Path) -> Path:
+    return Path(lake) / WAREHOUSE
+
+
+def open_warehouse(lake: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published marts, with every file operation and every
+    setting change disabled: the way any reader (CLI, Superset, tests) opens ``warehouse.duckdb``.
+
+    Open one per session or per query and close it: a connection keeps reading the publication
+    it opened, however many are published after it.
+    """
+    path = warehouse_path(lake)
+    if not path.exists():
+        raise WarehouseMissing(f"no warehouse at {path}: run `cardlake run` first")
+    return duckdb.connect(str(path), read_only=True, config=dict(READER_CONFIG))
+
+
+def plan_partitions(
+    current: Mapping[Key, Digest],
+    previous: Mapping[Key, Digest],
+    on_disk: Iterable[Key],
+    changed_days: Iterable[dt.date] | None,
+) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
+    """The partitions to (re)write and to remove, given the build's digests, the last
+    publication's, and the partition files present. ``changed_days`` None rewrites everything.
+
+    A partition is written when it is new, named in ``changed_days``, its digest changed, or its
+    file is missing; removed when it was published or is on disk but is no longer in the build.
+    """
+    disk = set(on_disk)
+    if changed_days is None:
+        write = set(current)
+    else:
+        named = set(changed_days)
+        write = {
+            k
+            for k, digest in current.items()
+            if k in named or previous.get(k) != digest or k not in disk
+        }
+    remove = ({*previous, *disk}) - set(current)
+    return tuple(sorted(write, key=_key_order)), tuple(sorted(remove, key=_key_order))
+
+
+def partition_path(lake: Path, mart: str, key: Key) -> Path:
+    """The Parquet file of a partition (``key`` None: of an unpartitioned mart)."""
+    folder = Path(lake) / MARTS / mart
+    if key is None:
+        return folder / PART_FILE
+    return folder / f"{PARTITION_COLUMN}={key.isoformat()}" / PART_FILE
+
+
+def partitions_on_disk(lake: Path, mart: str) -> set[Key]:
+    """The partition files a mart has under ``lake/marts/<mart>/`` (None: the unpartitioned file)."""
+    folder = Path(lake) / MARTS / mart
+    found: set[Key] = set()
+    if (folder / PART_FILE).exists():
+        found.add(None)
+    for path in folder.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}"):
+        with contextlib.suppress(ValueError):
+            found.add(dt.date.fromisoformat(path.parent.name.split("=", 1)[1]))
+    return found
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def publish(
+    lake: Path,
+    changed_days: Sequence[dt.date] | None = None,
+    run_id: str | None = None,
+) -> Publication:
+    """Publish every table of the build file's ``marts`` schema to ``lake/marts/`` (Parquet) and
+    ``lake/warehouse.duckdb`` (tables), rewriting the partitions of ``changed_days`` and any
+    partition whose content changed since the last publication; ``changed_days`` None rewrites
+    everything and builds the serving file afresh. Blocks while another publisher runs."""
+    lake = Path(lake).resolve()
+    build = build_db(lake)
+    if not build.exists():
+        raise PublishError(f"no build database at {build}: run the dbt models first")
+    started = time.perf_counter()
+    run_id = run_id or new_run_id()
+    if changed_days is not None:
+        changed_days = [_as_date(d) for d in changed_days]
+    full = changed_days is None
+    with _publish_lock(lake):
+        _clean_stale_temps(lake)
+        live = warehouse_path(lake)
+        tmp = live.with_name(f".{live.name}.{uuid.uuid4().hex[:12]}.tmp")
+        if not full and live.exists():
+            shutil.copyfile(live, tmp)
+        try:
+            con = duckdb.connect()
+            try:
+                result = _publish_with(con, lake, build, tmp, changed_days, run_id)
+            finally:
+                con.close()
+            _fsync(tmp)
+            os.replace(tmp, live)
+            _fsync(lake)
+        except BaseException:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            raise
+    marts, rows, days, files, removed = result
+    return Publication(
+        run_id=run_id,
+        marts=marts,
+        rows=rows,
+        days=days,
+        seconds=time.perf_counter() - started,
+        files_written=files,
+        removed_marts=removed,
+    )
+
+
+@dataclass(frozen=True)
+class _Mart:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, type) in table order
+    comment: str | None
+    column_comments: Mapping[str, str | None]
+
+    @property
+    def partitioned(self) -> bool:
+        return any(c == PARTITION_COLUMN for c, _ in self.columns)
+
+
+def _publish_with(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    build: Path,
+    tmp: Path,
+    changed_days: Sequence[dt.date] | None,
+    run_id: str,
+):
+    con.execute(f"attach {_lit(build)} as build (read_only)")
+    marts = _marts(con)
+    if not marts:
+        raise PublishError(f"the build database {build} has no tables in schema `marts`")
+    con.execute(f"attach {_lit(tmp)} as wh")
+    previous_marts, previous_digests, previous_columns = _previous(con, "wh")
+    live = warehouse_path(lake)
+    if changed_days is None and live.exists():
+        # a full publication starts from an empty file; the live one says which marts it held
+        con.execute(f"attach {_lit(live)} as prev (read_only)")
+        previous_marts = _previous(con, "prev")[0]
+        con.execute("detach prev")
+
+    plans: list[MartPlan] = []
+    digests: dict[str, dict[Key, Digest]] = {}
+    for mart in marts.values():
+        current = _digests(con, mart)
+        digests[mart.name] = current
+        same_columns = previous_columns.get(mart.name) == mart.columns
+        write, remove = plan_partitions(
+            current,
+            previous_digests.get(mart.name, {}) if same_columns else {},
+            partitions_on_disk(lake, mart.name),
+            changed_days if same_columns else None,
+        )
+        replace = not same_columns or (not mart.partitioned and bool(write))
+        plans.append(MartPlan(mart.name, mart.partitioned, write, remove, replace))
+
+    files = 0
+    for plan in plans:
+        for key in plan.write:
+            _write_parquet(con, lake, marts[plan.name], key)
+            files += 1
+        for key in plan.remove:
+            _remove_partition(lake, plan.name, key)
+    removed = tuple(sorted(set(previous_marts) - set(marts)))
+    for name in removed:
+        shutil.rmtree(Path(lake) / MARTS / name, ignore_errors=True)
+        con.execute(f"drop table if exists wh.main.{_id(name)}")
+
+    con.execute("begin")
+    for plan in plans:
+        _update_table(con, plan)
+    for mart in marts.values():
+        _copy_comments(con, mart)
+    rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
+    _write_manifest(con, run_id, plans, rows, digests)
+    con.execute("commit")
+    con.execute("checkpoint wh")
+    con.execute("detach wh")
+    con.execute("detach build")
+    days = tuple(sorted({d for plan in plans for d in plan.days}))
+    return tuple(marts), rows, days, files, removed
+
+
+def _marts(con) -> dict[str, _Mart]:
+    """Every table (and view) of the build's ``marts`` schema, with dbt's descriptions."""
+    relations = con.execute(
+        """
+        select table_name, comment from duckdb_tables()
+        where database_name = 'build' and schema_name = 'marts'
+        union all
+        select view_name, comment from duckdb_views()
+        where database_name = 'build' and schema_name = 'marts' and not internal
+        order by 1
+        """
+    ).fetchall()
+    columns = con.execute(
+        """
+        select table_name, column_name, data_type, comment from duckdb_columns()
+        where database_name = 'build' and schema_name = 'marts'
+        order by table_name, column_index
+        """
+    ).fetchall()
+    out = {}
+    for name, comment in relations:
+        if not _MART_NAME.fullmatch(name):
+            raise PublishError(f"mart name {name!r} is not a plain identifier")
+        mine = [(c, t, note) for table, c, t, note in columns if table == name]
+        out[name] = _Mart(
+            name,
+            tuple((c, t) for c, t, _ in mine),
+            comment,
+            {c: note for c, _, note in mine},
+        )
+    return out
+
+
+def _previous(con, alias: str):
+    """The last publication, as a serving file holds it: its marts, its partition digests and
+    its tables' columns (all empty for a fresh file)."""
+    tables = {
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main'",
+            [alias],
+        ).fetchall()
+    }
+    marts: list[str] = []
+    digests: dict[str, dict[Key, Digest]] = {}
+    if "_publication" in tables:
+        marts = [
+            m for (m,) in con.execute(f"select mart from {alias}.main._publication").fetchall()
+        ]
+    if "_publication_partitions" in tables:
+        for mart, day, n, h in con.execute(
+            "select mart, business_date, row_count, content_hash "
+            f"from {alias}.main._publication_partitions"
+        ).fetchall():
+            digests.setdefault(mart, {})[day] = (int(n), int(h))
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, col, typ in con.execute(
+        """
+        select table_name, column_name, data_type from duckdb_columns()
+        where database_name = ? and schema_name = 'main'
+        order by table_name, column_index
+        """,
+        [alias],
+    ).fetchall():
+        columns.setdefault(table, []).append((col, typ))
+    return marts, digests, {t: tuple(c) for t, c in columns.items()}
+
+
+def _digests(con, mart: _Mart) -> dict[Key, Digest]:
+    """Row count and sum of row hashes per business day (or of the whole mart)."""
+    row_hash = f"hash({', '.join(_id(c) for c, _ in mart.columns)})::hugeint"
+    source = f"build.marts.{_id(mart.name)}"
+    if mart.partitioned:
+        result = con.execute(
+            f"select {_id(PARTITION_COLUMN)}, count(*), coalesce(sum({row_hash}), 0) "
+            f"from {source} group by 1"
+        ).fetchall()
+        if any(day is None for day, _, _ in result):
+            raise PublishError(
+                f"mart {mart.name} has rows without a {PARTITION_COLUMN}: a partitioned mart needs a "
+                "business day on every row"
+            )
+        return {day: (int(n), int(h)) for day, n, h in result}
+    ((n, h),) = con.execute(
+        f"select count(*), coalesce(sum({row_hash}), 0) from {source}"
+    ).fetchall()
+    return {None: (int(n), int(h))}
+
+
+def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
+    """Write one partition's file atomically (temp file, fsync, rename), rows sorted."""
+    final = partition_path(lake, mart.name, key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+    source = f"build.marts.{_id(mart.name)}"
+    if key is None:
+        query = f"select * from {source} order by all"
+    else:
+        kept = ", ".join(_id(c) for c, _ in mart.columns if c != PARTITION_COLUMN)
+        query = (
+            f"select {kept} from {source} where {_id(PARTITION_COLUMN)} = {_lit(key)}::date "
+            "order by all"
+        )
+    try:
+        con.execute(f"copy ({query}) to {_lit(tmp)} ({PARQUET_OPTIONS})")
+        _fsync(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(final.parent)
+
+
+def _remove_partition(lake: Path, mart: str, key: Key) -> None:
+    path = partition_path(lake, mart, key)
+    path.unlink(missing_ok=True)
+    if key is not None:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _update_table(con, plan: MartPlan) -> None:
+    """Bring the mart's table in the serving file up to the build: replace it whole, or delete
+    the changed days and insert their rows."""
+    target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
+    order = _id(PARTITION_COLUMN) if plan.partitioned else "all"
+    if plan.replace_table:
+        con.execute(f"create or replace table {target} as select * from {source} order by {order}")
+        return
+    if not plan.days:
+        return
+    day = _id(PARTITION_COLUMN)
+    days = ", ".join(f"{_lit(d)}::date" for d in plan.days)
+    con.execute(f"delete from {target} where {day} in ({days})")
+    written = [k for k in plan.write if k is not None]
+    if written:
+        keep = ", ".join(f"{_lit(d)}::date" for d in written)
+        con.execute(
+            f"insert into {target} select * from {source} where {day} in ({keep}) order by {order}"
+        )
+
+
+def _copy_comments(con, mart: _Mart) -> None:
+    """dbt's descriptions (persist_docs) onto the serving table and its columns."""
+    target = f"wh.main.{_id(mart.name)}"
+    con.execute(f"comment on table {target} is {_lit_or_null(mart.comment)}")
+    for col, _ in mart.columns:
+        note = mart.column_comments.get(col)
+        con.execute(f"comment on column {target}.{_id(col)} is {_lit_or_null(note)}")
+
+
+def _write_manifest(con, run_id: str, plans: Sequence[MartPlan], rows, digests) -> None:
+    con.execute(
+        """
+        create or replace table wh.main._publication (
+            run_id varchar not null,
+            published_at timestamptz not null,
+            mart varchar not null,
+            row_count bigint not null,
+            is_partitioned boolean not null,
+            partition_count bigint not null,
+            is_rewritten boolean not null,
+            changed_days date[]
+        )
+        """
+    )
+    published_at = dt.datetime.now(dt.UTC)
+    con.executemany(
+        "insert into wh.main._publication values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                run_id,
+                published_at,
+                p.name,
+                rows[p.name],
+                p.partitioned,
+                len(digests[p.name]) if p.partitioned else 1,
+                bool(p.write or p.remove or p.replace_table),
+                list(p.days) if p.partitioned else None,
+            ]
+            for p in plans
+        ],
+    )
+    con.execute(
+        """
+        create or replace table wh.main._publication_partitions (
+            mart varchar not null,
+            business_date date,
+            row_count bigint not null,
+            content_hash hugeint not null
+        )
+        """
+    )
+    con.executemany(
+        "insert into wh.main._publication_partitions values (?, ?, ?, ?)",
+        [
+            [mart, key, n, h]
+            for mart, parts in sorted(digests.items())
+            for key, (n, h) in sorted(parts.items(), key=lambda kv: _key_order(kv[0]))
+        ],
+    )
+    for table, text in _MANIFEST_DOCS.items():
+        con.execute(f"comment on table wh.main.{table} is {_lit(text)}")
+
+
+_MANIFEST_DOCS = {
+    "_publication": "The publication this file holds: one row per mart, with the run that "
+    "published it, its rows, and the business days this publication rewrote.",
+    "_publication_partitions": "Content digest of every published partition (row count and sum "
+    "of row hashes; business_date null for an unpartitioned mart): how the next publication "
+    "finds the partitions that changed.",
+}
+
+
+@contextlib.contextmanager
+def _publish_lock(lake: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lake/_build/publish.lock`` for the whole publication."""
+    path = Path(lake) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _clean_stale_temps(lake: Path) -> None:
+    """Remove temp files a crashed publisher left (never visible to readers). Under the lock."""
+    for path in Path(lake).glob(f".{WAREHOUSE}.*.tmp*"):
+        path.unlink(missing_ok=True)
+    marts = Path(lake) / MARTS
+    for pattern in (f"*/.{PART_FILE}.*.tmp", f"*/*/.{PART_FILE}.*.tmp"):
+        for path in marts.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+def _key_order(key: Key) -> dt.date:
+    return dt.date.min if key is None else key
+
+
+def _id(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _lit_or_null(value: str | None) -> str:
+    return "null" if value is None else _lit(value)
