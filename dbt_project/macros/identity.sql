@@ -1,0 +1,89 @@
+{#- Identity normalisation rules: how a typed phone, e-mail, QQ number or free-text contact
+    becomes one canonical identifier node (`phone:13800138000`, `email:abc@qq.com`, `qq:12345`).
+    Every macro returns null for a value that is not a usable identifier of its kind, so that
+    garbage never links two people. Tested by the unit_tests of `int_identifiers_observed`. -#}
+
+{#- Full-width digits, letters, '@', '+', '-', '.' and the ideographic space, as people type
+    them on a Chinese keyboard, folded to ASCII before any rule looks at the text. -#}
+{% macro identity_ascii(text) -%}
+    translate(
+        {{ text }},
+        '０１２３４５６７８９＠＋－．　ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ',
+        '0123456789@+-. ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+    )
+{%- endmacro %}
+
+{#- A mainland mobile number in any typed form → its 11 digits, else null.
+    `13800138000`, `138 0013 8000`, `+86-138-0013-8000`, `86 13800138000`, `0086…` all give
+    `13800138000`: keep the digits, drop a leading 0086/86 country code, then require
+    1[3-9] + 9 digits. Only text made of digits, spaces, '+', '-', '(', ')' and '.' qualifies
+    (an e-mail or a name never turns into a phone). -#}
+{% macro normalize_phone(text) -%}
+    case
+        when regexp_full_match(trim({{ identity_ascii(text) }}), '[0-9 +()\-.]{11,20}')
+            then nullif(
+                regexp_extract(
+                    regexp_replace({{ identity_ascii(text) }}, '[^0-9]', '', 'g'),
+                    '^(?:0086|86)?(1[3-9][0-9]{9})$',
+                    1
+                ),
+                ''
+            )
+    end
+{%- endmacro %}
+
+{#- An e-mail address → trimmed and lower-cased, else null when it is not `local@domain.tld`.
+    Mailbox providers treat the address case-insensitively, so case variants are one person. -#}
+{% macro normalize_email(text) -%}
+    case
+        when regexp_full_match(
+            lower(trim({{ identity_ascii(text) }})),
+            '[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)+'
+        )
+            then lower(trim({{ identity_ascii(text) }}))
+    end
+{%- endmacro %}
+
+{#- A QQ number → its digits (5 to 11, no leading zero: QQ's own number space), else null. -#}
+{% macro normalize_qq(text) -%}
+    case
+        when regexp_full_match(trim({{ identity_ascii(text) }}), '[1-9][0-9]{4,10}')
+            then trim({{ identity_ascii(text) }})
+    end
+{%- endmacro %}
+
+{#- The QQ number behind a QQ mailbox (`12345@qq.com` is QQ 12345; foxmail and vip.qq.com
+    mailboxes are not numbered that way and stay e-mails only), else null. Takes a normalised
+    e-mail. -#}
+{% macro qq_of_mailbox(email) -%}
+    nullif(regexp_extract({{ email }}, '^([1-9][0-9]{4,10})@qq\.com$', 1), '')
+{%- endmacro %}
+
+{#- What a free-text buyer contact is: 'email' (has an '@'), 'phone' (a mobile number in any
+    typed form), 'qq' (5–11 plain digits that are not a mobile number), else 'unknown'.
+    An 11-digit `1[3-9]…` string is read as a phone: QQ numbers that long are rare and a
+    phone is what a shop's contact box asks for first. -#}
+{% macro classify_contact(text) -%}
+    case
+        when {{ normalize_email(text) }} is not null then 'email'
+        when {{ normalize_phone(text) }} is not null then 'phone'
+        when {{ normalize_qq(text) }} is not null then 'qq'
+        else 'unknown'
+    end
+{%- endmacro %}
+
+{#- The normalised value of a free-text contact, for the kind `classify_contact` gives. -#}
+{% macro normalize_contact(text) -%}
+    coalesce({{ normalize_email(text) }}, {{ normalize_phone(text) }}, {{ normalize_qq(text) }})
+{%- endmacro %}
+
+{#- A node of the identity graph: `<kind>:<normalised value>`; null when the value is null. -#}
+{% macro identity_node(kind, value) -%}
+    ({{ kind }} || ':' || {{ value }})
+{%- endmacro %}
+
+{#- The stable user key of a component, from the node that names it (its earliest-seen node):
+    'U' + the first 12 hex digits of md5(node). Same node → same key, in every rebuild. -#}
+{% macro user_key_of(node) -%}
+    ('U' || left(md5({{ node }}), 12))
+{%- endmacro %}

@@ -1,0 +1,282 @@
+-- Every buyer identifier any system shows, one row per occurrence: which system and field it came
+-- from, the raw text, the record it sits on (`record_key`: the order, account or CRM member whose
+-- identifiers belong to one person) and its normalised node (`phone:13800138000`, `email:abc@qq.com`,
+-- `qq:12345`, `crm:M1000`, `sub_user:1001`, `openid_main:o…`, `openid_sub:o…`).
+--
+-- Rules (macros/identity.sql): phones in any typed form → 11 digits; e-mails trimmed and
+-- lower-cased; a free-text contact classified as e-mail, phone or QQ; a QQ mailbox `<qq>@qq.com`
+-- also yields the node `qq:<qq>` (derived row). A WeChat statement line's openid sits on the order
+-- it pays (the line's merchant order number brought to the order-number standard by
+-- `int_statement_lines`); openids are per app, so the main shop's and the substation's are
+-- different node kinds (the CRM stores the main app's). Alipay's masked buyer account is not an
+-- identifier. Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
+-- `identity_node_kinds` are kept but not `is_linkable`; an order left with no linkable identifier
+-- gets a stand-in node `order:<shop>:<id>`.
+with
+
+main_orders as (
+    select * from {{ ref('stg_shop__orders') }}
+),
+
+substation_orders as (
+    select * from {{ ref('stg_substation__orders') }}
+),
+
+substation_users as (
+    select * from {{ ref('stg_substation__users') }}
+),
+
+crm_versions as (
+    select * from {{ ref('stg_crm__member_versions') }}
+),
+
+statement_lines as (
+    select * from {{ ref('int_statement_lines') }}
+),
+
+blocklist as (
+    select * from {{ ref('identity_blocklist') }}
+),
+
+node_kinds as (
+    select * from {{ ref('identity_node_kinds') }}
+),
+
+-- raw observations: (system, id_kind, raw_value, node_kind, node_value, record_key, seen_at)
+main_emails as (
+    select
+        'main.orders' as system,
+        'email' as id_kind,
+        buyer_email_raw as raw_value,
+        'email' as node_kind,
+        {{ normalize_email('buyer_email_raw') }} as node_value,
+        'main_order:' || order_id as record_key,
+        order_sn as source_ref,
+        created_at as seen_at,
+    from main_orders
+),
+
+substation_contacts as (
+    select
+        'substation.order' as system,
+        'contact' as id_kind,
+        buyer_contact as raw_value,
+        {{ classify_contact('buyer_contact') }} as node_kind,
+        {{ normalize_contact('buyer_contact') }} as node_value,
+        'sub_order:' || order_id as record_key,
+        trade_no as source_ref,
+        created_at as seen_at,
+    from substation_orders
+),
+
+substation_owners as (
+    select
+        'substation.order' as system,
+        'owner' as id_kind,
+        cast(owner_user_id as varchar) as raw_value,
+        'sub_user' as node_kind,
+        cast(owner_user_id as varchar) as node_value,
+        'sub_order:' || order_id as record_key,
+        trade_no as source_ref,
+        created_at as seen_at,
+    from substation_orders
+    where owner_user_id is not null
+),
+
+user_fields as (
+    unpivot (
+        select
+            user_id as sub_user_id,
+            created_at,
+            cast(user_id as varchar) as user_id,
+            email,
+            phone,
+            qq,
+        from substation_users
+    )
+    on user_id, email, phone, qq
+    into name id_kind value raw_value
+),
+
+substation_user_ids as (
+    select
+        'substation.user' as system,
+        id_kind,
+        raw_value,
+        case id_kind when 'user_id' then 'sub_user' else id_kind end as node_kind,
+        case id_kind
+            when 'user_id' then raw_value
+            when 'email' then {{ normalize_email('raw_value') }}
+            when 'phone' then {{ normalize_phone('raw_value') }}
+            when 'qq' then {{ normalize_qq('raw_value') }}
+        end as node_value,
+        'sub_user:' || sub_user_id as record_key,
+        cast(sub_user_id as varchar) as source_ref,
+        created_at as seen_at,
+    from user_fields
+),
+
+crm_fields as (
+    unpivot (
+        select
+            member_id as crm_member_id,
+            registered_at,
+            first_snapshot_date,
+            member_id,
+            phone,
+            email,
+            qq,
+            wechat_openid,
+        from crm_versions
+        where member_id is not null and member_id <> ''
+    )
+    on member_id, phone, email, qq, wechat_openid
+    into name id_kind value raw_value
+),
+
+crm_ids as (
+    select
+        'crm.members' as system,
+        id_kind,
+        raw_value,
+        case id_kind
+            when 'member_id' then 'crm'
+            when 'wechat_openid' then 'openid_main'
+            else id_kind
+        end as node_kind,
+        case id_kind
+            when 'member_id' then trim(raw_value)
+            when 'phone' then {{ normalize_phone('raw_value') }}
+            when 'email' then {{ normalize_email('raw_value') }}
+            when 'qq' then {{ normalize_qq('raw_value') }}
+            when 'wechat_openid' then nullif(trim(raw_value), '')
+        end as node_value,
+        'crm:' || crm_member_id as record_key,
+        crm_member_id || '@' || strftime(first_snapshot_date, '%Y-%m-%d') as source_ref,
+        registered_at as seen_at,
+    from crm_fields
+),
+
+wechat_openids as (
+    select
+        'wechat.bill_lines' as system,
+        'openid' as id_kind,
+        buyer_openid as raw_value,
+        case shop when 'main' then 'openid_main' else 'openid_sub' end as node_kind,
+        buyer_openid as node_value,
+        case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
+        account_key || ':' || channel_txn_no as source_ref,
+        completed_at as seen_at,
+    from statement_lines
+    where
+        channel = 'wechat'
+        and line_type = 'payment'
+        and order_id is not null
+        and buyer_openid is not null
+),
+
+direct as (
+    select * from main_emails
+    union all
+    select * from substation_contacts
+    union all
+    select * from substation_owners
+    union all
+    select * from substation_user_ids
+    union all
+    select * from crm_ids
+    union all
+    select * from wechat_openids
+),
+
+-- a QQ mailbox is also its QQ number
+qq_mailboxes as (
+    select
+        system,
+        'qq_mailbox' as id_kind,
+        raw_value,
+        'qq' as node_kind,
+        {{ qq_of_mailbox('node_value') }} as node_value,
+        record_key,
+        source_ref,
+        seen_at,
+    from direct
+    where node_kind = 'email' and {{ qq_of_mailbox('node_value') }} is not null
+),
+
+observed as (
+    select
+        direct.*,
+        false as is_derived,
+    from direct
+    union all
+    select
+        qq_mailboxes.*,
+        true as is_derived,
+    from qq_mailboxes
+),
+
+flagged as (
+    select
+        observed.system,
+        observed.id_kind,
+        observed.raw_value,
+        observed.record_key,
+        observed.source_ref,
+        observed.seen_at,
+        observed.is_derived,
+        case when observed.node_value is not null then observed.node_kind end as node_kind,
+        observed.node_value,
+        {{ identity_node('observed.node_kind', 'observed.node_value') }} as node,
+        blocklist.node is not null as is_blocked,
+        blocklist.reason as blocked_reason,
+        observed.node_value is not null
+        and blocklist.node is null
+        and coalesce(node_kinds.is_linking, false) as is_linkable,
+    from observed
+    left join blocklist
+        on {{ identity_node('observed.node_kind', 'observed.node_value') }} = blocklist.node
+    left join node_kinds on observed.node_kind = node_kinds.node_kind
+),
+
+-- orders whose every identifier is unusable still have a buyer: a stand-in for that order alone
+orders_without_identifier as (
+    select
+        min(system) as system,
+        record_key,
+        min(source_ref) as source_ref,
+        min(seen_at) as seen_at,
+    from flagged
+    where record_key like '%order:%'
+    group by record_key
+    having not bool_or(is_linkable)
+),
+
+stand_ins as (
+    select
+        system,
+        'order_id' as id_kind,
+        source_ref as raw_value,
+        record_key,
+        source_ref,
+        seen_at,
+        false as is_derived,
+        'order' as node_kind,
+        replace(replace(record_key, 'main_order:', 'main:'), 'sub_order:', 'substation:')
+            as node_value,
+        'order:'
+        || replace(replace(record_key, 'main_order:', 'main:'), 'sub_order:', 'substation:')
+            as node,
+        false as is_blocked,
+        cast(null as varchar) as blocked_reason,
+        true as is_linkable,
+    from orders_without_identifier
+),
+
+final as (
+    select * from flagged
+    union all
+    select * from stand_ins
+)
+
+select * from final

@@ -1,0 +1,54 @@
+"""The identity graph's connected components: every linkable node → the node that names its
+component (``anchor_node``).
+
+Nodes are the linkable identifiers of ``int_identifiers_observed``; edges are the used links of
+``int_identity_links``. Components are found with ``scipy.sparse.csgraph.connected_components``
+(union of all links, transitively). The anchor is the component's earliest-seen node: smallest
+first-seen time, ties broken by the node text. It changes only when data adds an earlier-seen
+node to the component (or merges two components: the earlier one's anchor wins), so the
+``user_key`` derived from it (``int_users_resolved``) is stable across reruns and daily loads.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+def model(dbt, session):  # noqa: ARG001 - dbt's python model signature
+    dbt.config(materialized="table")
+    observed = dbt.ref("int_identifiers_observed")
+    links = dbt.ref("int_identity_links")
+
+    nodes = (
+        observed.filter("is_linkable")
+        .aggregate("node, min(node_kind) as node_kind, min(seen_at) as first_seen_at", "node")
+        # the anchor order: earliest first, then by text; position in this order is the node index
+        .order("first_seen_at, node")
+        .to_arrow_table()
+    )
+    n = nodes.num_rows
+    names = nodes.column("node")
+
+    used = links.filter("is_used").project("node_a, node_b").to_arrow_table()
+    # every link joins two linkable nodes, so index_in never misses
+    a = pc.index_in(used.column("node_a"), value_set=names).to_numpy(zero_copy_only=False)
+    b = pc.index_in(used.column("node_b"), value_set=names).to_numpy(zero_copy_only=False)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+
+    # nodes are sorted by (first_seen_at, node): a component's first index is its anchor
+    first_index = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(first_index, labels, np.arange(n, dtype=np.int64))
+    anchor_index = first_index[labels]
+    sizes = np.bincount(labels)[labels] if n else np.array([], dtype=np.int64)
+    return pa.table(
+        {
+            "node": names,
+            "node_kind": nodes.column("node_kind"),
+            "first_seen_at": nodes.column("first_seen_at"),
+            "anchor_node": names.take(pa.array(anchor_index)),
+            "component_size": pa.array(sizes, pa.int64()),
+        }
+    )
