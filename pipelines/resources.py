@@ -1,6 +1,7 @@
 """Resources: where the sources, the shop databases and the lake are. The one place that reads
 the environment (``CARDLAKE_SOURCES``, ``CARDLAKE_LAKE``, ``CARDLAKE_SHOP_DB_URL``,
-``CARDLAKE_SUBSTATION_DB_URL``); every path is relative to those roots."""
+``CARDLAKE_SUBSTATION_DB_URL``; dbt reads ``CARDLAKE_LAKE`` too, set from here); every path
+is relative to those roots."""
 
 from __future__ import annotations
 
@@ -53,6 +54,30 @@ class LakeResource(dg.ConfigurableResource):
         return Lake(Path(self.root))
 
 
+class ModelsResource(dg.ConfigurableResource):
+    """The dbt project run against the lake (dbt-duckdb builds into ``<lake>/_build``).
+
+    dagster-dbt's CLI resource passes the process environment to dbt; ``environment()`` supplies
+    the lake's path (``CARDLAKE_LAKE``) and dbt's own locations for the length of one invocation.
+    """
+
+    lake_root: str
+
+    def cli_resource(self):
+        from dagster_dbt import DbtCliResource
+
+        from pipelines.lib.dbt import DBT_DIR, dbt_executable
+
+        return DbtCliResource(
+            project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
+        )
+
+    def environment(self) -> dict[str, str]:
+        from pipelines.lib.dbt import dbt_env
+
+        return dbt_env(Path(self.lake_root))
+
+
 def default_resources(
     sources: Path | None = None,
     lake: Path | None = None,
@@ -71,4 +96,5 @@ def default_resources(
             or f"sqlite:///{src / SUBSTATION_DB_FILE}",
         ),
         "lake": LakeResource(root=str((lake or lake_root()).resolve())),
+        "models": ModelsResource(lake_root=str((lake or lake_root()).resolve())),
     }

@@ -7,11 +7,12 @@ reaches dbt through ``CARDLAKE_LAKE`` (read by ``profiles.yml`` and the sources'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -40,6 +41,22 @@ def dbt_env(lake: Path, target_path: Path | None = None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def temporary_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the length of a block (dagster-dbt's CLI resource hands the
+    process environment to dbt and takes no environment of its own)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_dbt(
     lake: Path,
     command: str = "build",
@@ -52,7 +69,7 @@ def run_dbt(
     dbt runs in a child process, as dagster-dbt runs it: dbt-duckdb keeps its DuckDB handle open
     for the life of the process, which would lock the build file against the publishing step.
     """
-    cli = [_dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
+    cli = [dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
     if days:
         cli += ["--vars", json.dumps({"cardlake_days": list(days)})]
     env = {**os.environ, **dbt_env(lake)}
@@ -72,7 +89,34 @@ def run_dbt(
     return nodes
 
 
-def _dbt_executable() -> str:
+def dbt_executable() -> str:
     """The ``dbt`` next to this interpreter (the project's env), else the one on PATH."""
     here = Path(sys.executable).with_name("dbt")
     return str(here) if here.exists() else "dbt"
+
+
+MANIFEST_TARGET = DBT_DIR / "target"
+_PROJECT_FILES = ("models", "macros", "seeds", "tests", "dbt_project.yml", "profiles.yml")
+
+
+def _newest_project_file() -> float:
+    newest = 0.0
+    for name in _PROJECT_FILES:
+        path = DBT_DIR / name
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        newest = max([newest, *(p.stat().st_mtime for p in files)])
+    return newest
+
+
+def ensure_manifest(lake: Path) -> Path:
+    """The dbt manifest the Dagster definitions are built from (``dbt parse``, re-run only when a
+    project file is newer than the manifest). Parsing renders the lake's path into the sources."""
+    manifest = MANIFEST_TARGET / "manifest.json"
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_project_file():
+        return manifest
+    env = {**os.environ, **dbt_env(lake, target_path=MANIFEST_TARGET)}
+    cli = [dbt_executable(), "parse", "--project-dir", str(DBT_DIR)]
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise DbtError("dbt parse failed\n" + "\n".join(proc.stdout.splitlines()[-20:]))
+    return manifest

@@ -1,4 +1,5 @@
-"""The daily run: at 00:30 Asia/Shanghai, land the business day that just ended."""
+"""The daily run: at 00:30 Asia/Shanghai, land the business day that just ended, rebuild the
+models for it and publish the marts."""
 
 import dagster as dg
 
@@ -6,10 +7,14 @@ from pipelines.lib.contracts import load_contracts
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.assets(*[c.asset_name for c in load_contracts().values()]),
+    selection=dg.AssetSelection.assets(
+        *[c.asset_name for c in load_contracts().values()]
+    ).downstream(),
     # a run that fails (a database briefly away, say) is retried from the failed step
     tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
-    description="Land one business day of every source in the lake.",
+    description=(
+        "Land one business day of every source in the lake, rebuild the models and publish."
+    ),
 )
 
 ingest_schedule = dg.build_schedule_from_partitioned_job(

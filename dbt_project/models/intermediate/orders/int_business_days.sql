@@ -1,0 +1,23 @@
+-- The business days the marts report on: from the first day the shops have orders to the last.
+-- (Keys imported before the first day still count as opening stock; the 30-day windows see only
+-- these days, as metrics.md's "over the same 30 day-ends" read within the data's horizon.)
+with
+
+orders as (
+    select * from {{ ref('int_orders_unified') }}
+),
+
+bounds as (
+    select
+        min(created_date) as first_day,
+        max(created_date) as last_day,
+    from orders
+),
+
+final as (
+    select cast(day as date) as business_date,
+    from bounds,
+        generate_series(bounds.first_day, bounds.last_day, interval 1 day) as days (day)
+)
+
+select * from final

@@ -1,0 +1,73 @@
+-- Sales KPIs per business day, overall (`shop` = 'all') and per shop, exactly as metrics.md defines
+-- them: created and paid orders, GMV (amount actually paid after coupons, of orders paid on the
+-- day), conversion, average order value, 客单价, buyers and new buyers (unified `user_key`; a new
+-- buyer has no paid order in either shop before the day).
+with
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+days as (
+    select * from {{ ref('int_business_days') }}
+),
+
+shops as (
+    select * from (values ('all'), ('main'), ('substation')) as shops (shop)
+),
+
+first_paid as (
+    select
+        user_key,
+        min(paid_date) as first_paid_date,
+    from orders
+    where is_paid
+    group by user_key
+),
+
+created as (
+    select
+        created_date as business_date,
+        coalesce(shop, 'all') as shop,
+        count(*) as created_orders,
+        count(*) filter (where is_paid) as converted_orders,
+    from orders
+    group by grouping sets ((created_date, shop), (created_date))
+),
+
+paid as (
+    select
+        orders.paid_date as business_date,
+        coalesce(orders.shop, 'all') as shop,
+        count(*) as paid_orders,
+        cast(sum(orders.amount_fen) as bigint) as gmv_fen,
+        count(distinct orders.user_key) as buyers,
+        count(distinct orders.user_key) filter (
+            where orders.paid_date = first_paid.first_paid_date
+        ) as new_buyers,
+    from orders
+    inner join first_paid on orders.user_key = first_paid.user_key
+    where orders.is_paid
+    group by grouping sets ((orders.paid_date, orders.shop), (orders.paid_date))
+),
+
+final as (
+    select
+        days.business_date,
+        shops.shop,
+        coalesce(created.created_orders, 0) as created_orders,
+        coalesce(created.converted_orders, 0) as converted_orders,
+        coalesce(paid.paid_orders, 0) as paid_orders,
+        coalesce(paid.gmv_fen, 0) as gmv_fen,
+        coalesce(paid.buyers, 0) as buyers,
+        coalesce(paid.new_buyers, 0) as new_buyers,
+        created.converted_orders / nullif(created.created_orders, 0) as conversion_rate,
+        paid.gmv_fen / nullif(paid.paid_orders, 0) as avg_order_value_fen,
+        paid.gmv_fen / nullif(paid.buyers, 0) as customer_unit_price_fen,
+    from days
+    cross join shops
+    left join created on days.business_date = created.business_date and shops.shop = created.shop
+    left join paid on days.business_date = paid.business_date and shops.shop = paid.shop
+)
+
+select * from final

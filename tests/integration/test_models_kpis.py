@@ -1,0 +1,81 @@
+"""The KPI marts scored against the simulator's answer key (``_truth/daily_metrics*.parquet``):
+every KPI of kpi_sales_daily, kpi_refunds_daily, kpi_repurchase_daily and kpi_inventory_daily
+equals the truth for every day — exactly for counts and fen, to 1e-9 for ratios — overall and per
+shop."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from tests.conftest import truth
+
+pytestmark = pytest.mark.integration
+
+EXACT = {
+    "kpi_sales_daily": [
+        "created_orders",
+        "paid_orders",
+        "gmv_fen",
+        "buyers",
+        "new_buyers",
+    ],
+    "kpi_refunds_daily": ["paid_orders", "gmv_fen", "refunds_fen_on"],
+    "kpi_repurchase_daily": [],
+    "kpi_inventory_daily": ["stock_units", "stock_value_fen", "cogs_fen", "stockout_orders"],
+}
+RATIOS = {
+    "kpi_sales_daily": ["conversion_rate", "avg_order_value_fen", "customer_unit_price_fen"],
+    "kpi_refunds_daily": ["refund_rate", "refund_amount_rate"],
+    "kpi_repurchase_daily": ["repurchase_rate_30d"],
+    "kpi_inventory_daily": ["inventory_turnover_30d", "days_of_cover"],
+}
+#: each mart's rows for the whole platform and for one shop
+WHERE = {
+    "kpi_sales_daily": ("shop = 'all'", "shop = '{shop}'"),
+    "kpi_repurchase_daily": ("shop = 'all'", "shop = '{shop}'"),
+    "kpi_refunds_daily": (
+        "breakdown = 'overall'",
+        "breakdown = 'shop' and breakdown_value = '{shop}'",
+    ),
+    "kpi_inventory_daily": ("scope = 'overall'", "scope = 'shop' and shop = '{shop}'"),
+}
+
+
+def _compare(ours: pl.DataFrame, expected: pl.DataFrame, mart: str, label: str) -> list[str]:
+    joined = expected.join(ours, on="business_date", how="left", suffix="_ours")
+    problems = []
+    for row in joined.iter_rows(named=True):
+        for col in EXACT[mart]:
+            if row[col] != row[f"{col}_ours"] and not (row[col] is None and row[f"{col}_ours"] == 0):
+                problems.append(f"{label} {row['business_date']} {col}: {row[f'{col}_ours']} ≠ {row[col]}")
+        for col in RATIOS[mart]:
+            want, got = row[col], row[f"{col}_ours"]
+            if want is None or got is None:
+                if want is not got and not (want is None and got is None):
+                    problems.append(f"{label} {row['business_date']} {col}: {got} ≠ {want}")
+            elif not math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-9):
+                problems.append(f"{label} {row['business_date']} {col}: {got} ≠ {want}")
+    return problems
+
+
+@pytest.mark.parametrize("mart", sorted(EXACT))
+def test_kpis_equal_the_truth_every_day(modelled_shop, mart):
+    overall, per_shop = WHERE[mart]
+    problems = _compare(
+        modelled_shop.query(f"select * from marts.{mart} where {overall}"),
+        truth(modelled_shop.sources, "daily_metrics"),
+        mart,
+        "overall",
+    )
+    by_shop = truth(modelled_shop.sources, "daily_metrics_by_shop")
+    for shop in ("main", "substation"):
+        problems += _compare(
+            modelled_shop.query(f"select * from marts.{mart} where {per_shop.format(shop=shop)}"),
+            by_shop.filter(pl.col("shop") == shop).drop("shop"),
+            mart,
+            shop,
+        )
+    assert not problems, "\n".join(problems[:40])
