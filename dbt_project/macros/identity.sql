@@ -87,3 +87,27 @@
 {% macro user_key_of(node) -%}
     ('U' || left(md5({{ node }}), 12))
 {%- endmacro %}
+
+{#- How Alipay prints a buyer account in its statements (对方账户): a phone as its first 3 and
+    last 4 digits (`138****8000`), an e-mail as the first 3 characters of its local part and its
+    domain (`abc***@qq.com`). Applied to a normalised phone or e-mail, it gives the mask that
+    account would show, so a masked statement line can be compared with known identifiers. -#}
+{% macro alipay_mask(kind, value) -%}
+    case {{ kind }}
+        when 'phone' then left({{ value }}, 3) || '****' || right({{ value }}, 4)
+        when 'email' then left({{ value }}, 3) || '***@' || split_part({{ value }}, '@', 2)
+    end
+{%- endmacro %}
+
+{#- A contact shown to customer service: every character but the last 4 replaced by '*' (for an
+    e-mail, of its local part; the domain stays). -#}
+{% macro mask_contact(kind, value) -%}
+    case
+        when {{ kind }} = 'email'
+            then repeat('*', greatest(length(split_part({{ value }}, '@', 1)) - 4, 0))
+            || right(split_part({{ value }}, '@', 1), 4)
+            || '@'
+            || split_part({{ value }}, '@', 2)
+        else repeat('*', greatest(length({{ value }}) - 4, 0)) || right({{ value }}, 4)
+    end
+{%- endmacro %}

@@ -8,8 +8,9 @@
 -- also yields the node `qq:<qq>` (derived row). A WeChat statement line's openid sits on the order
 -- it pays (the line's merchant order number brought to the order-number standard by
 -- `int_statement_lines`); openids are per app, so the main shop's and the substation's are
--- different node kinds (the CRM stores the main app's). Alipay's masked buyer account is not an
--- identifier. Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
+-- different node kinds (the CRM stores the main app's). Alipay's masked buyer account
+-- (`138****8000`, `abc***@qq.com`) is kept as a weak identifier (`alipay_mask`, not linkable by
+-- itself: `int_identity_links` uses it only to point at the one known phone or e-mail it fits). Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
 -- `identity_node_kinds` are kept but not `is_linkable`; an order left with no linkable identifier
 -- gets a stand-in node `order:<shop>:<id>`.
 with
@@ -175,6 +176,24 @@ wechat_openids as (
         and buyer_openid is not null
 ),
 
+alipay_accounts as (
+    select
+        'alipay.statement_lines' as system,
+        'buyer_account_masked' as id_kind,
+        buyer_account_masked as raw_value,
+        'alipay_mask' as node_kind,
+        nullif(lower(trim(buyer_account_masked)), '') as node_value,
+        case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
+        account_key || ':' || channel_txn_no as source_ref,
+        completed_at as seen_at,
+    from statement_lines
+    where
+        channel = 'alipay'
+        and line_type = 'payment'
+        and order_id is not null
+        and buyer_account_masked is not null
+),
+
 direct as (
     select * from main_emails
     union all
@@ -187,6 +206,8 @@ direct as (
     select * from crm_ids
     union all
     select * from wechat_openids
+    union all
+    select * from alipay_accounts
 ),
 
 -- a QQ mailbox is also its QQ number
