@@ -105,8 +105,10 @@ def open_warehouse(lake: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published marts, with every file operation and every
     setting change disabled: the way any reader (CLI, Superset, tests) opens ``warehouse.duckdb``.
 
-    Open one per session or per query and close it: a connection keeps reading the publication
-    it opened, however many are published after it.
+    A connection keeps reading the publication it opened, however many are published after it;
+    and DuckDB hands a process that still holds a connection to this file that same database
+    again. So open one per query or session and close it (a pool must not keep one open) to see
+    the latest publication.
     """
     path = warehouse_path(lake)
     if not path.exists():
@@ -238,14 +240,22 @@ def _publish_with(
     marts = _marts(con)
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
-    con.execute(f"attach {_lit(tmp)} as wh")
-    previous_marts, previous_digests, previous_columns = _previous(con, "wh")
+    try:
+        con.execute(f"attach {_lit(tmp)} as wh")
+        previous_marts, previous_digests, previous_columns = _previous(con, "wh")
+    except duckdb.Error as exc:
+        raise PublishError(
+            f"cannot read the published warehouse {warehouse_path(lake)} ({exc}); "
+            "a full publication (changed_days=None) rebuilds it"
+        ) from exc
     live = warehouse_path(lake)
     if changed_days is None and live.exists():
         # a full publication starts from an empty file; the live one says which marts it held
-        con.execute(f"attach {_lit(live)} as prev (read_only)")
-        previous_marts = _previous(con, "prev")[0]
-        con.execute("detach prev")
+        # (if it cannot be read, a full publication is how it gets replaced)
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"attach {_lit(live)} as prev (read_only)")
+            previous_marts = _previous(con, "prev")[0]
+            con.execute("detach prev")
 
     plans: list[MartPlan] = []
     digests: dict[str, dict[Key, Digest]] = {}
@@ -411,22 +421,22 @@ def _remove_partition(lake: Path, mart: str, key: Key) -> None:
 
 def _update_table(con, plan: MartPlan) -> None:
     """Bring the mart's table in the serving file up to the build: replace it whole, or delete
-    the changed days and insert their rows."""
+    the changed days and insert their rows. Row order carries no meaning in a table, so a whole
+    table is copied as it is (sorting a large fact table would triple the cost of a full
+    publication); inserted days go in by day, which keeps each day's rows together."""
     target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
-    order = _id(PARTITION_COLUMN) if plan.partitioned else "all"
     if plan.replace_table:
-        con.execute(f"create or replace table {target} as select * from {source} order by {order}")
+        con.execute(f"create or replace table {target} as select * from {source}")
         return
     if not plan.days:
         return
     day = _id(PARTITION_COLUMN)
     days = ", ".join(f"{_lit(d)}::date" for d in plan.days)
     con.execute(f"delete from {target} where {day} in ({days})")
-    written = [k for k in plan.write if k is not None]
+    written = ", ".join(f"{_lit(k)}::date" for k in plan.write if k is not None)
     if written:
-        keep = ", ".join(f"{_lit(d)}::date" for d in written)
         con.execute(
-            f"insert into {target} select * from {source} where {day} in ({keep}) order by {order}"
+            f"insert into {target} select * from {source} where {day} in ({written}) order by {day}"
         )
 
 

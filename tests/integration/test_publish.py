@@ -262,6 +262,18 @@ def test_a_failed_publication_leaves_the_last_one_in_place(tmp_path: Path) -> No
     assert not list(lake.glob(".warehouse.duckdb*"))
 
 
+def test_a_full_publication_replaces_an_unreadable_warehouse(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    _build(lake, *FIRST)
+    publish(lake)
+    expected = _warehouse(lake)
+    warehouse_path(lake).write_bytes(b"not a database" * 1000)
+    with pytest.raises(PublishError, match="a full publication"):
+        publish(lake, changed_days=[_day(0)])
+    publish(lake)
+    assert _warehouse(lake) == expected
+
+
 def test_a_second_publisher_waits_for_the_lock(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     _build(lake, *FIRST)
