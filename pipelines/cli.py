@@ -197,9 +197,13 @@ def run(
             "--all", help="Land every day the sources hold, not just the days since the last run."
         ),
     ] = False,
+    skip_models: Annotated[
+        bool, typer.Option("--skip-models", help="Only land the sources; no models, no publishing.")
+    ] = False,
 ) -> None:
     """Run the daily cycle for those business days: land every source in the lake (validated,
-    quarantined, accounted, checked). Exits non-zero when a blocking check fails.
+    quarantined, accounted, checked), build the dbt models and their tests, and publish the marts
+    to lake/marts and lake/warehouse.duckdb. Exits non-zero when a blocking check or test fails.
 
     Without dates it is incremental: it lands from the last day already in the lake (again,
     as that day may have been incomplete) to the last day the sources hold.
@@ -260,7 +264,28 @@ def run(
         for line in failed[0].failures:
             console.print(f"  · {line}")
         raise typer.Exit(1)
-    console.print(f"done: {len(outcomes)} days landed in {lake_dir}")
+    console.print(f"landed: {len(outcomes)} days in {lake_dir}")
+    if skip_models:
+        return
+    from pipelines.lib.dbt import DbtError
+    from pipelines.lib.publish import PublishError
+    from pipelines.run import model_and_publish
+
+    with console.status("models: dbt build (staging → intermediate → marts, with tests)…"):
+        try:
+            m = model_and_publish(lake_dir, days)
+        except (DbtError, PublishError) as exc:
+            console.print(f"[red]models failed; nothing was published:[/]\n{exc}")
+            raise typer.Exit(1) from None
+    p = m.publication
+    console.print(
+        f"[green]✓[/] models: {m.models} built, {m.tests} tests passed in {m.dbt_seconds:.1f} s"
+    )
+    console.print(
+        f"[green]✓[/] published {len(p.marts)} marts ({sum(p.rows.values()):,} rows, "
+        f"{p.files_written} files rewritten) in {p.seconds:.1f} s → {lake_dir / 'warehouse.duckdb'}"
+    )
+    console.print("query it: [bold]cardlake sql[/] (read-only)")
 
 
 def _yuan(fen: int) -> str:

@@ -1,13 +1,15 @@
 """``cardlake run``: the whole daily cycle in-process, one business day after another.
 
-Today the cycle is ingestion (every source landed, accounted and checked); the models, the
-publishing of the serving file and the reports join it as they are built.
+The cycle lands every source for each day (validated, accounted, checked), then runs the dbt
+models and their tests once over the lake, then publishes the marts (Parquet under lake/marts and
+the serving file lake/warehouse.duckdb). Reports join it when they are built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +18,11 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import raw_assets
 from pipelines.lib.contracts import load_contracts
+from pipelines.lib.dbt import run_dbt
 from pipelines.lib.extract import version_range
 from pipelines.lib.ingest import discover
 from pipelines.lib.lake import Lake
+from pipelines.lib.publish import Publication, publish
 from pipelines.resources import default_resources
 
 
@@ -170,3 +174,29 @@ def run_cycle(
             if not outcome.success:
                 break
     return outcomes
+
+
+@dataclasses.dataclass
+class ModelsOutcome:
+    """What modelling and publishing did after the days were landed."""
+
+    models: int
+    tests: int
+    dbt_seconds: float
+    publication: Publication
+
+
+def model_and_publish(lake: Path, days: list[dt.date]) -> ModelsOutcome:
+    """``dbt build`` (every model and test) on the lake, then publish the marts for ``days`` (and
+    any other day whose marts changed, e.g. through a late refund). A failing model or test raises
+    ``DbtError`` and nothing is published: readers keep the previous snapshot."""
+    started = time.perf_counter()
+    nodes = run_dbt(lake, "build", days=[d.isoformat() for d in days])
+    dbt_seconds = time.perf_counter() - started
+    publication = publish(lake, changed_days=days)
+    return ModelsOutcome(
+        models=sum(n["node"].startswith("model.") for n in nodes),
+        tests=sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes),
+        dbt_seconds=dbt_seconds,
+        publication=publication,
+    )
