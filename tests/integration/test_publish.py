@@ -505,3 +505,38 @@ def test_sql_shell_reads_statements_until_a_semicolon(published_lake: Path) -> N
         assert text in out.stdout
     assert "never run" not in out.stdout
     assert "disabled" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sql_shell_follows_new_publications(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    _build(lake, *FIRST)
+    publish(lake, run_id="before")
+    shell = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "sql", "--lake", str(lake)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
+
+    def ask(sql: str) -> str:
+        """Send a statement; read the shell's answer up to its row count line."""
+        shell.stdin.write(sql + "\n")
+        shell.stdin.flush()
+        lines = []
+        while not lines or not lines[-1].rstrip().endswith(("row", "rows")):
+            line = shell.stdout.readline()
+            assert line, shell.stderr.read()
+            lines.append(line)
+        return "".join(lines)
+
+    try:
+        assert "before" in ask("select distinct run_id from _publication;")
+        publish(lake, changed_days=[], run_id="after")
+        answer = ask("select distinct run_id from _publication;")
+        assert "after" in answer and "reopened" in answer
+    finally:
+        shell.stdin.close()
+        shell.wait(60)
+    assert shell.returncode == 0
