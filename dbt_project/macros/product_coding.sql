@@ -73,5 +73,6 @@
 
 {#- The SKU code from its four parts; the face value has at least four digits (0100, 1000, 12000). -#}
 {% macro sku_code(category_code, brand_code, face_yuan, variant) -%}
-    {{ category_code }} || '-' || {{ brand_code }} || '-' || printf('%04d', {{ face_yuan }}) || '-' || {{ variant }}
+    {{ category_code }} || '-' || {{ brand_code }} || '-'
+    || printf('%04d', {{ face_yuan }}) || '-' || {{ variant }}
 {%- endmacro %}

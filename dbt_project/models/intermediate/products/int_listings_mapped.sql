@@ -1,6 +1,6 @@
--- One row per shop listing (main-shop goods, substation commodities) with the canonical SKU it sells
--- (product coding standard, PRODUCT_CODING.md); `sku_code` is null when the listing could not be
--- coded, and the listing is then in `int_products_unmapped`.
+-- One row per shop listing (main-shop goods, substation commodities) with the canonical SKU it
+-- sells (product coding standard, PRODUCT_CODING.md); `sku_code` is null when the listing could
+-- not be coded, and the listing is then in `int_products_unmapped`.
 with
 
 coded as (
@@ -39,6 +39,7 @@ final as (
         coalesce(coded.category_code, category_keys.category_code) as category_code,
         category_keys.category_code as listing_category_code,
         coded.source_category_name as listing_category_name,
+        coalesce(coded.category_code <> category_keys.category_code, false) as has_category_conflict,
         coded.is_manual,
         coded.list_price_fen,
         coded.retail_price_fen,

@@ -26,7 +26,7 @@ batch_lines as (
 
 main_listings as (
     select
-        'main' as system,
+        'main' as system,  -- noqa: RF04
         cast(goods.goods_id as varchar) as product_ref,
         goods.goods_id as listing_id,
         cast(null as varchar) as supplier_code,
@@ -38,15 +38,16 @@ main_listings as (
         goods.retail_price_fen,
         goods.is_manual,
         goods.created_at as first_seen_at,
+        cast(null as date) as first_seen_date,
         cast(null as date) as last_seen_date,
-        cast(null as bigint) as line_count,
+        cast(null as bigint) as line_count
     from goods
     left join goods_groups on goods.group_id = goods_groups.group_id
 ),
 
 substation_listings as (
     select
-        'substation' as system,
+        'substation' as system,  -- noqa: RF04
         cast(commodities.commodity_id as varchar) as product_ref,
         commodities.commodity_id as listing_id,
         cast(null as varchar) as supplier_code,
@@ -58,15 +59,16 @@ substation_listings as (
         cast(null as bigint) as retail_price_fen,
         commodities.is_manual,
         commodities.created_at as first_seen_at,
+        cast(null as date) as first_seen_date,
         cast(null as date) as last_seen_date,
-        cast(null as bigint) as line_count,
+        cast(null as bigint) as line_count
     from commodities
     left join categories on commodities.category_id = categories.category_id
 ),
 
 supplier_items as (
     select
-        'supplier' as system,
+        'supplier' as system,  -- noqa: RF04
         supplier_code || '/' || supplier_sku as product_ref,
         cast(null as bigint) as listing_id,
         supplier_code,
@@ -78,9 +80,10 @@ supplier_items as (
         cast(null as bigint) as list_price_fen,
         cast(null as bigint) as retail_price_fen,
         cast(null as boolean) as is_manual,
-        cast(min(received_date) as timestamptz) as first_seen_at,
+        cast(null as timestamptz) as first_seen_at,
+        min(received_date) as first_seen_date,
         max(received_date) as last_seen_date,
-        count(*) as line_count,
+        count(*) as line_count
     from batch_lines
     group by supplier_code, supplier_sku, supplier_product_name
 ),
@@ -96,7 +99,7 @@ unioned as (
 normalised as (
     select
         *,
-        {{ normalise_product_name('source_name') }} as normalised_name,
+        {{ normalise_product_name('source_name') }} as normalised_name
     from unioned
 ),
 
@@ -105,7 +108,7 @@ final as (
         *,
         {{ name_before_face('normalised_name') }} as name_before_face,
         {{ name_face_yuan('normalised_name') }} as name_face_yuan,
-        regexp_matches(normalised_name, '直充$') as has_direct_marker,
+        regexp_matches(normalised_name, '直充$') as has_direct_marker
     from normalised
 )
 

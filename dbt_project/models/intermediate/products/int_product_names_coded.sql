@@ -29,20 +29,20 @@ brand_keys as (
     -- every registered brand under its own name and each of its aliases
     select
         {{ normalise_code_text('brand_name') }} as brand_key,
-        brand_code,
+        brand_code
     from brands
     union
     select
         {{ normalise_code_text('alias_text') }} as brand_key,
-        code as brand_code,
+        code as brand_code
     from aliases
     where alias_kind = 'brand'
 ),
 
 period_labels as (
     select
-        {{ normalise_code_text('alias_text') }} as label,
-        code as variant,
+        {{ normalise_code_text('alias_text') }} as period_label,
+        code as variant
     from aliases
     where alias_kind = 'period'
 ),
@@ -50,7 +50,7 @@ period_labels as (
 game_units as (
     select
         {{ normalise_code_text('alias_text') }} as unit,
-        code as category_code,
+        code as category_code
     from aliases
     where alias_kind = 'game_unit'
 ),
@@ -58,7 +58,7 @@ game_units as (
 name_aliases as (
     select
         {{ normalise_product_name('alias_text') }} as normalised_name,
-        code as sku_code,
+        code as sku_code
     from aliases
     where alias_kind = 'name'
 ),
@@ -70,12 +70,12 @@ period_matches as (
         names.product_ref,
         names.source_name,
         period_labels.variant,
-        period_labels.label,
+        period_labels.period_label
     from names
-    inner join period_labels on ends_with(names.name_before_face, period_labels.label)
+    inner join period_labels on ends_with(names.name_before_face, period_labels.period_label)
     qualify row_number() over (
         partition by names.system, names.product_ref, names.source_name
-        order by length(period_labels.label) desc, period_labels.label
+        order by length(period_labels.period_label) desc, period_labels.period_label
     ) = 1
 ),
 
@@ -84,10 +84,10 @@ parsed as (
         names.*,
         period_matches.variant as period_variant,
         {{ normalise_code_text(
-            "case when period_matches.label is null then names.name_before_face
+            "case when period_matches.period_label is null then names.name_before_face
             else left(names.name_before_face,
-                length(names.name_before_face) - length(period_matches.label)) end"
-        ) }} as brand_key,
+                length(names.name_before_face) - length(period_matches.period_label)) end"
+        ) }} as brand_key
     from names
     left join period_matches
         on
@@ -103,7 +103,7 @@ long_tail_keys as (
         parsed.system,
         parsed.product_ref,
         parsed.source_name,
-        {{ long_tail_brand_text('parsed.brand_key') }} as long_tail_key,
+        {{ long_tail_brand_text('parsed.brand_key') }} as long_tail_key
     from parsed
     anti join brand_keys on parsed.brand_key = brand_keys.brand_key
 ),
@@ -112,8 +112,10 @@ long_tail_named as (
     select
         long_tail_keys.*,
         game_units.category_code,
-        left(long_tail_keys.long_tail_key, length(long_tail_keys.long_tail_key) - length(game_units.unit))
-            as title,
+        left(
+            long_tail_keys.long_tail_key,
+            length(long_tail_keys.long_tail_key) - length(game_units.unit)
+        ) as title
     from long_tail_keys
     inner join game_units
         on
@@ -129,7 +131,7 @@ long_tail_brands as (
     select
         long_tail_key as brand_name,
         title,
-        min(category_code) as category_code,
+        min(category_code) as category_code
     from long_tail_named
     group by long_tail_key, title
 ),
@@ -140,7 +142,7 @@ long_tail_titles as (
         title,
         min(brand_name) as brand_name,
         min(category_code) as category_code,
-        count(*) as brand_count,
+        count(*) as brand_count
     from long_tail_brands
     group by title
 ),
@@ -155,7 +157,7 @@ long_tail_resolved as (
         case
             when long_tail_named.long_tail_key is not null then 1
             else long_tail_titles.brand_count
-        end as brand_count,
+        end as brand_count
     from long_tail_keys
     left join long_tail_named
         on
@@ -176,7 +178,9 @@ branded as (
             brand_keys.brand_code,
             case
                 when long_tail_resolved.brand_count = 1
-                    then {{ derived_brand_code('long_tail_resolved.category_code', 'long_tail_resolved.brand_name') }}
+                    then {{ derived_brand_code(
+                        'long_tail_resolved.category_code', 'long_tail_resolved.brand_name'
+                    ) }}
             end
         ) as brand_code,
         case
@@ -187,7 +191,7 @@ branded as (
             when brand_keys.brand_code is not null then brands.category_code
             when long_tail_resolved.brand_count = 1 then long_tail_resolved.category_code
         end as category_code,
-        coalesce(long_tail_resolved.brand_count, 0) > 1 as is_ambiguous_brand,
+        coalesce(long_tail_resolved.brand_count, 0) > 1 as is_ambiguous_brand
     from parsed
     left join brand_keys on parsed.brand_key = brand_keys.brand_key
     left join brands on brand_keys.brand_code = brands.brand_code
@@ -216,7 +220,7 @@ ruled as (
             when categories.is_period_based then 'period'
             when branded.name_face_yuan is not null then 'name'
             when branded.stated_face_value_fen % 100 = 0 then 'stated_face_value'
-        end as face_source,
+        end as face_source
     from branded
     left join categories on branded.category_code = categories.category_code
     left join periods
@@ -232,8 +236,10 @@ coded as (
         case
             when ruled.brand_code is null or ruled.variant is null or ruled.face_value_yuan is null
                 then null
-            else {{ sku_code('ruled.category_code', 'ruled.brand_code', 'ruled.face_value_yuan', 'ruled.variant') }}
-        end as rule_sku_code,
+            else {{ sku_code(
+                'ruled.category_code', 'ruled.brand_code', 'ruled.face_value_yuan', 'ruled.variant'
+            ) }}
+        end as rule_sku_code
     from ruled
     left join name_aliases on ruled.normalised_name = name_aliases.normalised_name
 ),
@@ -275,7 +281,7 @@ final as (
         end as variant,
         case
             when alias_sku_code is not null or rule_sku_code is not null then null
-            when normalised_name = '' then 'empty_name'
+            when coalesce(normalised_name, '') = '' then 'empty_name'
             when is_ambiguous_brand then 'ambiguous_brand'
             when brand_code is null then 'unknown_brand'
             when is_period_based and period_variant is null then 'no_period'
@@ -288,8 +294,9 @@ final as (
         retail_price_fen,
         is_manual,
         first_seen_at,
+        first_seen_date,
         last_seen_date,
-        line_count,
+        line_count
     from coded
 )
 

@@ -12,7 +12,7 @@ supplier_items as (
 
 unmapped_listings as (
     select
-        shop as system,
+        shop as system,  -- noqa: RF04
         case shop when 'main' then 'main.goods' else 'substation.commodity' end as source_table,
         cast(listing_id as varchar) as product_ref,
         listing_id,
@@ -27,7 +27,7 @@ unmapped_listings as (
 
 unmapped_supplier_items as (
     select
-        'supplier' as system,
+        'supplier' as system,  -- noqa: RF04
         'supplier.' || supplier_code as source_table,
         supplier_code || '/' || supplier_sku as product_ref,
         cast(null as bigint) as listing_id,

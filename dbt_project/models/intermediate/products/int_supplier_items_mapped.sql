@@ -1,7 +1,8 @@
--- One row per supplier item as written in a delivery file (supplier, supplier SKU, product name) with
--- the canonical SKU it is (product coding standard, PRODUCT_CODING.md). A supplier's own SKU code
--- names one product: a name the rule cannot code takes the SKU code's other names' `sku_code` when
--- they agree (`match_method` = 'supplier_sku'). Null `sku_code`: see `int_products_unmapped`.
+-- One row per supplier item as written in a delivery file (supplier, supplier SKU, product
+-- name) with the canonical SKU it is (product coding standard, PRODUCT_CODING.md). A supplier's
+-- own SKU code names one product: a name the rule cannot code takes the `sku_code` that the SKU
+-- code's other names agree on (`match_method` = 'supplier_sku'). Null `sku_code`: see
+-- `int_products_unmapped`.
 with
 
 coded as (
@@ -25,7 +26,7 @@ sku_consensus as (
     group by supplier_code, supplier_sku
 ),
 
-final as (
+mapped as (
     select
         items.supplier_code,
         items.supplier_sku,
@@ -41,7 +42,7 @@ final as (
         end as match_method,
         items.stated_face_value_fen as face_value_fen,
         coalesce(sku_consensus.code_count, 0) > 1 as has_conflicting_codes,
-        items.first_seen_at::date as first_received_date,
+        items.first_seen_date as first_received_date,
         items.last_seen_date as last_received_date,
         items.line_count as key_lines,
         case
@@ -54,6 +55,16 @@ final as (
         on
             items.supplier_code = sku_consensus.supplier_code
             and items.supplier_sku = sku_consensus.supplier_sku
+),
+
+final as (
+    select
+        *,
+        -- the face value the supplier states differs from the SKU's (its code's third part)
+        coalesce(
+            cast(split_part(sku_code, '-', 3) as bigint) * 100 <> face_value_fen, false
+        ) as has_face_value_conflict
+    from mapped
 )
 
 select * from final

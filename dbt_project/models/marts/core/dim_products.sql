@@ -107,7 +107,9 @@ final as (
             substation_listings.is_manual,
             skus.variant = 'DIRECT'
         ) as is_manual,
-        least(main_listings.first_listed_at, substation_listings.first_listed_at) as first_listed_at,
+        least(
+            main_listings.first_listed_at, substation_listings.first_listed_at
+        ) as first_listed_at,
         supplied.first_received_date
     from skus
     left join categories on skus.category_code = categories.category_code

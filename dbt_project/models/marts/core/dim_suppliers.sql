@@ -1,5 +1,5 @@
--- The card-key suppliers: one row per supplier in the supplier register (seed `suppliers`) or seen in
--- a delivery file, with how many of its items map to a canonical SKU.
+-- The card-key suppliers: one row per supplier in the supplier register (seed `suppliers`) or
+-- seen in a delivery file, with how many of its items map to a canonical SKU.
 with
 
 register as (
