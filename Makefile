@@ -9,7 +9,7 @@ APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
 DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test test-fast lint fix bench lock clean dagster
+.PHONY: help setup demo test test-fast lint fix bench lock clean dagster dbt-sources docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ test-fast: setup ## unit tests only
 
 dagster: setup ## open the Dagster UI on the pipelines (schedules, sensor, checks) at http://127.0.0.1:3000
 	DAGSTER_HOME=$(CURDIR)/dagster_home dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+dbt-sources: setup ## regenerate the dbt sources (models/staging/*/__sources.yml) from schemas/
+	python -m pipelines.lib.dbt_sources
+
+docs: setup ## build the dbt docs (models, columns, lineage) into lake/docs; open lake/docs/index.html
+	CARDLAKE_LAKE=$(CURDIR)/lake DBT_PROFILES_DIR=dbt_project dbt docs generate --project-dir dbt_project --target-path $(CURDIR)/lake/docs -q
+	@echo "dbt docs: $(CURDIR)/lake/docs/index.html (or: cd lake/docs && python -m http.server 8080)"
 
 lint: setup ## ruff (lint + format check) and sqlfluff on the dbt project's SQL
 	ruff check .

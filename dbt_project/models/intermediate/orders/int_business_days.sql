@@ -10,14 +10,18 @@ orders as (
 bounds as (
     select
         min(created_date) as first_day,
-        max(created_date) as last_day,
+        max(created_date) as last_day
     from orders
 ),
 
+days as (
+    select unnest(generate_series(first_day, last_day, interval 1 day)) as day_start
+    from bounds
+),
+
 final as (
-    select cast(day as date) as business_date,
-    from bounds,
-        generate_series(bounds.first_day, bounds.last_day, interval 1 day) as days (day)
+    select cast(days.day_start as date) as business_date
+    from days
 )
 
 select * from final

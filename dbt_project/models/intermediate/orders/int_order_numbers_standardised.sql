@@ -22,7 +22,7 @@ numbers as (
         order_no,
         shop,
         order_id,
-        'native' as match_rule,
+        'native' as match_rule
     from orders
     union
     select distinct
@@ -31,7 +31,7 @@ numbers as (
         order_no,
         shop,
         order_id,
-        match_rule,
+        match_rule
     from lines
     union
     select distinct
@@ -40,10 +40,12 @@ numbers as (
         orders.order_no,
         orders.shop,
         orders.order_id,
-        'native' as match_rule,
+        'native' as match_rule
     from shop_refunds
     left join orders
-        on orders.shop = 'main' and {{ order_no("'main'", 'shop_refunds.order_sn') }} = orders.order_no
+        on
+            orders.shop = 'main'
+            and {{ order_no("'main'", 'shop_refunds.order_sn') }} = orders.order_no
 ),
 
 final as (

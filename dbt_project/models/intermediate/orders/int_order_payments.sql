@@ -26,15 +26,16 @@ ranked as (
             order by
                 (lines.channel_txn_no = orders.channel_txn_no) desc nulls last,
                 lines.completed_at,
-                lines.channel_txn_no
+                lines.channel_txn_no asc
         ) as payment_rank,
-        count(*) over (partition by lines.shop, lines.order_id) as payment_lines,
+        count(*) over (partition by lines.shop, lines.order_id) as payment_lines
     from lines
     inner join orders on lines.shop = orders.shop and lines.order_id = orders.order_id
 ),
 
 primary_payment as (
-    select * from ranked where payment_rank = 1
+    select * from ranked
+    where payment_rank = 1
 ),
 
 final as (
@@ -63,7 +64,7 @@ final as (
         coalesce(primary_payment.payment_lines, 0) > 1 as is_duplicate_payment,
         primary_payment.amount_fen is not null
         and primary_payment.amount_fen <> orders.amount_fen as is_amount_mismatch,
-        orders.is_paid_in_shop and primary_payment.order_id is null as is_missing_in_statement,
+        orders.is_paid_in_shop and primary_payment.order_id is null as is_missing_in_statement
     from orders
     left join primary_payment
         on orders.shop = primary_payment.shop and orders.order_id = primary_payment.order_id

@@ -31,9 +31,17 @@ accounts as (
 ),
 
 pay_methods as (
-    select shop, pay_id, pay_code from main_pays
+    select
+        shop,
+        pay_id,
+        pay_code
+    from main_pays
     union all
-    select shop, pay_id, pay_code from substation_pays
+    select
+        shop,
+        pay_id,
+        pay_code
+    from substation_pays
 ),
 
 unioned as (
@@ -57,7 +65,7 @@ unioned as (
         first_seen_paid_at,
         completed_at as shop_completed_at,
         delivered_keys_text,
-        buy_ip,
+        buy_ip
     from main_orders
     union all
     select
@@ -81,7 +89,7 @@ unioned as (
         substation_orders.paid_at as first_seen_paid_at,
         cast(null as timestamptz) as shop_completed_at,
         substation_orders.delivered_keys_text,
-        substation_orders.buy_ip,
+        substation_orders.buy_ip
     from substation_orders
     left join commodities on substation_orders.commodity_id = commodities.commodity_id
 ),
@@ -92,7 +100,7 @@ final as (
         unioned.*,
         pay_methods.pay_code,
         pay_accounts.account_key,
-        accounts.channel,
+        accounts.channel
     from unioned
     left join pay_methods
         on unioned.shop = pay_methods.shop and unioned.pay_id = pay_methods.pay_id

@@ -33,10 +33,12 @@ main_refunds as (
         shop_refunds.refund_status,
         shop_refunds.requested_at,
         shop_refunds.succeeded_at,
-        cast(null as varchar) as refunded_txn_no,
+        cast(null as varchar) as refunded_txn_no
     from shop_refunds
     inner join orders
-        on orders.shop = 'main' and {{ order_no("'main'", 'shop_refunds.order_sn') }} = orders.order_no
+        on
+            orders.shop = 'main'
+            and {{ order_no("'main'", 'shop_refunds.order_sn') }} = orders.order_no
 ),
 
 substation_refunds as (
@@ -49,7 +51,8 @@ substation_refunds as (
         lines.order_no,
         -lines.amount_fen as amount_fen,
         case
-            when payments.payment_txn_no is not null
+            when
+                payments.payment_txn_no is not null
                 and lines.channel_txn_no <> payments.payment_txn_no then 'duplicate_payment'
             else 'unknown'
         end as reason_code,
@@ -57,7 +60,7 @@ substation_refunds as (
         'succeeded' as refund_status,
         lines.created_at as requested_at,
         lines.completed_at as succeeded_at,
-        lines.channel_txn_no as refunded_txn_no,
+        lines.channel_txn_no as refunded_txn_no
     from lines
     left join payments on lines.shop = payments.shop and lines.order_id = payments.order_id
     where lines.line_type = 'refund' and lines.shop = 'substation' and lines.order_id is not null

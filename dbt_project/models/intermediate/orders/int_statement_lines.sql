@@ -37,7 +37,7 @@ with_account as (
     select
         accounts.account_key,
         accounts.shop,
-        lines.*,
+        lines.*
     from lines
     inner join accounts
         on lines.account_no = accounts.statement_account_no and lines.channel = accounts.channel
@@ -49,7 +49,7 @@ candidates as (
         with_account.*,
         with_account.merchant_order_no as candidate_no,
         'as_sent' as match_rule,
-        0 as rule_rank,
+        0 as rule_rank
     from with_account
     union all
     -- the number with one known affix removed
@@ -58,7 +58,7 @@ candidates as (
         {{ strip_affix('with_account.merchant_order_no', 'affixes.affix', 'affixes.position') }}
             as candidate_no,
         affixes.position || '_removed:' || affixes.affix as match_rule,
-        1 as rule_rank,
+        1 as rule_rank
     from with_account
     inner join affixes on with_account.account_key = affixes.account_key
 ),
@@ -68,11 +68,12 @@ matched as (
         candidates.*,
         orders.order_id,
         orders.order_no as matched_order_no,
-        {{ is_native_order_no('candidates.shop', 'candidates.candidate_no') }} as is_well_formed,
+        {{ is_native_order_no('candidates.shop', 'candidates.candidate_no') }} as is_well_formed
     from candidates
     left join orders
-        on candidates.shop = orders.shop
-        and {{ order_no('candidates.shop', 'candidates.candidate_no') }} = orders.order_no
+        on
+            candidates.shop = orders.shop
+            and {{ order_no('candidates.shop', 'candidates.candidate_no') }} = orders.order_no
     where candidates.candidate_no is not null
 ),
 
@@ -81,7 +82,7 @@ best as (
     from matched
     qualify row_number() over (
         partition by account_key, channel_txn_no, line_type, coalesce(merchant_refund_no, '')
-        order by (order_id is not null) desc, is_well_formed desc, rule_rank, match_rule
+        order by (order_id is not null) desc, is_well_formed desc, rule_rank asc, match_rule asc
     ) = 1
 ),
 
@@ -113,7 +114,7 @@ final as (
         fee_fen,
         fee_rate_text,
         statement_date,
-        _source,
+        _source
     from best
 )
 

@@ -23,7 +23,7 @@ orders as (
 main_deliveries as (
     select distinct
         orders.order_id,
-        trim(unnest(string_split(orders.delivered_keys_text, chr(10)))) as key_text,
+        trim(unnest(string_split(orders.delivered_keys_text, chr(10)))) as key_text
     from orders
     where orders.shop = 'main' and orders.delivered_keys_text is not null
 ),
@@ -38,7 +38,7 @@ keys as (
         main_keys.imported_at,
         main_keys.sold_at,
         main_keys.voided_at,
-        main_deliveries.order_id,
+        main_deliveries.order_id
     from main_keys
     left join main_deliveries
         on main_keys.key_text = main_deliveries.key_text and main_keys.key_status = 'sold'
@@ -52,7 +52,7 @@ keys as (
         imported_at,
         sold_at,
         voided_at,
-        case when key_status = 'sold' then order_id end as order_id,
+        case when key_status = 'sold' then order_id end as order_id
     from substation_keys
 ),
 
@@ -79,7 +79,7 @@ final as (
         supplier_keys.supplier_product_name,
         supplier_keys.unit_cost_fen as cost_fen,
         supplier_keys.expires_on,
-        supplier_keys.key_text is not null as has_supplier_record,
+        supplier_keys.key_text is not null as has_supplier_record
     from keys
     left join supplier_keys on keys.key_text = supplier_keys.key_text
 )

@@ -35,7 +35,7 @@ flags as (
             is_lost_callback as lost_callback,
             is_duplicate_payment as duplicate_payment,
             is_amount_mismatch as amount_mismatch,
-            is_missing_in_statement as missing_in_statement,
+            is_missing_in_statement as missing_in_statement
         from orders
         where is_paid
     )
@@ -57,18 +57,22 @@ order_anomalies as (
         user_key,
         sku_code,
         case reason_code
-            when 'undelivered_10m' then
-                case
-                    when delivered_at is null then '付款后未发货 (paid, not delivered)'
-                    else '付款后 ' || cast(epoch(delivered_at) - epoch(paid_at) as bigint)
-                        || ' 秒才发货 (delivered after the wait for stock)'
-                end
+            when 'undelivered_10m'
+                then
+                    case
+                        when delivered_at is null then '付款后未发货 (paid, not delivered)'
+                        else
+                            '付款后 ' || cast(epoch(delivered_at) - epoch(paid_at) as bigint)
+                            || ' 秒才发货 (delivered after the wait for stock)'
+                    end
             when 'lost_callback' then '渠道已收款, 店铺显示未支付 (channel paid, shop unpaid)'
             when 'duplicate_payment' then '重复扣款 ' || payment_lines || ' 笔 (charged more than once)'
-            when 'amount_mismatch' then '渠道金额 ' || channel_amount_fen || ' 分 ≠ 订单金额 '
-                || amount_fen || ' 分 (amounts differ)'
+            when 'amount_mismatch'
+                then
+                    '渠道金额 ' || channel_amount_fen || ' 分 ≠ 订单金额 '
+                    || amount_fen || ' 分 (amounts differ)'
             when 'missing_in_statement' then '对账单无此笔 (not in any statement)'
-        end as detail,
+        end as detail
     from flags
     where is_flagged
 ),
@@ -87,7 +91,7 @@ orphan_payments as (
         cast(null as varchar) as user_key,
         cast(null as varchar) as sku_code,
         '对账单有收款, 店铺无此订单: ' || merchant_order_no || ' (statement payment, no shop order)'
-            as detail,
+            as detail
     from payments
     where recorded_by = 'statement' and not has_shop_order
 ),

@@ -13,7 +13,7 @@ pay_accounts as (
 methods as (
     select
         account_key,
-        list(pay_code order by pay_code) as pay_codes,
+        list(pay_code order by pay_code) as pay_codes
     from pay_accounts
     group by account_key
 ),
@@ -31,7 +31,7 @@ final as (
         cast(accounts.fee_rate_bp as integer) as fee_rate_bp,
         accounts.fee_rate_bp / 10000.0 as fee_rate,
         accounts.statement_layout,
-        coalesce(methods.pay_codes, []) as pay_codes,
+        coalesce(methods.pay_codes, []) as pay_codes
     from accounts
     left join methods on accounts.account_key = methods.account_key
 )

@@ -20,14 +20,14 @@ movements as (
         key_id,
         'received' as movement,
         imported_at as moved_at,
-        1 as units,
+        1 as units
     from keys
     union all
     select
         key_id,
         'delivered' as movement,
         sold_at as moved_at,
-        -1 as units,
+        -1 as units
     from keys
     where sold_at is not null
     union all
@@ -35,7 +35,7 @@ movements as (
         key_id,
         'voided' as movement,
         voided_at as moved_at,
-        -1 as units,
+        -1 as units
     from keys
     where voided_at is not null
 ),
@@ -55,14 +55,15 @@ final as (
         movements.units,
         keys.cost_fen,
         movements.units * keys.cost_fen as value_fen,
-        orders.order_no,
+        orders.order_no
     from movements
     inner join keys on movements.key_id = keys.key_id
     left join listings on keys.shop = listings.shop and keys.listing_id = listings.listing_id
     left join orders
-        on movements.movement = 'delivered'
-        and keys.shop = orders.shop
-        and keys.order_id = orders.order_id
+        on
+            movements.movement = 'delivered'
+            and keys.shop = orders.shop
+            and keys.order_id = orders.order_id
 )
 
 select * from final

@@ -40,7 +40,7 @@ delivered_keys as (
         count(*) as delivered_keys,
         cast(sum(cost_fen) as bigint) as delivered_cost_fen,
         max(sold_at) as last_key_sold_at,
-        arg_min(supplier_code, card_key_id) as supplier_code,
+        arg_min(supplier_code, card_key_id) as supplier_code
     from keys
     where order_id is not null
     group by shop, order_id
@@ -56,7 +56,7 @@ order_refunds as (
         ) as refunded_fen,
         min(succeeded_at) as first_refund_succeeded_at,
         arg_min(reason_code, coalesce(succeeded_at, requested_at))
-            filter (where refund_status = 'succeeded') as first_refund_reason,
+        filter (where refund_status = 'succeeded') as first_refund_reason
     from refunds
     group by shop, order_id
 ),
@@ -105,7 +105,7 @@ joined as (
         coalesce(order_refunds.refunded_fen, 0) as refunded_fen,
         order_refunds.first_refund_succeeded_at,
         order_refunds.first_refund_reason,
-        as_of.data_as_of,
+        as_of.data_as_of
     from orders
     cross join as_of
     left join payments on orders.shop = payments.shop and orders.order_id = payments.order_id
@@ -167,7 +167,7 @@ final as (
         refunded_fen,
         refunds_succeeded > 0 as has_refund,
         first_refund_succeeded_at,
-        first_refund_reason,
+        first_refund_reason
     from joined
 )
 

@@ -31,7 +31,7 @@ statement_payments as (
         lines.statement_date,
         'statement' as recorded_by,
         orders.payment_txn_no is not null
-        and lines.channel_txn_no = orders.payment_txn_no as is_primary,
+        and lines.channel_txn_no = orders.payment_txn_no as is_primary
     from lines
     left join orders on lines.order_no = orders.order_no
 ),
@@ -54,7 +54,7 @@ shop_only as (
         cast(null as bigint) as fee_fen,
         cast(null as date) as statement_date,
         'shop' as recorded_by,
-        true as is_primary,
+        true as is_primary
     from orders
     where orders.is_paid and orders.payment_txn_no is null
 ),

@@ -27,7 +27,7 @@ quarantine as (
         dataset as subject,
         rows_read as rows_checked,
         rows_quarantined as rows_flagged,
-        cast(quarantine_rules as varchar) as detail,
+        cast(quarantine_rules as varchar) as detail
     from partitions
 ),
 
@@ -40,7 +40,7 @@ unmapped_orders as (
         count(*) filter (where sku_code is null) as rows_flagged,
         cast(
             to_json(list(distinct listing_id) filter (where sku_code is null)) as varchar
-        ) as detail,
+        ) as detail
     from orders
     group by all
 ),
@@ -52,7 +52,7 @@ unresolved_buyers as (
         shop || '.orders' as subject,
         count(*) as rows_checked,
         count(*) filter (where user_key is null) as rows_flagged,
-        cast(null as varchar) as detail,
+        cast(null as varchar) as detail
     from orders
     group by all
 ),
@@ -66,7 +66,7 @@ unmatched_lines as (
         count(*) filter (where order_id is null) as rows_flagged,
         cast(
             to_json(list(merchant_order_no) filter (where order_id is null)) as varchar
-        ) as detail,
+        ) as detail
     from lines
     group by all
 ),
@@ -78,7 +78,7 @@ uncosted_keys as (
         shop || '.keys' as subject,
         count(*) as rows_checked,
         count(*) filter (where not has_supplier_record) as rows_flagged,
-        cast(null as varchar) as detail,
+        cast(null as varchar) as detail
     from keys
     group by all
 ),
@@ -103,7 +103,7 @@ final as (
         cast(rows_checked as bigint) as rows_checked,
         cast(rows_flagged as bigint) as rows_flagged,
         rows_flagged / nullif(rows_checked, 0) as flagged_rate,
-        detail,
+        detail
     from checks
 )
 

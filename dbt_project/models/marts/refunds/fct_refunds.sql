@@ -36,7 +36,7 @@ final as (
         case
             when orders.delivered_at is not null
                 then epoch(refunds.requested_at) - epoch(orders.delivered_at)
-        end as requested_after_delivery_s,
+        end as requested_after_delivery_s
     from refunds
     inner join orders on refunds.order_no = orders.order_no
 )

@@ -33,7 +33,7 @@ paid_orders as (
         coalesce(orders.sku_code, 'unmapped') as sku_code,
         coalesce(products.category_code, 'unmapped') as category_code,
         coalesce(orders.supplier_code, 'none') as supplier_code,
-        coalesce(orders.channel, 'unknown') as channel,
+        coalesce(orders.channel, 'unknown') as channel
     from orders
     left join products on orders.sku_code = products.sku_code
     where orders.is_paid
@@ -42,7 +42,10 @@ paid_orders as (
 order_dims as (
     -- one row per paid order and dimension it can be broken down by
     unpivot (
-        select *, 'all' as overall from paid_orders
+        select
+            *,
+            'all' as overall
+        from paid_orders
     )
     on overall, shop, sku_code, category_code, supplier_code, channel
     into name breakdown value breakdown_value
@@ -56,7 +59,7 @@ cohort as (
         count(*) as paid_orders,
         cast(sum(amount_fen) as bigint) as gmv_fen,
         count(*) filter (where has_refund) as refunded_orders,
-        cast(sum(refunded_fen) as bigint) as refund_of_paid_fen,
+        cast(sum(refunded_fen) as bigint) as refund_of_paid_fen
     from order_dims
     group by all
 ),
@@ -69,7 +72,7 @@ succeeded as (
         paid_orders.sku_code,
         paid_orders.category_code,
         paid_orders.supplier_code,
-        paid_orders.channel,
+        paid_orders.channel
     from refunds
     inner join paid_orders on refunds.order_no = paid_orders.order_no
     where refunds.refund_status = 'succeeded'
@@ -89,7 +92,7 @@ refund_dims as (
             category_code,
             supplier_code,
             channel,
-            reason_code as reason,
+            reason_code as reason
         from succeeded
     )
     on overall, shop, sku_code, category_code, supplier_code, channel, reason
@@ -103,7 +106,7 @@ by_reason as (
         breakdown,
         breakdown_value,
         count(distinct order_no) as refunded_orders,
-        cast(sum(amount_fen) as bigint) as refund_of_paid_fen,
+        cast(sum(amount_fen) as bigint) as refund_of_paid_fen
     from refund_dims
     where breakdown = 'reason'
     group by all
@@ -115,21 +118,34 @@ refunds_on as (
         breakdown,
         breakdown_value,
         count(*) as refunds_on,
-        cast(sum(amount_fen) as bigint) as refunds_fen_on,
+        cast(sum(amount_fen) as bigint) as refunds_fen_on
     from refund_dims
     group by all
 ),
 
 overall as (
-    select * from cohort where breakdown = 'overall'
+    select * from cohort
+    where breakdown = 'overall'
 ),
 
 keys as (
-    select business_date, breakdown, breakdown_value from cohort
+    select
+        business_date,
+        breakdown,
+        breakdown_value
+    from cohort
     union
-    select business_date, breakdown, breakdown_value from by_reason
+    select
+        business_date,
+        breakdown,
+        breakdown_value
+    from by_reason
     union
-    select business_date, breakdown, breakdown_value from refunds_on
+    select
+        business_date,
+        breakdown,
+        breakdown_value
+    from refunds_on
 ),
 
 combined as (
@@ -146,21 +162,24 @@ combined as (
         coalesce(by_reason.refunded_orders, cohort.refunded_orders, 0) as refunded_orders,
         coalesce(by_reason.refund_of_paid_fen, cohort.refund_of_paid_fen, 0) as refund_of_paid_fen,
         coalesce(refunds_on.refunds_on, 0) as refunds_on,
-        coalesce(refunds_on.refunds_fen_on, 0) as refunds_fen_on,
+        coalesce(refunds_on.refunds_fen_on, 0) as refunds_fen_on
     from keys
     inner join days on keys.business_date = days.business_date
     left join cohort
-        on keys.business_date = cohort.business_date
-        and keys.breakdown = cohort.breakdown
-        and keys.breakdown_value = cohort.breakdown_value
+        on
+            keys.business_date = cohort.business_date
+            and keys.breakdown = cohort.breakdown
+            and keys.breakdown_value = cohort.breakdown_value
     left join by_reason
-        on keys.business_date = by_reason.business_date
-        and keys.breakdown = by_reason.breakdown
-        and keys.breakdown_value = by_reason.breakdown_value
+        on
+            keys.business_date = by_reason.business_date
+            and keys.breakdown = by_reason.breakdown
+            and keys.breakdown_value = by_reason.breakdown_value
     left join refunds_on
-        on keys.business_date = refunds_on.business_date
-        and keys.breakdown = refunds_on.breakdown
-        and keys.breakdown_value = refunds_on.breakdown_value
+        on
+            keys.business_date = refunds_on.business_date
+            and keys.breakdown = refunds_on.breakdown
+            and keys.breakdown_value = refunds_on.breakdown_value
     left join overall on keys.business_date = overall.business_date
 ),
 
@@ -175,7 +194,7 @@ all_days as (
         0 as refunded_orders,
         0 as refund_of_paid_fen,
         0 as refunds_on,
-        0 as refunds_fen_on,
+        0 as refunds_fen_on
     from days
     anti join combined
         on days.business_date = combined.business_date and combined.breakdown = 'overall'
@@ -199,7 +218,7 @@ final as (
         refunded_orders / nullif(paid_orders, 0) as refund_rate,
         refund_of_paid_fen / nullif(gmv_fen, 0) as refund_amount_rate,
         refunds_on,
-        refunds_fen_on,
+        refunds_fen_on
     from unioned
 )
 

@@ -17,9 +17,19 @@ days as (
 ),
 
 buyer_days as (
-    select distinct shop, user_key, paid_date as bought_on from orders where is_paid
+    select distinct
+        shop,
+        user_key,
+        paid_date as bought_on
+    from orders
+    where is_paid
     union
-    select distinct 'all' as shop, user_key, paid_date as bought_on from orders where is_paid
+    select distinct
+        'all' as shop,
+        user_key,
+        paid_date as bought_on
+    from orders
+    where is_paid
 ),
 
 sequenced as (
@@ -28,7 +38,7 @@ sequenced as (
         user_key,
         bought_on,
         lag(bought_on) over (partition by shop, user_key order by bought_on) as previous_on,
-        lead(bought_on) over (partition by shop, user_key order by bought_on) as next_on,
+        lead(bought_on) over (partition by shop, user_key order by bought_on) as next_on
     from buyer_days
 ),
 
@@ -40,18 +50,40 @@ intervals as (
         case
             when previous_on is not null
                 then least(coalesce(next_on, previous_on + 30), previous_on + 30)
-        end as repeat_until,
+        end as repeat_until
     from sequenced
 ),
 
 events as (
-    select shop, bought_on as business_date, 1 as buyers, 0 as repeaters from intervals
+    select
+        shop,
+        bought_on as business_date,
+        1 as buyers,
+        0 as repeaters
+    from intervals
     union all
-    select shop, buyer_until, -1, 0 from intervals
+    select
+        shop,
+        buyer_until,
+        -1,
+        0
+    from intervals
     union all
-    select shop, bought_on, 0, 1 from intervals where repeat_until > bought_on
+    select
+        shop,
+        bought_on,
+        0,
+        1
+    from intervals
+    where repeat_until > bought_on
     union all
-    select shop, repeat_until, 0, -1 from intervals where repeat_until > bought_on
+    select
+        shop,
+        repeat_until,
+        0,
+        -1
+    from intervals
+    where repeat_until > bought_on
 ),
 
 daily_changes as (
@@ -59,13 +91,13 @@ daily_changes as (
         shop,
         business_date,
         sum(buyers) as buyers_change,
-        sum(repeaters) as repeaters_change,
+        sum(repeaters) as repeaters_change
     from events
     group by all
 ),
 
 shops as (
-    select * from (values ('all'), ('main'), ('substation')) as shops (shop)
+    select * from (values ('all'), ('main'), ('substation'))
 ),
 
 grid as (
@@ -73,7 +105,7 @@ grid as (
         days.business_date,
         shops.shop,
         coalesce(daily_changes.buyers_change, 0) as buyers_change,
-        coalesce(daily_changes.repeaters_change, 0) as repeaters_change,
+        coalesce(daily_changes.repeaters_change, 0) as repeaters_change
     from days
     cross join shops
     left join daily_changes
@@ -85,7 +117,7 @@ running as (
         business_date,
         shop,
         cast(sum(buyers_change) over w as bigint) as buyers_30d,
-        cast(sum(repeaters_change) over w as bigint) as repeat_buyers_30d,
+        cast(sum(repeaters_change) over w as bigint) as repeat_buyers_30d
     from grid
     window w as (partition by shop order by business_date rows unbounded preceding)
 ),
@@ -96,7 +128,7 @@ final as (
         shop,
         buyers_30d,
         repeat_buyers_30d,
-        repeat_buyers_30d / nullif(buyers_30d, 0) as repurchase_rate_30d,
+        repeat_buyers_30d / nullif(buyers_30d, 0) as repurchase_rate_30d
     from running
 )
 

@@ -12,7 +12,7 @@ versions as (
         *,
         row_number() over (
             partition by _account, txn_no, business_type, coalesce(refund_batch_no, '')
-            order by _extracted_at desc, business_date desc, _row_hash
+            order by _extracted_at desc, business_date desc, _row_hash asc
         ) as version_rank
     from source
 ),

@@ -10,7 +10,7 @@ versions as (
         *,
         row_number() over (
             partition by member_id
-            order by business_date desc, updated_at desc, _extracted_at desc, _row_hash
+            order by business_date desc, updated_at desc, _extracted_at desc, _row_hash asc
         ) as version_rank
     from source
 ),

@@ -17,7 +17,7 @@ final as (
         coalesce(rules, '{}') as quarantine_rules,
         coalesce(skipped_detail, '{}') as skipped_detail,
         seconds as ingest_seconds,
-        contract_version,
+        contract_version
     from source
 )
 

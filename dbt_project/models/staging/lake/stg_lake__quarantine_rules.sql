@@ -10,7 +10,7 @@ rules as (
         partitions.dataset,
         partitions.business_date,
         unnest(json_keys(partitions.quarantine_rules)) as rule,
-        partitions.quarantine_rules,
+        partitions.quarantine_rules
     from partitions
 ),
 
@@ -19,7 +19,7 @@ final as (
         dataset,
         business_date,
         rule,
-        cast(json_extract(quarantine_rules, '$."' || rule || '"') as bigint) as rows_quarantined,
+        cast(json_extract(quarantine_rules, '$."' || rule || '"') as bigint) as rows_quarantined
     from rules
 )
 

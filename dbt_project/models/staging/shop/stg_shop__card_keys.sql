@@ -9,7 +9,7 @@ versions as (
     select
         *,
         row_number() over (
-            partition by id order by updated_at desc, _extracted_at desc, _row_hash
+            partition by id order by updated_at desc, _extracted_at desc, _row_hash asc
         ) as version_rank
     from source
 ),

@@ -8,7 +8,9 @@ source as (
 versions as (
     select
         *,
-        row_number() over (partition by id order by _extracted_at desc, _row_hash) as version_rank
+        row_number()
+            over (partition by id order by _extracted_at desc, _row_hash asc)
+            as version_rank
     from source
 ),
 

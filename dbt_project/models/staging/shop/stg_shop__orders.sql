@@ -13,7 +13,7 @@ versions as (
         min(updated_at) filter (where status in (2, 3, 4, 5, 6)) over (partition by id)
             as first_seen_paid_at,
         row_number() over (
-            partition by id order by updated_at desc, _extracted_at desc, _row_hash
+            partition by id order by updated_at desc, _extracted_at desc, _row_hash asc
         ) as version_rank
     from source
 ),

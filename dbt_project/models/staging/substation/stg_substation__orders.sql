@@ -12,7 +12,7 @@ versions as (
         -- status only moves forward (unpaid → paid → delivered), so the furthest version is current
         row_number() over (
             partition by id
-            order by status desc, delivery_status desc, _extracted_at desc, _row_hash
+            order by status desc, delivery_status desc, _extracted_at desc, _row_hash asc
         ) as version_rank
     from source
 ),

@@ -11,7 +11,7 @@ versions as (
         *,
         row_number() over (
             partition by _account, batch_no, card_secret
-            order by _extracted_at desc, business_date desc, _row_hash
+            order by _extracted_at desc, business_date desc, _row_hash asc
         ) as version_rank
     from source
 ),

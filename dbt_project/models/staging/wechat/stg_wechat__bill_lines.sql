@@ -12,7 +12,7 @@ versions as (
         *,
         row_number() over (
             partition by mch_id, wx_order_no, trade_state, coalesce(wx_refund_no, '')
-            order by _extracted_at desc, business_date desc, _row_hash
+            order by _extracted_at desc, business_date desc, _row_hash asc
         ) as version_rank
     from source
 ),
