@@ -1,7 +1,7 @@
--- Every buyer identifier any system shows, one row per occurrence: which system and field it came
--- from, the raw text, the record it sits on (`record_key`: the order, account or CRM member whose
--- identifiers belong to one person) and its normalised node (`phone:13800138000`, `email:abc@qq.com`,
--- `qq:12345`, `crm:M1000`, `sub_user:1001`, `openid_main:o…`, `openid_sub:o…`).
+-- Every buyer identifier any system shows, one row per occurrence: which system and field it
+-- came from, the raw text, the record it sits on (`record_key`: the order, account or CRM member
+-- whose identifiers belong to one person) and its normalised node (`phone:13800138000`,
+-- `email:abc@qq.com`, `qq:12345`, `crm:M1000`, `sub_user:1001`, `openid_main:o…`, `openid_sub:o…`).
 --
 -- Rules (macros/identity.sql): phones in any typed form → 11 digits; e-mails trimmed and
 -- lower-cased; a free-text contact classified as e-mail, phone or QQ; a QQ mailbox `<qq>@qq.com`
@@ -10,7 +10,8 @@
 -- `int_statement_lines`); openids are per app, so the main shop's and the substation's are
 -- different node kinds (the CRM stores the main app's). Alipay's masked buyer account
 -- (`138****8000`, `abc***@qq.com`) is kept as a weak identifier (`alipay_mask`, not linkable by
--- itself: `int_identity_links` uses it only to point at the one known phone or e-mail it fits). Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
+-- itself: `int_identity_links` uses it only to point at the one known phone or e-mail it fits).
+-- Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
 -- `identity_node_kinds` are kept but not `is_linkable`; an order left with no linkable identifier
 -- gets a stand-in node `order:<shop>:<id>`.
 with
@@ -46,40 +47,40 @@ node_kinds as (
 -- raw observations: (system, id_kind, raw_value, node_kind, node_value, record_key, seen_at)
 main_emails as (
     select
-        'main.orders' as system,
+        'main.orders' as system,  -- noqa: RF04
         'email' as id_kind,
         buyer_email_raw as raw_value,
         'email' as node_kind,
         {{ normalize_email('buyer_email_raw') }} as node_value,
         'main_order:' || order_id as record_key,
         order_sn as source_ref,
-        created_at as seen_at,
+        created_at as seen_at
     from main_orders
 ),
 
 substation_contacts as (
     select
-        'substation.order' as system,
+        'substation.order' as system,  -- noqa: RF04
         'contact' as id_kind,
         buyer_contact as raw_value,
         {{ classify_contact('buyer_contact') }} as node_kind,
         {{ normalize_contact('buyer_contact') }} as node_value,
         'sub_order:' || order_id as record_key,
         trade_no as source_ref,
-        created_at as seen_at,
+        created_at as seen_at
     from substation_orders
 ),
 
 substation_owners as (
     select
-        'substation.order' as system,
+        'substation.order' as system,  -- noqa: RF04
         'owner' as id_kind,
         cast(owner_user_id as varchar) as raw_value,
         'sub_user' as node_kind,
         cast(owner_user_id as varchar) as node_value,
         'sub_order:' || order_id as record_key,
         trade_no as source_ref,
-        created_at as seen_at,
+        created_at as seen_at
     from substation_orders
     where owner_user_id is not null
 ),
@@ -92,7 +93,7 @@ user_fields as (
             cast(user_id as varchar) as user_id,
             email,
             phone,
-            qq,
+            qq
         from substation_users
     )
     on user_id, email, phone, qq
@@ -101,7 +102,7 @@ user_fields as (
 
 substation_user_ids as (
     select
-        'substation.user' as system,
+        'substation.user' as system,  -- noqa: RF04
         id_kind,
         raw_value,
         case id_kind when 'user_id' then 'sub_user' else id_kind end as node_kind,
@@ -113,7 +114,7 @@ substation_user_ids as (
         end as node_value,
         'sub_user:' || sub_user_id as record_key,
         cast(sub_user_id as varchar) as source_ref,
-        created_at as seen_at,
+        created_at as seen_at
     from user_fields
 ),
 
@@ -127,7 +128,7 @@ crm_fields as (
             phone,
             email,
             qq,
-            wechat_openid,
+            wechat_openid
         from crm_versions
         where member_id is not null and member_id <> ''
     )
@@ -137,7 +138,7 @@ crm_fields as (
 
 crm_ids as (
     select
-        'crm.members' as system,
+        'crm.members' as system,  -- noqa: RF04
         id_kind,
         raw_value,
         case id_kind
@@ -154,20 +155,20 @@ crm_ids as (
         end as node_value,
         'crm:' || crm_member_id as record_key,
         crm_member_id || '@' || strftime(first_snapshot_date, '%Y-%m-%d') as source_ref,
-        registered_at as seen_at,
+        registered_at as seen_at
     from crm_fields
 ),
 
 wechat_openids as (
     select
-        'wechat.bill_lines' as system,
+        'wechat.bill_lines' as system,  -- noqa: RF04
         'openid' as id_kind,
         buyer_openid as raw_value,
         case shop when 'main' then 'openid_main' else 'openid_sub' end as node_kind,
         buyer_openid as node_value,
         case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
         account_key || ':' || channel_txn_no as source_ref,
-        completed_at as seen_at,
+        completed_at as seen_at
     from statement_lines
     where
         channel = 'wechat'
@@ -178,14 +179,14 @@ wechat_openids as (
 
 alipay_accounts as (
     select
-        'alipay.statement_lines' as system,
+        'alipay.statement_lines' as system,  -- noqa: RF04
         'buyer_account_masked' as id_kind,
         buyer_account_masked as raw_value,
         'alipay_mask' as node_kind,
         nullif(lower(trim(buyer_account_masked)), '') as node_value,
         case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
         account_key || ':' || channel_txn_no as source_ref,
-        completed_at as seen_at,
+        completed_at as seen_at
     from statement_lines
     where
         channel = 'alipay'
@@ -220,7 +221,7 @@ qq_mailboxes as (
         {{ qq_of_mailbox('node_value') }} as node_value,
         record_key,
         source_ref,
-        seen_at,
+        seen_at
     from direct
     where node_kind = 'email' and {{ qq_of_mailbox('node_value') }} is not null
 ),
@@ -228,12 +229,12 @@ qq_mailboxes as (
 observed as (
     select
         direct.*,
-        false as is_derived,
+        false as is_derived
     from direct
     union all
     select
         qq_mailboxes.*,
-        true as is_derived,
+        true as is_derived
     from qq_mailboxes
 ),
 
@@ -253,7 +254,7 @@ flagged as (
         blocklist.reason as blocked_reason,
         observed.node_value is not null
         and blocklist.node is null
-        and coalesce(node_kinds.is_linking, false) as is_linkable,
+        and coalesce(node_kinds.is_linking, false) as is_linkable
     from observed
     left join blocklist
         on {{ identity_node('observed.node_kind', 'observed.node_value') }} = blocklist.node
@@ -263,10 +264,10 @@ flagged as (
 -- orders whose every identifier is unusable still have a buyer: a stand-in for that order alone
 orders_without_identifier as (
     select
-        min(system) as system,
+        min(system) as system,  -- noqa: RF04
         record_key,
         min(source_ref) as source_ref,
-        min(seen_at) as seen_at,
+        min(seen_at) as seen_at
     from flagged
     where record_key like '%order:%'
     group by record_key
@@ -290,7 +291,7 @@ stand_ins as (
             as node,
         false as is_blocked,
         cast(null as varchar) as blocked_reason,
-        true as is_linkable,
+        true as is_linkable
     from orders_without_identifier
 ),
 

@@ -16,7 +16,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 
-def model(dbt, session):  # noqa: ARG001 - dbt's python model signature
+def model(dbt, session):
     dbt.config(materialized="table")
     observed = dbt.ref("int_identifiers_observed")
     links = dbt.ref("int_identity_links")

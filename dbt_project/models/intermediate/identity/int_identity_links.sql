@@ -4,13 +4,13 @@
 -- - `alipay_mask`: an Alipay line's masked buyer account (`138****8000`, `abc***@qq.com`) links
 --   the order it pays to the one known phone or e-mail that fits the mask, and only when exactly
 --   one fits, that one is not seen on orders paid from another Alipay account, and the order
---   carries no phone that contradicts a phone mask. A mask is weak evidence: with more known numbers
---   a mask fits several and links nothing, which keeps the rule from guessing.
+--   carries no phone that contradicts a phone mask. A mask is weak evidence: with more known
+--   numbers a mask fits several and links nothing, which keeps the rule from guessing.
 --
--- Shared identifiers: a node seen (on records) together with more distinct nodes of one kind than one person
--- plausibly has (seed `identity_node_kinds.max_co_nodes`: e.g. an e-mail paid for by two WeChat
--- users, a phone on two substation accounts) is a shared or family identifier; its edges are kept
--- here for audit but not used (`is_used` false), so it cannot chain two people into one.
+-- Shared identifiers: a node seen on records together with more distinct nodes of one kind than
+-- one person plausibly has (seed `identity_node_kinds.max_co_nodes`: e.g. an e-mail paid for by
+-- two WeChat users, a phone on two substation accounts) is a shared or family identifier; its
+-- edges are kept here for audit but not used (`is_used` false), so it cannot chain two people.
 with
 
 observed as (
@@ -26,7 +26,7 @@ record_nodes as (
         record_key,
         node,
         node_kind,
-        min(seen_at) as seen_at,
+        min(seen_at) as seen_at
     from observed
     where is_linkable
     group by record_key, node, node_kind
@@ -39,7 +39,7 @@ pairs as (
         b.node as node_b,
         b.node_kind as node_kind_b,
         a.record_key,
-        greatest(a.seen_at, b.seen_at) as seen_at,
+        greatest(a.seen_at, b.seen_at) as seen_at
     from record_nodes as a
     inner join record_nodes as b
         on a.record_key = b.record_key and a.node < b.node
@@ -54,7 +54,7 @@ edges as (
         'same_record' as link_rule,
         count(*) as n_records,
         min(seen_at) as first_seen_at,
-        min(record_key) as first_record_key,
+        min(record_key) as first_record_key
     from pairs
     group by node_a, node_kind_a, node_b, node_kind_b
 ),
@@ -64,7 +64,7 @@ record_masks as (
     select distinct
         record_key,
         node_value as mask,
-        seen_at,
+        seen_at
     from observed
     where node_kind = 'alipay_mask' and not is_blocked
 ),
@@ -74,7 +74,7 @@ node_masks as (
     select distinct
         node,
         node_kind,
-        {{ alipay_mask('node_kind', 'substr(node, length(node_kind) + 2)') }} as mask,
+        {{ alipay_mask('node_kind', 'substr(node, length(node_kind) + 2)') }} as mask
     from record_nodes
     where node_kind in ('phone', 'email')
 ),
@@ -83,7 +83,7 @@ unique_fits as (
     select
         mask,
         min(node) as node,
-        min(node_kind) as node_kind,
+        min(node_kind) as node_kind
     from node_masks
     group by mask
     having count(*) = 1
@@ -93,10 +93,12 @@ unique_fits as (
 contradicted as (
     select distinct node_masks.node
     from node_masks
-    inner join record_nodes on node_masks.node = record_nodes.node
+    inner join record_nodes
+        on node_masks.node = record_nodes.node
     inner join record_masks
-        on record_nodes.record_key = record_masks.record_key
-        and record_masks.mask <> node_masks.mask
+        on
+            record_nodes.record_key = record_masks.record_key
+            and node_masks.mask <> record_masks.mask
 ),
 
 -- an order whose own phone does not fit a phone mask was paid from someone else's account
@@ -104,7 +106,7 @@ contradicted as (
 record_conflicts as (
     select distinct
         record_masks.record_key,
-        record_masks.mask,
+        record_masks.mask
     from record_masks
     inner join record_nodes on record_masks.record_key = record_nodes.record_key
     inner join node_masks on record_nodes.node = node_masks.node
@@ -118,7 +120,7 @@ record_anchors as (
     select
         record_key,
         min(node) as node,
-        arg_min(node_kind, node) as node_kind,
+        arg_min(node_kind, node) as node_kind
     from record_nodes
     group by record_key
 ),
@@ -130,14 +132,15 @@ mask_links as (
         record_anchors.node as record_node,
         record_anchors.node_kind as record_node_kind,
         unique_fits.node as fit_node,
-        unique_fits.node_kind as fit_node_kind,
+        unique_fits.node_kind as fit_node_kind
     from record_masks
     inner join unique_fits on record_masks.mask = unique_fits.mask
     inner join record_anchors on record_masks.record_key = record_anchors.record_key
     left join contradicted on unique_fits.node = contradicted.node
     left join record_conflicts
-        on record_masks.record_key = record_conflicts.record_key
-        and record_masks.mask = record_conflicts.mask
+        on
+            record_masks.record_key = record_conflicts.record_key
+            and record_masks.mask = record_conflicts.mask
     where
         contradicted.node is null
         and record_conflicts.record_key is null
@@ -155,7 +158,7 @@ mask_edges as (
         'alipay_mask' as link_rule,
         count(*) as n_records,
         min(seen_at) as first_seen_at,
-        min(record_key) as first_record_key,
+        min(record_key) as first_record_key
     from mask_links
     group by all
 ),
@@ -164,13 +167,13 @@ neighbours as (
     select
         node_a as node,
         node_kind_b as neighbour_kind,
-        node_b as neighbour,
+        node_b as neighbour
     from edges
     union all
     select
         node_b as node,
         node_kind_a as neighbour_kind,
-        node_a as neighbour,
+        node_a as neighbour
     from edges
 ),
 
@@ -178,7 +181,7 @@ shared_nodes as (
     select
         neighbours.node,
         count(distinct neighbours.neighbour) || ' ' || neighbours.neighbour_kind || ' > '
-        || node_kinds.max_co_nodes as shared_reason,
+        || node_kinds.max_co_nodes as shared_reason
     from neighbours
     inner join node_kinds on neighbours.neighbour_kind = node_kinds.node_kind
     group by neighbours.node, neighbours.neighbour_kind, node_kinds.max_co_nodes
@@ -188,7 +191,7 @@ shared_nodes as (
 shared as (
     select
         node,
-        string_agg(shared_reason, ', ') as shared_reason,
+        string_agg(shared_reason, ', ') as shared_reason
     from shared_nodes
     group by node
 ),
@@ -215,7 +218,7 @@ final as (
                 then 'shared ' || edges.node_kind_a || ' (' || shared_a.shared_reason || ')'
             when shared_b.node is not null
                 then 'shared ' || edges.node_kind_b || ' (' || shared_b.shared_reason || ')'
-        end as unused_reason,
+        end as unused_reason
     from all_edges as edges
     left join shared as shared_a on edges.node_a = shared_a.node
     left join shared as shared_b on edges.node_b = shared_b.node

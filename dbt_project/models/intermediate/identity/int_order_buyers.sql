@@ -30,13 +30,13 @@ orders as (
     select
         'main' as shop,
         order_id,
-        'main_order:' || order_id as record_key,
+        'main_order:' || order_id as record_key
     from main_orders
     union all
     select
         'substation' as shop,
         order_id,
-        'sub_order:' || order_id as record_key,
+        'sub_order:' || order_id as record_key
     from substation_orders
 ),
 
@@ -44,7 +44,7 @@ order_nodes as (
     select
         observed.record_key,
         observed.node,
-        node_kinds.buyer_priority,
+        node_kinds.buyer_priority
     from observed
     inner join node_kinds on observed.node_kind = node_kinds.node_kind
     where observed.is_linkable and observed.record_key like '%order:%'
@@ -53,7 +53,7 @@ order_nodes as (
 buyer_nodes as (
     select
         record_key,
-        node as buyer_node,
+        node as buyer_node
     from order_nodes
     qualify row_number() over (partition by record_key order by buyer_priority, node) = 1
 ),
@@ -64,7 +64,7 @@ final as (
         orders.order_id,
         users.user_key,
         buyer_nodes.buyer_node,
-        users.node_kind as buyer_node_kind,
+        users.node_kind as buyer_node_kind
     from orders
     left join buyer_nodes on orders.record_key = buyer_nodes.record_key
     left join users on buyer_nodes.buyer_node = users.node

@@ -21,7 +21,7 @@ final as (
         {{ user_key_of('anchor_node') }} as user_key,
         anchor_node,
         component_size as user_node_count,
-        min(first_seen_at) over (partition by anchor_node) as user_first_seen_at,
+        min(first_seen_at) over (partition by anchor_node) as user_first_seen_at
     from components
 )
 

@@ -22,7 +22,7 @@ user_observations as (
         observed.node_kind,
         observed.node_value,
         observed.node,
-        observed.seen_at,
+        observed.seen_at
     from observed
     inner join users on observed.node = users.node
     where observed.is_linkable
@@ -43,7 +43,7 @@ identifiers as (
         ) as wechat_openid_count,
         bool_and(node_kind = 'order') as is_stand_in,
         min(seen_at) as first_seen_at,
-        max(seen_at) as last_seen_at,
+        max(seen_at) as last_seen_at
     from user_observations
     group by user_key
 ),
@@ -56,7 +56,7 @@ contacts as (
         node_kind,
         node_value,
         count(*) as n_seen,
-        min(seen_at) as first_seen_at,
+        min(seen_at) as first_seen_at
     from user_observations
     where node_kind in ('phone', 'email', 'qq')
     group by user_key, node_kind, node_value
@@ -66,15 +66,15 @@ primary_contacts as (
     select
         user_key,
         node_kind as primary_contact_kind,
-        {{ mask_contact('node_kind', 'node_value') }} as primary_contact_masked,
+        {{ mask_contact('node_kind', 'node_value') }} as primary_contact_masked
     from contacts
     qualify row_number() over (
         partition by user_key
         order by
-            case node_kind when 'phone' then 1 when 'email' then 2 else 3 end,
+            case node_kind when 'phone' then 1 when 'email' then 2 else 3 end asc,
             n_seen desc,
-            first_seen_at,
-            node_value
+            first_seen_at asc,
+            node_value asc
     ) = 1
 ),
 
@@ -82,7 +82,7 @@ orders as (
     select
         user_key,
         count(*) filter (where shop = 'main') as main_order_count,
-        count(*) filter (where shop = 'substation') as substation_order_count,
+        count(*) filter (where shop = 'substation') as substation_order_count
     from order_buyers
     group by user_key
 ),
@@ -107,7 +107,7 @@ final as (
         primary_contacts.primary_contact_masked,
         identifiers.crm_member_count > 0 as has_crm_member,
         identifiers.substation_account_count > 0 as has_substation_account,
-        identifiers.is_stand_in,
+        identifiers.is_stand_in
     from identifiers
     left join orders on identifiers.user_key = orders.user_key
     left join primary_contacts on identifiers.user_key = primary_contacts.user_key
