@@ -136,6 +136,7 @@ final as (
         order_status,
         created_at,
         created_date,
+        created_date as business_date,
         is_paid,
         paid_at,
         {{ business_date('paid_at') }} as paid_date,

@@ -29,6 +29,7 @@ statement_payments as (
         orders.amount_fen as shop_amount_fen,
         lines.fee_fen,
         lines.statement_date,
+        lines.completed_date as business_date,
         'statement' as recorded_by,
         orders.payment_txn_no is not null
         and lines.channel_txn_no = orders.payment_txn_no as is_primary
@@ -53,6 +54,7 @@ shop_only as (
         orders.amount_fen as shop_amount_fen,
         cast(null as bigint) as fee_fen,
         cast(null as date) as statement_date,
+        orders.paid_date as business_date,
         'shop' as recorded_by,
         true as is_primary
     from orders

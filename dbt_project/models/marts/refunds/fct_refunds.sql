@@ -24,6 +24,7 @@ final as (
         refunds.requested_at,
         refunds.succeeded_at,
         {{ business_date('refunds.succeeded_at') }} as succeeded_date,
+        {{ business_date('refunds.requested_at') }} as business_date,
         refunds.refunded_txn_no,
         orders.user_key,
         orders.sku_code,

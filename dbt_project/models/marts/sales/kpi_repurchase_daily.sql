@@ -97,7 +97,7 @@ daily_changes as (
 ),
 
 shops as (
-    select * from (values ('all'), ('main'), ('substation'))
+    select unnest(['all', 'main', 'substation']) as shop
 ),
 
 grid as (

@@ -13,7 +13,7 @@ days as (
 ),
 
 shops as (
-    select * from (values ('all'), ('main'), ('substation')) as shops (shop)
+    select unnest(['all', 'main', 'substation']) as shop
 ),
 
 first_paid as (
