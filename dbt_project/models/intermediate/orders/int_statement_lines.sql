@@ -43,47 +43,74 @@ with_account as (
         on lines.account_no = accounts.statement_account_no and lines.channel = accounts.channel
 ),
 
-candidates as (
-    -- the number as sent
+as_sent as (
+    -- most lines carry the shop's number as it is: match those first, in one join
     select
         with_account.*,
         with_account.merchant_order_no as candidate_no,
         'as_sent' as match_rule,
-        0 as rule_rank
+        0 as rule_rank,
+        orders.order_id,
+        orders.order_no as matched_order_no,
+        {{ is_native_order_no('with_account.shop', 'with_account.merchant_order_no') }}
+            as is_well_formed
     from with_account
-    union all
-    -- the number with one known affix removed
+    left join orders
+        on
+            with_account.shop = orders.shop
+            and {{ order_no('with_account.shop', 'with_account.merchant_order_no') }}
+            = orders.order_no
+),
+
+stripped as (
+    -- the rest: the number with one of the account's known affixes removed
     select
-        with_account.*,
-        {{ strip_affix('with_account.merchant_order_no', 'affixes.affix', 'affixes.position') }}
+        as_sent.* exclude (
+            candidate_no, match_rule, rule_rank, order_id, matched_order_no, is_well_formed
+        ),
+        {{ strip_affix('as_sent.merchant_order_no', 'affixes.affix', 'affixes.position') }}
             as candidate_no,
         affixes.position || '_removed:' || affixes.affix as match_rule,
         1 as rule_rank
-    from with_account
-    inner join affixes on with_account.account_key = affixes.account_key
+    from as_sent
+    inner join affixes on as_sent.account_key = affixes.account_key
+    where as_sent.order_id is null
 ),
 
-matched as (
+stripped_matched as (
     select
-        candidates.*,
+        stripped.*,
         orders.order_id,
         orders.order_no as matched_order_no,
-        {{ is_native_order_no('candidates.shop', 'candidates.candidate_no') }} as is_well_formed
-    from candidates
+        {{ is_native_order_no('stripped.shop', 'stripped.candidate_no') }} as is_well_formed
+    from stripped
     left join orders
         on
-            candidates.shop = orders.shop
-            and {{ order_no('candidates.shop', 'candidates.candidate_no') }} = orders.order_no
-    where candidates.candidate_no is not null
+            stripped.shop = orders.shop
+            and {{ order_no('stripped.shop', 'stripped.candidate_no') }} = orders.order_no
+    where stripped.candidate_no is not null
 ),
 
-best as (
+unresolved as (
+    -- lines the as-sent number did not match, with every affix-stripped candidate
+    select * from as_sent where order_id is null
+    union all
+    select * from stripped_matched
+),
+
+best_unresolved as (
     select *
-    from matched
+    from unresolved
     qualify row_number() over (
         partition by account_key, channel_txn_no, line_type, coalesce(merchant_refund_no, '')
         order by (order_id is not null) desc, is_well_formed desc, rule_rank asc, match_rule asc
     ) = 1
+),
+
+best as (
+    select * from as_sent where order_id is not null
+    union all
+    select * from best_unresolved
 ),
 
 final as (

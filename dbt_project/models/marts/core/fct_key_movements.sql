@@ -17,27 +17,27 @@ orders as (
 
 movements as (
     select
-        key_id,
+        keys.*,
         'received' as movement,
-        imported_at as moved_at,
+        keys.imported_at as moved_at,
         1 as units
     from keys
     union all
     select
-        key_id,
+        keys.*,
         'delivered' as movement,
-        sold_at as moved_at,
+        keys.sold_at as moved_at,
         -1 as units
     from keys
-    where sold_at is not null
+    where keys.sold_at is not null
     union all
     select
-        key_id,
+        keys.*,
         'voided' as movement,
-        voided_at as moved_at,
+        keys.voided_at as moved_at,
         -1 as units
     from keys
-    where voided_at is not null
+    where keys.voided_at is not null
 ),
 
 final as (
@@ -47,23 +47,23 @@ final as (
         movements.movement,
         movements.moved_at,
         {{ business_date('movements.moved_at') }} as business_date,
-        keys.shop,
-        keys.listing_id,
+        movements.shop,
+        movements.listing_id,
         listings.sku_code,
-        keys.supplier_code,
-        keys.batch_no,
+        movements.supplier_code,
+        movements.batch_no,
         movements.units,
-        keys.cost_fen,
-        movements.units * keys.cost_fen as value_fen,
+        movements.cost_fen,
+        movements.units * movements.cost_fen as value_fen,
         orders.order_no
     from movements
-    inner join keys on movements.key_id = keys.key_id
-    left join listings on keys.shop = listings.shop and keys.listing_id = listings.listing_id
+    left join listings
+        on movements.shop = listings.shop and movements.listing_id = listings.listing_id
     left join orders
         on
             movements.movement = 'delivered'
-            and keys.shop = orders.shop
-            and keys.order_id = orders.order_id
+            and movements.shop = orders.shop
+            and movements.order_id = orders.order_id
 )
 
 select * from final
