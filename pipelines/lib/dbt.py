@@ -8,10 +8,12 @@ reaches dbt through ``CARDLAKE_LAKE`` (read by ``profiles.yml`` and the sources'
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -110,13 +112,36 @@ def _newest_project_file() -> float:
 
 def ensure_manifest(lake: Path) -> Path:
     """The dbt manifest the Dagster definitions are built from (``dbt parse``, re-run only when a
-    project file is newer than the manifest). Parsing renders the lake's path into the sources."""
+    project file is newer than the manifest). Parsing renders the lake's path into the sources.
+
+    Several processes may load the definitions at once (test workers, the Dagster webserver and
+    its daemon), so the parse runs under a lock into a private folder and the manifest is renamed
+    into place: a reader never sees half a file. Parsing touches no database and creates nothing
+    under the lake."""
     manifest = MANIFEST_TARGET / "manifest.json"
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_project_file():
+    if _fresh(manifest):
         return manifest
-    env = {**os.environ, **dbt_env(lake, target_path=MANIFEST_TARGET)}
-    cli = [dbt_executable(), "parse", "--project-dir", str(DBT_DIR)]
-    proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise DbtError("dbt parse failed\n" + "\n".join(proc.stdout.splitlines()[-20:]))
+    MANIFEST_TARGET.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST_TARGET / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _fresh(manifest):
+            return manifest
+        with tempfile.TemporaryDirectory(dir=MANIFEST_TARGET, prefix=".parse-") as tmp:
+            env = {
+                **os.environ,
+                "CARDLAKE_LAKE": str(Path(lake).resolve()),
+                "DBT_PROFILES_DIR": str(DBT_DIR),
+                "DBT_TARGET_PATH": tmp,
+                "DBT_LOG_PATH": tmp,
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            }
+            cli = [dbt_executable(), "parse", "--project-dir", str(DBT_DIR)]
+            proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise DbtError("dbt parse failed\n" + "\n".join(proc.stdout.splitlines()[-20:]))
+            os.replace(Path(tmp) / "manifest.json", manifest)
     return manifest
+
+
+def _fresh(manifest: Path) -> bool:
+    return manifest.exists() and manifest.stat().st_mtime >= _newest_project_file()
