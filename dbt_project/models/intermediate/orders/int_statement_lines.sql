@@ -5,14 +5,28 @@
 -- account's known affixes (seed `order_no_affixes`) removed, provided what remains has the shape of
 -- the shop's own numbers. A line whose number matches no order keeps its standardised number (or
 -- none) and no order: settlement reports it as `missing_in_shop`.
+--
+-- Incremental by statement day: a statement file never changes once its day is over (a correction
+-- is a new file for the same day), so a run rebuilds only the lines of the days it landed.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_run_days('statement_date') }}",
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 alipay_lines as (
     select * from {{ ref('stg_alipay__statement_lines') }}
+    where {{ in_run_days('statement_date') }}
 ),
 
 wechat_lines as (
     select * from {{ ref('stg_wechat__bill_lines') }}
+    where {{ in_run_days('statement_date') }}
 ),
 
 accounts as (

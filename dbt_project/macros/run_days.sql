@@ -1,0 +1,28 @@
+{#- The business days a run (re)builds: the daily partitions Dagster (or `cardlake run`) passes as
+    the `cardlake_days` variable. An incremental model rebuilds only those days' rows; without the
+    variable (a first build, a full refresh, a manual `dbt build`) it rebuilds everything. -#}
+
+{% macro run_days() -%}
+    {{ return(var('cardlake_days', []) or []) }}
+{%- endmacro %}
+
+{#- A filter keeping the run's days in an incremental build, and everything otherwise. -#}
+{% macro in_run_days(column) -%}
+    {%- if is_incremental() and run_days() -%}
+        {{ column }} in (
+            {%- for day in run_days() %}date '{{ day }}'{{ ", " if not loop.last }}{% endfor -%}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of a day-partitioned incremental model: drop the run's days before they are inserted
+    again, so a day rebuilt with fewer rows (a re-sent file, say) loses the stale ones. -#}
+{% macro delete_run_days(column) -%}
+    {%- if is_incremental() and run_days() -%}
+        delete from {{ this }} where {{ in_run_days(column) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
