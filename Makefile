@@ -6,6 +6,7 @@ VENV := .venv
 LOCK := requirements/cardlake.lock
 STAMP := $(VENV)/.synced
 APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
+LAKE ?= $(CURDIR)/lake
 DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -27,10 +28,12 @@ $(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
 	uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	@touch $(STAMP)
 
-demo: setup ## generate a realistic demo shop into ./sources, land it in ./lake, print what it made
+demo: setup ## generate a realistic demo shop into ./sources, land, model and publish it into ./lake
 	cardlake simulate $(DEMO_ARGS) --out sources
 	cardlake run --sources sources --lake lake
-	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, _state/)"
+	$(MAKE) --no-print-directory docs
+	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb)"
+	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
 	@echo "Dagster UI: make dagster · live orders: cardlake simulate --live"
 
 
@@ -52,8 +55,8 @@ dbt-sources: setup ## regenerate the dbt sources (models/staging/*/__sources.yml
 	python -m pipelines.lib.dbt_sources
 
 docs: setup ## build the dbt docs (models, columns, lineage) into lake/docs; open lake/docs/index.html
-	CARDLAKE_LAKE=$(CURDIR)/lake DBT_PROFILES_DIR=dbt_project dbt docs generate --project-dir dbt_project --target-path $(CURDIR)/lake/docs -q
-	@echo "dbt docs: $(CURDIR)/lake/docs/index.html (or: cd lake/docs && python -m http.server 8080)"
+	CARDLAKE_LAKE=$(LAKE) DBT_PROFILES_DIR=dbt_project dbt docs generate --project-dir dbt_project --target-path $(LAKE)/docs -q
+	@echo "dbt docs: $(LAKE)/docs/index.html (or: python -m http.server -d $(LAKE)/docs 8080)"
 
 lint: setup ## ruff (lint + format check) and sqlfluff on the dbt project's SQL
 	ruff check .
