@@ -200,6 +200,14 @@ def run(
     skip_models: Annotated[
         bool, typer.Option("--skip-models", help="Only land the sources; no models, no publishing.")
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Rebuild the incremental models from the whole lake and republish every mart "
+            "(after an upgrade that changed one of them).",
+        ),
+    ] = False,
 ) -> None:
     """Run the daily cycle for those business days: land every source in the lake (validated,
     quarantined, accounted, checked), build the dbt models and their tests, and publish the marts
@@ -273,7 +281,7 @@ def run(
 
     with console.status("models: dbt build (staging → intermediate → marts, with tests)…"):
         try:
-            m = model_and_publish(lake_dir, days)
+            m = model_and_publish(lake_dir, days, full_refresh=full_refresh)
         except (DbtError, PublishError) as exc:
             console.print(f"[red]models failed; nothing was published:[/]\n{exc}")
             raise typer.Exit(1) from None

@@ -186,14 +186,19 @@ class ModelsOutcome:
     publication: Publication
 
 
-def model_and_publish(lake: Path, days: list[dt.date]) -> ModelsOutcome:
+def model_and_publish(
+    lake: Path, days: list[dt.date], full_refresh: bool = False
+) -> ModelsOutcome:
     """``dbt build`` (every model and test) on the lake, then publish the marts for ``days`` (and
     any other day whose marts changed, e.g. through a late refund). A failing model or test raises
-    ``DbtError`` and nothing is published: readers keep the previous snapshot."""
+    ``DbtError`` and nothing is published: readers keep the previous snapshot. ``full_refresh``
+    rebuilds the incremental models from all of the lake and republishes everything (after an
+    upgrade that changed one of them, or to check the incremental state)."""
     started = time.perf_counter()
-    nodes = run_dbt(lake, "build", days=[d.isoformat() for d in days])
+    args = ["--full-refresh"] if full_refresh else []
+    nodes = run_dbt(lake, "build", args, days=[d.isoformat() for d in days])
     dbt_seconds = time.perf_counter() - started
-    publication = publish(lake, changed_days=days)
+    publication = publish(lake, changed_days=None if full_refresh else days)
     return ModelsOutcome(
         models=sum(n["node"].startswith("model.") for n in nodes),
         tests=sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes),

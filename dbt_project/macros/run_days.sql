@@ -17,11 +17,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook of a day-partitioned incremental model: drop the run's days before they are inserted
-    again, so a day rebuilt with fewer rows (a re-sent file, say) loses the stale ones. -#}
-{% macro delete_run_days(column) -%}
+{#- Post-hook of a day-partitioned incremental model: rows of the run's days that this build did
+    not write again are gone from the sources (a re-sent file with fewer lines, say). -#}
+{% macro delete_stale_run_days(column) -%}
     {%- if is_incremental() and run_days() -%}
-        delete from {{ this }} where {{ in_run_days(column) }}
+        delete from {{ this }}
+        where {{ in_run_days(column) }} and _built_at <> cast('{{ run_started_at }}' as timestamptz)
     {%- else -%}
         select 1
     {%- endif -%}

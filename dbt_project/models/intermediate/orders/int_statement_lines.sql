@@ -7,12 +7,15 @@
 -- none) and no order: settlement reports it as `missing_in_shop`.
 --
 -- Incremental by statement day: a statement file never changes once its day is over (a correction
--- is a new file for the same day), so a run rebuilds only the lines of the days it landed.
+-- is a new file for the same day), so a run rebuilds the lines of the days it landed, plus every
+-- earlier line that matched no order yet (its order may have landed since); lines of a rebuilt day
+-- that its files no longer hold are removed after the build.
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        pre_hook="{{ delete_run_days('statement_date') }}",
+        incremental_strategy='delete+insert',
+        unique_key='line_key',
+        post_hook="{{ delete_stale_run_days('statement_date') }}",
         on_schema_change='fail',
     )
 }}
@@ -49,30 +52,83 @@ lines as (
 
 with_account as (
     select
+        accounts.account_key
+        || ':' || lines.channel_txn_no
+        || ':' || lines.line_type
+        || ':' || coalesce(lines.merchant_refund_no, '') as line_key,
+        lines.channel,
         accounts.account_key,
+        lines.account_no,
         accounts.shop,
-        lines.*
+        lines.channel_txn_no,
+        lines.line_type,
+        lines.merchant_order_no,
+        lines.merchant_refund_no,
+        lines.channel_refund_no,
+        lines.product_name,
+        lines.buyer_account_masked,
+        lines.buyer_openid,
+        lines.created_at,
+        lines.completed_at,
+        lines.amount_fen,
+        lines.order_amount_fen,
+        lines.fee_fen,
+        lines.fee_rate_text,
+        lines.statement_date,
+        lines._source
     from lines
     inner join accounts
         on lines.account_no = accounts.statement_account_no and lines.channel = accounts.channel
 ),
 
+to_match as (
+    select * from with_account
+    {% if is_incremental() %}
+        union all
+        -- earlier lines that matched no order: try again, their order may have landed since
+        select
+            line_key,
+            channel,
+            account_key,
+            account_no,
+            shop,
+            channel_txn_no,
+            line_type,
+            merchant_order_no,
+            merchant_refund_no,
+            channel_refund_no,
+            product_name,
+            buyer_account_masked,
+            buyer_openid,
+            created_at,
+            completed_at,
+            amount_fen,
+            order_amount_fen,
+            fee_fen,
+            fee_rate_text,
+            statement_date,
+            _source
+        from {{ this }}
+        where order_id is null and not ({{ in_run_days('statement_date') }})
+    {% endif %}
+),
+
 as_sent as (
     -- most lines carry the shop's number as it is: match those first, in one join
     select
-        with_account.*,
-        with_account.merchant_order_no as candidate_no,
+        to_match.*,
+        to_match.merchant_order_no as candidate_no,
         'as_sent' as match_rule,
         0 as rule_rank,
         orders.order_id,
         orders.order_no as matched_order_no,
-        {{ is_native_order_no('with_account.shop', 'with_account.merchant_order_no') }}
+        {{ is_native_order_no('to_match.shop', 'to_match.merchant_order_no') }}
             as is_well_formed
-    from with_account
+    from to_match
     left join orders
         on
-            with_account.shop = orders.shop
-            and {{ order_no('with_account.shop', 'with_account.merchant_order_no') }}
+            to_match.shop = orders.shop
+            and {{ order_no('to_match.shop', 'to_match.merchant_order_no') }}
             = orders.order_no
 ),
 
@@ -116,7 +172,7 @@ best_unresolved as (
     select *
     from unresolved
     qualify row_number() over (
-        partition by account_key, channel_txn_no, line_type, coalesce(merchant_refund_no, '')
+        partition by line_key
         order by (order_id is not null) desc, is_well_formed desc, rule_rank asc, match_rule asc
     ) = 1
 ),
@@ -129,6 +185,7 @@ best as (
 
 final as (
     select
+        line_key,
         channel,
         account_key,
         account_no,
@@ -155,7 +212,8 @@ final as (
         fee_fen,
         fee_rate_text,
         statement_date,
-        _source
+        _source,
+        cast('{{ run_started_at }}' as timestamptz) as _built_at
     from best
 )
 
