@@ -186,9 +186,7 @@ class ModelsOutcome:
     publication: Publication
 
 
-def model_and_publish(
-    lake: Path, days: list[dt.date], full_refresh: bool = False
-) -> ModelsOutcome:
+def model_and_publish(lake: Path, days: list[dt.date], full_refresh: bool = False) -> ModelsOutcome:
     """``dbt build`` (every model and test) on the lake, then publish the marts for ``days`` (and
     any other day whose marts changed, e.g. through a late refund). A failing model or test raises
     ``DbtError`` and nothing is published: readers keep the previous snapshot. ``full_refresh``

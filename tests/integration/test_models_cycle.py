@@ -84,7 +84,16 @@ def two_step_lake(realistic_shop, tmp_path_factory):
     reader.start()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "run", "--sources", str(sources), "--lake", str(lake)],
+            [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "run",
+                "--sources",
+                str(sources),
+                "--lake",
+                str(lake),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -100,7 +109,10 @@ def test_late_refunds_change_their_payment_day_on_the_next_run(two_step_lake) ->
     cfg, sources, lake, before, _ = two_step_lake
     expected = truth(sources, "daily_metrics")
     refunds = truth(sources, "refunds")
-    cut_end = int(dt.datetime.combine(cfg.start + dt.timedelta(days=3), dt.time(), dt.UTC).timestamp()) - 8 * 3600
+    cut_end = (
+        int(dt.datetime.combine(cfg.start + dt.timedelta(days=3), dt.time(), dt.UTC).timestamp())
+        - 8 * 3600
+    )
     changed = 0
     for day, rate_before in before.items():
         after = _refund_rate(lake, day)

@@ -49,8 +49,12 @@ def _compare(ours: pl.DataFrame, expected: pl.DataFrame, mart: str, label: str) 
     problems = []
     for row in joined.iter_rows(named=True):
         for col in EXACT[mart]:
-            if row[col] != row[f"{col}_ours"] and not (row[col] is None and row[f"{col}_ours"] == 0):
-                problems.append(f"{label} {row['business_date']} {col}: {row[f'{col}_ours']} ≠ {row[col]}")
+            if row[col] != row[f"{col}_ours"] and not (
+                row[col] is None and row[f"{col}_ours"] == 0
+            ):
+                problems.append(
+                    f"{label} {row['business_date']} {col}: {row[f'{col}_ours']} ≠ {row[col]}"
+                )
         for col in RATIOS[mart]:
             want, got = row[col], row[f"{col}_ours"]
             if want is None or got is None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import openpyxl
 import polars as pl
 import pytest
@@ -394,3 +395,295 @@ def test_sqlalchemy_writer_matches_the_bulk_sqlite_writer(tmp_path: Path) -> Non
         for table in ("orders", "carmis", "goods", "refunds"):
             q = f"select * from {table} order by id"
             assert a.execute(q).fetchall() == b.execute(q).fetchall(), table
+
+
+# --- evidence components: what a perfect identity resolver could know --------------------------
+
+BUYER_KPIS = ("buyers", "new_buyers", "customer_unit_price_fen", "repurchase_rate_30d")
+
+
+def _sqlite(path: Path, sql: str) -> pl.DataFrame:
+    with sqlite3.connect(path) as con:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return pl.DataFrame(cur.fetchall(), schema=names, orient="row")
+
+
+def _email(text: pl.Expr) -> pl.Expr:
+    return pl.lit("email:") + text.str.strip_chars().str.to_lowercase()
+
+
+def _qq_box(node: pl.Expr) -> pl.Expr:
+    return pl.lit("qq:") + node.str.extract(r"^email:(\d+)@qq\.com$", 1)
+
+
+def _phone(text: pl.Expr) -> pl.Expr:
+    """Any typed mainland number → its last 11 digits (after a +86/86 prefix)."""
+    return pl.lit("phone:") + text.str.replace_all(r"\D", "").str.slice(-11)
+
+
+def _contact(text: pl.Expr) -> pl.Expr:
+    t = text.str.strip_chars()
+    digits = t.str.replace_all(r"[\s+\-]", "")
+    return (
+        pl.when(t.str.contains("@"))
+        .then(_email(t))
+        .when(digits.str.contains(r"^\d+$") & (digits.str.len_chars() >= 11))
+        .then(_phone(t))
+        .when(t.str.contains(r"^\d+$"))
+        .then(pl.lit("qq:") + t)
+    )
+
+
+def _statement_lines(root: Path, orders: pl.DataFrame) -> pl.DataFrame:
+    """Payment lines of every statement file as (order_no, shop, openid, mask), matched to truth
+    orders by the number as sent or with one of its account's affixes removed."""
+    from simulator.config import CHANNEL_ACCOUNTS
+
+    rows = []
+    for acc in CHANNEL_ACCOUNTS:
+        for path in sorted((root / "statements" / acc.channel / acc.key).glob("*.csv")):
+            if acc.channel == "alipay":
+                body, _ = read_alipay(path)
+                pays = [r for r in body if r["业务类型"] == "交易"]
+                got = [(r["商户订单号"].strip(), None, r["对方账户"]) for r in pays]
+            else:
+                body, _ = read_wechat(path)
+                pays = [r for r in body if r["交易状态"] == "SUCCESS"]
+                got = [(r["商户订单号"], r["用户标识"], None) for r in pays]
+            rows += [(acc.shop, acc.key, *g) for g in got]
+    lines = pl.DataFrame(
+        rows,
+        schema=dict.fromkeys(("shop", "account", "merchant_no", "openid", "mask"), pl.Utf8),
+        orient="row",
+    ).unique()
+    affixes = pl.DataFrame(
+        [(a.key, f) for a in CHANNEL_ACCOUNTS for f in ("", *a.affixes)],
+        schema=["account", "affix"],
+        orient="row",
+    )
+    m = pl.col("merchant_no")
+    cand = lines.join(affixes, on="account").with_columns(
+        order_no=pl.when(pl.col("affix") == "")
+        .then(m)
+        .when(pl.col("affix").str.contains(r"^[_\-]"))
+        .then(m.str.strip_suffix(pl.col("affix")))
+        .otherwise(m.str.strip_prefix(pl.col("affix")))
+    )
+    matched = cand.join(orders.select("shop", "order_no"), on=["shop", "order_no"])
+    unmatched = lines.join(matched, on=["account", "merchant_no"], how="anti")
+    assert unmatched.height == 0, unmatched.head()
+    return matched.select("order_no", "shop", "openid", "mask").unique()
+
+
+def _components_from_files(root: Path) -> pl.DataFrame:
+    """Recompute the evidence from the written sources alone (plus the truth's record → person
+    map): order_no → a component label. Independent of simulator/identity_evidence.py."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    orders = truth(root, "orders")
+    people = truth(root, "people")
+    ids = truth(root, "identities")
+    junk = anomalies(root).filter(pl.col("kind").str.starts_with("bad_row"))["record"].implode()
+    person_of = orders.select("order_no", "person_id")
+    main = _sqlite(root / "db" / MAIN_DB, "select order_sn as order_no, email from orders")
+    main = main.filter(~pl.col("order_no").is_in(junk)).join(person_of, on="order_no")
+    sub = _sqlite(
+        root / "db" / SUBSTATION_DB, 'select trade_no as order_no, contact, owner from "order"'
+    )
+    sub = sub.filter(~pl.col("order_no").is_in(junk)).join(person_of, on="order_no")
+    users = _sqlite(root / "db" / SUBSTATION_DB, "select id, email, phone, qq from user")
+    users = users.join(people.select("person_id", "phone"), on="phone")
+    crm = pl.concat(
+        [pl.read_ndjson(p, infer_schema_length=None) for p in (root / "crm").glob("*.jsonl")],
+        how="vertical_relaxed",
+    ).drop_nulls("member_id")
+    crm = crm.join(
+        ids.filter(pl.col("id_kind") == "member_id").select(
+            member_id="value", person_id="person_id"
+        ),
+        on="member_id",
+    )
+    lines = _statement_lines(root, orders).join(person_of, on="order_no")
+
+    def rec(prefix: str, key: str) -> pl.Expr:
+        return pl.lit(prefix) + pl.col(key).cast(pl.Utf8)
+
+    main_email = _email(pl.col("email"))
+    sub_contact = _contact(pl.col("contact"))
+    user_email = _email(pl.col("email"))
+    crm_email = _email(pl.col("email"))
+    parts = [
+        main.select(rec=rec("o:", "order_no"), person_id="person_id", node=main_email),
+        main.select(rec=rec("o:", "order_no"), person_id="person_id", node=_qq_box(main_email)),
+        sub.select(rec=rec("o:", "order_no"), person_id="person_id", node=sub_contact),
+        sub.select(rec=rec("o:", "order_no"), person_id="person_id", node=_qq_box(sub_contact)),
+        sub.filter(pl.col("owner") > 0).select(
+            rec=rec("o:", "order_no"), person_id="person_id", node=rec("sub_user:", "owner")
+        ),
+        lines.filter(pl.col("openid").is_not_null()).select(
+            rec=rec("o:", "order_no"),
+            person_id="person_id",
+            node=pl.when(pl.col("shop") == "main")
+            .then(pl.lit("openid_main:"))
+            .otherwise(pl.lit("openid_sub:"))
+            + pl.col("openid"),
+        ),
+    ]
+    for node in [
+        rec("sub_user:", "id"),
+        user_email,
+        _qq_box(user_email),
+        _phone(pl.col("phone")),
+        rec("qq:", "qq"),
+    ]:
+        parts.append(users.select(rec=rec("u:", "id"), person_id="person_id", node=node))
+    for node in [
+        rec("crm:", "member_id"),
+        _phone(pl.col("phone")),
+        crm_email,
+        _qq_box(crm_email),
+        rec("qq:", "qq"),
+        rec("openid_main:", "wechat_openid"),
+    ]:
+        parts.append(crm.select(rec=rec("c:", "member_id"), person_id="person_id", node=node))
+    on_records = pl.concat(parts).drop_nulls().unique()
+    every_order = pl.concat([main, sub], how="diagonal").select(
+        rec=rec("o:", "order_no"), person_id="person_id"
+    )
+    stand_ins = every_order.join(on_records, on="rec", how="anti").with_columns(
+        node=pl.lit("order:") + pl.col("rec")
+    )
+    on_records = pl.concat([on_records, stand_ins.select(on_records.columns)])
+    # Alipay masks: the one known phone/e-mail that fits, if it is the same person's
+    known = (
+        on_records.filter(pl.col("node").str.contains(r"^(phone|email):"))
+        .select(
+            "node",
+            fit_person="person_id",
+            mask=pl.when(pl.col("node").str.starts_with("phone:"))
+            .then(pl.col("node").str.slice(6, 3) + "****" + pl.col("node").str.slice(13, 4))
+            .otherwise(
+                pl.col("node").str.slice(6, 3) + "***@" + pl.col("node").str.split("@").list.last()
+            ),
+        )
+        .unique()
+    )
+    unique_fit = known.filter(pl.len().over("mask") == 1)
+    masks = lines.filter(pl.col("mask").is_not_null()).select(
+        rec=rec("o:", "order_no"), person_id="person_id", mask="mask"
+    )
+    mask_edges = masks.join(unique_fit, on="mask").filter(
+        pl.col("person_id") == pl.col("fit_person")
+    )
+
+    nodes = on_records.select("person_id", "node").unique().with_row_index("i")
+    at = on_records.join(nodes, on=["person_id", "node"])
+    root_of = at.group_by("rec").agg(root=pl.col("i").min())
+    edges = pl.concat(
+        [
+            at.join(root_of, on="rec").select("root", "i"),
+            mask_edges.join(root_of, on="rec")
+            .join(nodes, on=["person_id", "node"])
+            .select("root", "i"),
+        ]
+    )
+    n = nodes.height
+    graph = coo_matrix(
+        (np.ones(edges.height), (edges["root"].to_numpy(), edges["i"].to_numpy())), shape=(n, n)
+    )
+    _, labels = connected_components(graph, directed=False)
+    label = pl.DataFrame({"root": np.arange(n), "label": labels}).cast({"root": pl.UInt32})
+    return (
+        every_order.join(root_of, on="rec")
+        .join(label, on="root")
+        .select(order_no=pl.col("rec").str.slice(2), label="label")
+    )
+
+
+def test_identity_components_stay_inside_one_person(realistic_shop) -> None:
+    _, s = realistic_shop
+    ids = truth(s.out, "identities")
+    comps = truth(s.out, "identity_components")
+    # one row per true identifier, in the same order, each with exactly one component
+    assert comps.select(ids.columns).equals(ids)
+    assert comps["component_id"].null_count() == 0 and comps["node"].null_count() == 0
+    per_id = comps.group_by("system", "id_kind", "value", "person_id").agg(
+        pl.col("component_id").n_unique()
+    )
+    assert per_id["component_id"].max() == 1
+    # a component never spans two persons, a node is never two persons'
+    assert (
+        comps.group_by("component_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
+    )
+    assert comps.group_by("node").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
+    # an identifier no source shows is a component of its own
+    unseen = comps.filter(~pl.col("is_observed"))
+    assert unseen.height > 0
+    sizes = comps.group_by("component_id").agg(nodes=pl.col("node").n_unique())
+    assert unseen.join(sizes, on="component_id")["nodes"].max() == 1
+    # typed forms read as one of their person's own identifiers
+    typed = comps.filter(pl.col("system").is_in(["main.orders", "substation.order"]))
+    own = comps.filter(pl.col("system") == "person").select("person_id", "node")
+    assert (
+        typed.join(own, on=["person_id", "node"], how="anti")
+        .filter(~pl.col("node").str.starts_with("qq:"))
+        .height
+        == 0
+    )
+
+
+def test_every_order_has_a_buyer_component_of_its_person(realistic_shop) -> None:
+    _, s = realistic_shop
+    orders = truth(s.out, "orders")
+    comps = truth(s.out, "identity_components")
+    assert orders.columns[-1] == "buyer_component"
+    assert orders["buyer_component"].null_count() == 0
+    assert orders.columns[:3] == ["order_idx", "shop", "order_no"]
+    # the order's component belongs to the order's person
+    owner = orders.group_by("buyer_component").agg(pl.col("person_id").n_unique())
+    assert owner["person_id"].max() == 1
+    both = orders.join(
+        comps.select("component_id", comp_person="person_id").unique(),
+        left_on="buyer_component",
+        right_on="component_id",
+        how="inner",
+    )
+    assert (both["person_id"] == both["comp_person"]).all()
+    # the evidence does split people: some buyers leave no trace joining their identifiers
+    real = orders.filter(~pl.col("is_test"))
+    assert real["buyer_component"].n_unique() > real["person_id"].n_unique()
+
+
+@pytest.mark.parametrize("shop", ["realistic_shop", "hostile_shop"])
+def test_components_recomputed_from_the_written_sources_agree(shop, request) -> None:
+    """The same evidence rules applied to the files themselves give the same order partition."""
+    _, s = request.getfixturevalue(shop)
+    got = _components_from_files(s.out)
+    orders = truth(s.out, "orders").select("order_no", "buyer_component")
+    both = orders.join(got, on="order_no", how="left")
+    assert both["label"].null_count() == 0
+    assert both.group_by("buyer_component").agg(pl.col("label").n_unique())["label"].max() == 1
+    assert (
+        both.group_by("label").agg(pl.col("buyer_component").n_unique())["buyer_component"].max()
+        == 1
+    )
+
+
+@pytest.mark.parametrize("shop", ["clean_shop", "realistic_shop"])
+def test_resolvable_metrics_differ_only_in_the_buyer_kpis(shop, request) -> None:
+    _, s = request.getfixturevalue(shop)
+    for name, keys in (("daily_metrics", ["business_date"]), ("daily_metrics_by_shop", ["shop"])):
+        person = truth(s.out, name)
+        resolvable = truth(s.out, f"{name}_resolvable")
+        assert resolvable.columns == person.columns
+        assert (s.out / "_truth" / f"{name}_resolvable.csv").exists()
+        others = [c for c in person.columns if c not in BUYER_KPIS]
+        assert resolvable.select(others).equals(person.select(others))
+        # a person is one or more components: never fewer buyers, never fewer new buyers
+        assert (resolvable["buyers"] >= person["buyers"]).all()
+        assert (resolvable["new_buyers"] >= person["new_buyers"]).all()
+        assert (resolvable["buyers"] > person["buyers"]).any(), keys
+    readme = (s.out / "_truth" / "README.md").read_text()
+    assert "evidence component" in readme

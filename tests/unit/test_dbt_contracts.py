@@ -40,7 +40,7 @@ def test_every_contract_column_reaches_staging_or_is_dropped_with_a_reason() -> 
     assert set(contracts) <= set(staging), set(contracts) - set(staging)
     for dataset, contract in contracts.items():
         landed = {c.landed_name: c for c in contract.columns}
-        for sql, model in staging[dataset]:
+        for _sql, model in staging[dataset]:
             used: set[str] = set()
             for col in model["columns"]:
                 src = col.get("meta", {}).get("source_column")
@@ -60,7 +60,9 @@ def test_every_contract_column_reaches_staging_or_is_dropped_with_a_reason() -> 
                     )
             dropped = model.get("meta", {}).get("dropped_columns", {})
             assert all(isinstance(r, str) and r for r in dropped.values())
-            assert not set(dropped) & used, f"{model['name']}: dropped and used {set(dropped) & used}"
+            assert not set(dropped) & used, (
+                f"{model['name']}: dropped and used {set(dropped) & used}"
+            )
             missing = set(landed) - used - set(dropped)
             assert not missing, f"{model['name']} neither uses nor drops {sorted(missing)}"
 

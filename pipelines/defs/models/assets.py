@@ -2,7 +2,6 @@
 assets it reads (the dbt sources carry the raw assets' keys), dbt tests as asset checks, and the
 daily partition passed to dbt as the business days to (re)build. Publishing follows the marts."""
 
-
 import datetime as dt
 import json
 from collections.abc import Mapping
