@@ -155,8 +155,9 @@ def _parse(col: Column) -> pl.Expr:
         # exact to the fen for any value a shop stores with two decimals
         return (text.cast(pl.Float64, strict=False) * 100).round(0).cast(pl.Int64, strict=False)
     if col.type == "local_datetime":
+        # `%.f`: an optional fraction — a MySQL DATETIME(6) column reads back as `…:14.000000`
         return (
-            text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+            text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
             .dt.replace_time_zone(LOCAL_TZ, non_existent="null", ambiguous="earliest")
             .dt.convert_time_zone("UTC")
         )

@@ -105,7 +105,7 @@ def test_ingestion_from_mariadb_lands_the_same_rows_as_from_sqlite(mariadb, tmp_
                 b.landed,
                 b.quarantined,
                 b.skipped,
-            ), (contract.dataset, day)
+            ), (contract.dataset, day, a, b)
             typed = [c.landed_name for c in contract.columns]
             ra = lakes["sqlite"].read_partition("raw", contract.dataset, day)
             rb = lakes["mysql"].read_partition("raw", contract.dataset, day)

@@ -164,3 +164,21 @@ def test_validator_loses_nothing_and_keeps_only_rows_that_obey(rows: list[tuple]
     for record in out.quarantined["_record"]:
         values = json.loads(record)
         assert tuple(values[c] for c in ("id", "status", "price", "code", "at")) in originals
+
+
+def test_local_datetimes_parse_with_or_without_a_fraction() -> None:
+    """MySQL DATETIME(6) columns read back as `…:14.000000`; SQLite keeps `…:14`: both land."""
+    frame = pl.DataFrame(
+        {
+            "id": ["1", "2", "3"],
+            "status": ["1", "1", "1"],
+            "price": ["1.00", "1.00", "1.00"],
+            "code": ["ABC", "ABC", "ABC"],
+            "at": ["2026-10-05 12:00:14", "2026-10-05 12:00:14.000000", "2026-10-05 12:00:14.5"],
+        }
+    )
+    out = validate(frame, CONTRACT, dt.datetime(2026, 10, 6, tzinfo=dt.UTC))
+    assert out.quarantined.is_empty()
+    at = out.good["at"].to_list()
+    assert at[0] == at[1] == dt.datetime(2026, 10, 5, 4, 0, 14, tzinfo=dt.UTC)
+    assert at[2] == at[0] + dt.timedelta(milliseconds=500)
