@@ -17,7 +17,7 @@ shop_refunds as (
 
 numbers as (
     select
-        shop || '.orders' as system,
+        shop || '.orders' as source_system,
         native_order_no as source_order_no,
         order_no,
         shop,
@@ -26,7 +26,7 @@ numbers as (
     from orders
     union
     select distinct
-        account_key as system,
+        account_key as source_system,
         merchant_order_no as source_order_no,
         order_no,
         shop,
@@ -35,7 +35,7 @@ numbers as (
     from lines
     union
     select distinct
-        'main.refunds' as system,
+        'main.refunds' as source_system,
         shop_refunds.order_sn as source_order_no,
         orders.order_no,
         orders.shop,

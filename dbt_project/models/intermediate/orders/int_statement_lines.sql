@@ -136,7 +136,12 @@ stripped as (
     -- the rest: the number with one of the account's known affixes removed
     select
         as_sent.* exclude (
-            candidate_no, match_rule, rule_rank, order_id, matched_order_no, is_well_formed
+            candidate_no,
+            match_rule,
+            rule_rank,
+            as_sent.order_id,
+            as_sent.matched_order_no,
+            as_sent.is_well_formed
         ),
         {{ strip_affix('as_sent.merchant_order_no', 'affixes.affix', 'affixes.position') }}
             as candidate_no,
@@ -163,7 +168,8 @@ stripped_matched as (
 
 unresolved as (
     -- lines the as-sent number did not match, with every affix-stripped candidate
-    select * from as_sent where order_id is null
+    select * from as_sent
+    where order_id is null
     union all
     select * from stripped_matched
 ),
@@ -178,7 +184,8 @@ best_unresolved as (
 ),
 
 best as (
-    select * from as_sent where order_id is not null
+    select * from as_sent
+    where order_id is not null
     union all
     select * from best_unresolved
 ),

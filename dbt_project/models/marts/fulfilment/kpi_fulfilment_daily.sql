@@ -18,13 +18,21 @@ shops as (
 
 auto_paid as (
     -- every paid automatic-delivery order, including a lost callback the shop never delivered
-    select * from orders where is_paid and not is_manual
+    select * from orders
+    where is_paid and not is_manual
+),
+
+scoped as (
+    -- every order counted for its shop and for both shops together ('all')
+    select * from auto_paid
+    union all
+    select * replace ('all' as shop) from auto_paid
 ),
 
 measured as (
     select
         paid_date as business_date,
-        coalesce(shop, 'all') as shop,
+        shop,
         count(*) as auto_paid_orders,
         count(delivery_seconds) as delivered_orders,
         count(*) filter (where delivery_seconds <= 30) as delivered_within_30s,
@@ -32,9 +40,9 @@ measured as (
         quantile_cont(delivery_seconds, 0.95) as delivery_p95_s,
         avg(delivery_seconds) as delivery_mean_s,
         max(delivery_seconds) as delivery_max_s,
-        count(*) filter (where is_stockout) as stockout_orders,
-    from auto_paid
-    group by grouping sets ((paid_date, shop), (paid_date))
+        count(*) filter (where is_stockout) as stockout_orders
+    from scoped
+    group by paid_date, shop
 ),
 
 final as (
@@ -50,7 +58,7 @@ final as (
         cast(measured.delivery_p95_s as double) as delivery_p95_s,
         cast(measured.delivery_mean_s as double) as delivery_mean_s,
         cast(measured.delivery_max_s as bigint) as delivery_max_s,
-        coalesce(measured.stockout_orders, 0) as stockout_orders,
+        coalesce(measured.stockout_orders, 0) as stockout_orders
     from days
     cross join shops
     left join measured

@@ -30,21 +30,21 @@ scoped as (
         'overall' as scope,
         'all' as shop,
         'all' as sku_code,
-        movements.* exclude (shop, sku_code),
+        movements.* exclude (shop, sku_code)
     from movements
     union all
     select
         'shop' as scope,
         movements.shop,
         'all' as sku_code,
-        movements.* exclude (shop, sku_code),
+        movements.* exclude (shop, sku_code)
     from movements
     union all
     select
         'sku' as scope,
         movements.shop,
         coalesce(movements.sku_code, 'unmapped') as sku_code,
-        movements.* exclude (shop, sku_code),
+        movements.* exclude (shop, sku_code)
     from movements
 ),
 
@@ -59,19 +59,24 @@ daily as (
         -sum(scoped.units) filter (where scoped.movement = 'voided') as voided_units,
         sum(scoped.units) as units_change,
         sum(scoped.value_fen) as value_change_fen,
-        -sum(scoped.value_fen) filter (where scoped.movement = 'delivered') as cogs_fen,
+        -sum(scoped.value_fen) filter (where scoped.movement = 'delivered') as cogs_fen
     from scoped
     cross join first_day
     group by all
 ),
 
 series as (
-    select distinct scope, shop, sku_code from daily
+    select distinct
+        scope,
+        shop,
+        sku_code
+    from daily
 ),
 
 opening as (
     -- everything before the first reported day, as one movement on the day before it
-    select * from daily
+    select daily.*
+    from daily
     cross join first_day
     where daily.business_date < first_day.first_day
 ),
@@ -88,27 +93,29 @@ grid as (
         coalesce(daily.units_change, 0) + coalesce(opening.units_change, 0) as units_change,
         coalesce(daily.value_change_fen, 0)
         + coalesce(opening.value_change_fen, 0) as value_change_fen,
-        coalesce(daily.cogs_fen, 0) as cogs_fen,
+        coalesce(daily.cogs_fen, 0) as cogs_fen
     from series
     cross join days
     cross join first_day
     left join daily
-        on series.scope = daily.scope
-        and series.shop = daily.shop
-        and series.sku_code = daily.sku_code
-        and days.business_date = daily.business_date
+        on
+            series.scope = daily.scope
+            and series.shop = daily.shop
+            and series.sku_code = daily.sku_code
+            and days.business_date = daily.business_date
     left join opening
-        on series.scope = opening.scope
-        and series.shop = opening.shop
-        and series.sku_code = opening.sku_code
-        and days.business_date = first_day.first_day
+        on
+            series.scope = opening.scope
+            and series.shop = opening.shop
+            and series.sku_code = opening.sku_code
+            and days.business_date = first_day.first_day
 ),
 
 stock as (
     select
         *,
         sum(units_change) over running as stock_units,
-        sum(value_change_fen) over running as stock_value_fen,
+        sum(value_change_fen) over running as stock_value_fen
     from grid
     window running as (
         partition by scope, shop, sku_code order by business_date rows unbounded preceding
@@ -119,7 +126,7 @@ rolling as (
     select
         *,
         sum(cogs_fen) over last_30 as cogs_30d_fen,
-        avg(stock_value_fen) over last_30 as avg_stock_value_30d_fen,
+        avg(stock_value_fen) over last_30 as avg_stock_value_30d_fen
     from stock
     window last_30 as (
         partition by scope, shop, sku_code order by business_date rows between 29 preceding
@@ -127,14 +134,22 @@ rolling as (
     )
 ),
 
+paid_orders as (
+    -- every paid order counted for its shop and for both shops together ('all')
+    select * from orders
+    where is_paid
+    union all
+    select * replace ('all' as shop) from orders
+    where is_paid
+),
+
 stockouts as (
     select
         paid_date as business_date,
-        coalesce(shop, 'all') as shop,
-        count(*) filter (where is_stockout) as stockout_orders,
-    from orders
-    where is_paid
-    group by grouping sets ((paid_date, shop), (paid_date))
+        shop,
+        count(*) filter (where is_stockout) as stockout_orders
+    from paid_orders
+    group by paid_date, shop
 ),
 
 final as (
@@ -159,12 +174,13 @@ final as (
         end as days_of_cover,
         case
             when rolling.scope <> 'sku' then coalesce(stockouts.stockout_orders, 0)
-        end as stockout_orders,
+        end as stockout_orders
     from rolling
     left join stockouts
-        on rolling.scope <> 'sku'
-        and rolling.business_date = stockouts.business_date
-        and rolling.shop = stockouts.shop
+        on
+            rolling.scope <> 'sku'
+            and rolling.business_date = stockouts.business_date
+            and rolling.shop = stockouts.shop
 )
 
 select * from final

@@ -2,7 +2,7 @@
 -- business days [d-29, d], the share with paid orders on ≥ 2 distinct business days in that window;
 -- overall (`shop` = 'all', a buyer's days in either shop) and per shop.
 --
--- Computed in one pass over buyer-days rather than a days × buyers cross product: a buyer's purchase
+-- Computed in one pass over buyer-days, not a days × buyers cross product: a buyer's purchase
 -- day b (with previous day p and next day n) makes them a buyer of the windows ending on
 -- [b, min(n, b+30)) and a repeat buyer of those ending on [b, min(n, p+30)). The intervals of one
 -- buyer never overlap, so running sums of +1/−1 events count each buyer once per window.
@@ -64,24 +64,24 @@ events as (
     union all
     select
         shop,
-        buyer_until,
-        -1,
-        0
+        buyer_until as business_date,
+        -1 as buyers,
+        0 as repeaters
     from intervals
     union all
     select
         shop,
-        bought_on,
-        0,
-        1
+        bought_on as business_date,
+        0 as buyers,
+        1 as repeaters
     from intervals
     where repeat_until > bought_on
     union all
     select
         shop,
-        repeat_until,
-        0,
-        -1
+        repeat_until as business_date,
+        0 as buyers,
+        -1 as repeaters
     from intervals
     where repeat_until > bought_on
 ),

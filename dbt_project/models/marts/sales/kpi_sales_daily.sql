@@ -19,36 +19,43 @@ shops as (
 first_paid as (
     select
         user_key,
-        min(paid_date) as first_paid_date,
+        min(paid_date) as first_paid_date
     from orders
     where is_paid
     group by user_key
 ),
 
+scoped as (
+    -- every order counted for its shop and for both shops together ('all')
+    select * from orders
+    union all
+    select * replace ('all' as shop) from orders
+),
+
 created as (
     select
         created_date as business_date,
-        coalesce(shop, 'all') as shop,
+        shop,
         count(*) as created_orders,
-        count(*) filter (where is_paid) as converted_orders,
-    from orders
-    group by grouping sets ((created_date, shop), (created_date))
+        count(*) filter (where is_paid) as converted_orders
+    from scoped
+    group by created_date, shop
 ),
 
 paid as (
     select
-        orders.paid_date as business_date,
-        coalesce(orders.shop, 'all') as shop,
+        scoped.paid_date as business_date,
+        scoped.shop,
         count(*) as paid_orders,
-        cast(sum(orders.amount_fen) as bigint) as gmv_fen,
-        count(distinct orders.user_key) as buyers,
-        count(distinct orders.user_key) filter (
-            where orders.paid_date = first_paid.first_paid_date
-        ) as new_buyers,
-    from orders
-    inner join first_paid on orders.user_key = first_paid.user_key
-    where orders.is_paid
-    group by grouping sets ((orders.paid_date, orders.shop), (orders.paid_date))
+        cast(sum(scoped.amount_fen) as bigint) as gmv_fen,
+        count(distinct scoped.user_key) as buyers,
+        count(distinct scoped.user_key) filter (
+            where scoped.paid_date = first_paid.first_paid_date
+        ) as new_buyers
+    from scoped
+    inner join first_paid on scoped.user_key = first_paid.user_key
+    where scoped.is_paid
+    group by scoped.paid_date, scoped.shop
 ),
 
 final as (
@@ -63,7 +70,7 @@ final as (
         coalesce(paid.new_buyers, 0) as new_buyers,
         created.converted_orders / nullif(created.created_orders, 0) as conversion_rate,
         paid.gmv_fen / nullif(paid.paid_orders, 0) as avg_order_value_fen,
-        paid.gmv_fen / nullif(paid.buyers, 0) as customer_unit_price_fen,
+        paid.gmv_fen / nullif(paid.buyers, 0) as customer_unit_price_fen
     from days
     cross join shops
     left join created on days.business_date = created.business_date and shops.shop = created.shop

@@ -9,7 +9,7 @@ rules as (
     select
         partitions.dataset,
         partitions.business_date,
-        unnest(json_keys(partitions.quarantine_rules)) as rule,
+        unnest(json_keys(partitions.quarantine_rules)) as rule_name,
         partitions.quarantine_rules
     from partitions
 ),
@@ -18,8 +18,10 @@ final as (
     select
         dataset,
         business_date,
-        rule,
-        cast(json_extract(quarantine_rules, '$."' || rule || '"') as bigint) as rows_quarantined
+        rule_name,
+        cast(
+            json_extract(quarantine_rules, '$."' || rule_name || '"') as bigint
+        ) as rows_quarantined
     from rules
 )
 

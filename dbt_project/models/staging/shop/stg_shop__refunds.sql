@@ -13,7 +13,7 @@ reasons as (
 versions as (
     select
         *,
-        -- status moves from pending (0) to succeeded (1) or failed (2); the settled version is current
+        -- status moves from pending (0) to succeeded (1) or failed (2): the settled one is current
         row_number() over (
             partition by id order by (status <> 0) desc, _extracted_at desc, _row_hash asc
         ) as version_rank
