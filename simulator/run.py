@@ -13,6 +13,7 @@ from simulator.catalog import build_catalog, supplier_formats
 from simulator.config import SimConfig
 from simulator.files import write_crm, write_suppliers
 from simulator.identity import buyer_keys
+from simulator.identity_evidence import evidence_components, identity_components
 from simulator.orders import build_orders
 from simulator.people import build_people
 from simulator.refunds import build_refunds
@@ -191,6 +192,16 @@ def simulate(
         "delivery_failed",
     )
     truth_keys = keys.join(world["batches"].select("batch_id", "in_bad_episode"), on="batch_id")
+    truth_ids = identities(world, crm)
+    evidence = evidence_components(cfg, world, crm, truth_ids)
+    buyer_component = evidence.order_components.rename({"component_id": "buyer_component"})
+    truth_orders = truth_orders.join(
+        buyer_component, on="order_idx", how="left", maintain_order="left"
+    )
+    # the buyer KPIs a perfect resolver would report: one buyer per evidence component
+    resolvable = orders.join(buyer_component, on="order_idx", how="left").with_columns(
+        person_id="buyer_component"
+    )
     write_truth(
         cfg,
         tmp,
@@ -198,7 +209,8 @@ def simulate(
             "skus": world["catalog"]["skus"],
             "suppliers": world["catalog"]["suppliers"],
             "people": world["people"],
-            "identities": identities(world, crm),
+            "identities": truth_ids,
+            "identity_components": identity_components(truth_ids, evidence),
             "products": products(world, sup_names),
             "orders": truth_orders,
             "refunds": refunds.drop("channel"),
@@ -207,6 +219,10 @@ def simulate(
             "anomalies": anomalies,
             "daily_metrics": daily_metrics(cfg, orders, refunds, keys),
             "daily_metrics_by_shop": daily_metrics(cfg, orders, refunds, keys, by_shop=True),
+            "daily_metrics_resolvable": daily_metrics(cfg, resolvable, refunds, keys),
+            "daily_metrics_by_shop_resolvable": daily_metrics(
+                cfg, resolvable, refunds, keys, by_shop=True
+            ),
         },
         {
             "seed": cfg.seed,

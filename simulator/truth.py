@@ -10,6 +10,25 @@ Choices where ``metrics.md`` leaves room (also in ``_truth/README.md``):
 - Percentiles are linear interpolation (DuckDB ``quantile_cont``); ratios are floats from integer sums.
 - Inventory counts valid imported keys (malformed lines never reach a shop); a voided key leaves stock
   on its void day. Turnover averages the day-end stock values inside the horizon.
+
+Buyers as the data can show them (``simulator/identity_evidence.py``). ``daily_metrics`` counts
+buyers by the true ``person_id``, which no resolver can reach: some people leave no record that
+joins their identifiers (a substation guest order with a QQ contact seen nowhere else). The
+*evidence components* of a person group their identifiers by the records that show them together,
+with exactly the links of the platform's identity README: identifiers on one order (with the
+openid of its WeChat payment line and the QQ number of a QQ mailbox), one substation account or
+one CRM member (all its exported versions), and an Alipay line's masked account when it fits
+exactly one known phone or e-mail, that one is the same person's and no record contradicts it.
+Components are taken per person, never across persons, so a person is one or more components.
+- ``identity_components``: every row of ``identities`` with its graph ``node`` (as the platform
+  normalises it), its ``component_id`` and ``is_observed`` (shown by some source record; an
+  identifier no record shows is a component of its own).
+- ``orders.buyer_component``: the evidence component of each order's buyer (null for the staff's
+  test orders: they are no evidence of anyone, and the platform's contracts reject them).
+- ``daily_metrics_resolvable`` / ``daily_metrics_by_shop_resolvable``: ``daily_metrics`` with each
+  order's ``person_id`` replaced by its ``buyer_component``: ``buyers``, ``new_buyers``,
+  ``customer_unit_price_fen`` and ``repurchase_rate_30d`` are what a perfect resolver reports
+  (never fewer buyers or new buyers than people); every other column equals the person-based file.
 """
 
 from __future__ import annotations
