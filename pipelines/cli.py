@@ -284,6 +284,11 @@ def run(
             m = model_and_publish(lake_dir, days, full_refresh=full_refresh)
         except (DbtError, PublishError) as exc:
             console.print(f"[red]models failed; nothing was published:[/]\n{exc}")
+            if "not found" in str(exc) or "schema" in str(exc).lower():
+                console.print(
+                    "hint: after an upgrade that changed an incremental model, rebuild it once "
+                    "with `cardlake run --full-refresh`"
+                )
             raise typer.Exit(1) from None
     p = m.publication
     console.print(
