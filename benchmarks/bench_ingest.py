@@ -63,14 +63,32 @@ def main() -> int:
     shutil.rmtree(lake, ignore_errors=True)
     before = str(DAY - dt.timedelta(days=1))
     history_s, proc = cardlake(
-        "run", "--sources", str(cache), "--lake", str(lake), "--start", before, "--end", before
+        "run",
+        "--sources",
+        str(cache),
+        "--lake",
+        str(lake),
+        "--start",
+        before,
+        "--end",
+        before,
+        "--skip-models",
     )
     if proc.returncode:
         print(proc.stdout, proc.stderr)
         return 1
     rss_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     day_s, proc = cardlake(
-        "run", "--sources", str(cache), "--lake", str(lake), "--start", str(DAY), "--end", str(DAY)
+        "run",
+        "--sources",
+        str(cache),
+        "--lake",
+        str(lake),
+        "--start",
+        str(DAY),
+        "--end",
+        str(DAY),
+        "--skip-models",  # ingestion alone; bench_models.py times the models on this lake
     )
     if proc.returncode:
         print(proc.stdout, proc.stderr)
