@@ -43,7 +43,7 @@ TRANSLATOR = CardlakeTranslator(
 
 def partition_days(context: dg.AssetExecutionContext) -> list[str]:
     """The business days of the run's partition range (a backfill may cover many)."""
-    if not context.has_partition_key:
+    if not (context.has_partition_key or context.has_partition_key_range):
         return []
     window = context.partition_time_window
     first = window.start.date()
