@@ -39,7 +39,9 @@ final as (
         coalesce(coded.category_code, category_keys.category_code) as category_code,
         category_keys.category_code as listing_category_code,
         coded.source_category_name as listing_category_name,
-        coalesce(coded.category_code <> category_keys.category_code, false) as has_category_conflict,
+        coalesce(
+            coded.category_code <> category_keys.category_code, false
+        ) as has_category_conflict,
         coded.is_manual,
         coded.list_price_fen,
         coded.retail_price_fen,
