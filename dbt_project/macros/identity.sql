@@ -6,11 +6,15 @@
 {#- Full-width digits, letters, '@', '+', '-', '.' and the ideographic space, as people type
     them on a Chinese keyboard, folded to ASCII before any rule looks at the text. -#}
 {% macro identity_ascii(text) -%}
-    translate(
-        {{ text }},
-        '０１２３４５６７８９＠＋－．　ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ',
-        '0123456789@+-. ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-    )
+    case
+        -- plain ASCII (as many bytes as characters) has nothing to fold: skip the costly translate
+        when strlen({{ text }}) = length({{ text }}) then {{ text }}
+        else translate(
+            {{ text }},
+            '０１２３４５６７８９＠＋－．　ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ',
+            '0123456789@+-. ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+        )
+    end
 {%- endmacro %}
 
 {#- A mainland mobile number in any typed form → its 11 digits, else null.
@@ -64,10 +68,16 @@
     An 11-digit `1[3-9]…` string is read as a phone: QQ numbers that long are rare and a
     phone is what a shop's contact box asks for first. -#}
 {% macro classify_contact(text) -%}
+    {{ contact_kind(normalize_email(text), normalize_phone(text), normalize_qq(text)) }}
+{%- endmacro %}
+
+{#- `classify_contact` from a contact's three normalised readings (e-mail, phone, QQ), for a model
+    that reads each once. -#}
+{% macro contact_kind(email, phone, qq) -%}
     case
-        when {{ normalize_email(text) }} is not null then 'email'
-        when {{ normalize_phone(text) }} is not null then 'phone'
-        when {{ normalize_qq(text) }} is not null then 'qq'
+        when {{ email }} is not null then 'email'
+        when {{ phone }} is not null then 'phone'
+        when {{ qq }} is not null then 'qq'
         else 'unknown'
     end
 {%- endmacro %}

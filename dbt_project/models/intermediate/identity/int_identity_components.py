@@ -7,11 +7,13 @@ Nodes are the linkable identifiers of ``int_identifiers_observed``; edges are th
 first-seen time, ties broken by the node text. It changes only when data adds an earlier-seen
 node to the component (or merges two components: the earlier one's anchor wins), so the
 ``user_key`` derived from it (``int_users_resolved``) is stable across reruns and daily loads.
+
+Performance: the nodes are numbered once in DuckDB and the links' two ends are turned into those
+numbers by a join in DuckDB (a hash join on the node text), so Python only sees integer arrays.
 """
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -31,10 +33,17 @@ def model(dbt, session):
     n = nodes.num_rows
     names = nodes.column("node")
 
-    used = links.filter("is_used").project("node_a, node_b").to_arrow_table()
-    # every link joins two linkable nodes, so index_in never misses
-    a = pc.index_in(used.column("node_a"), value_set=names).to_numpy(zero_copy_only=False)
-    b = pc.index_in(used.column("node_b"), value_set=names).to_numpy(zero_copy_only=False)
+    # every link joins two linkable nodes, so the inner joins keep every used link
+    index = session.from_arrow(pa.table({"node": names, "idx": np.arange(n, dtype=np.int64)}))
+    ends = (
+        links.filter("is_used")
+        .project("node_a, node_b")
+        .join(index.project("node as node_a, idx as a"), "node_a")
+        .join(index.project("node as node_b, idx as b"), "node_b")
+        .project("a, b")
+        .fetchnumpy()
+    )
+    a, b = ends["a"], ends["b"]
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
 

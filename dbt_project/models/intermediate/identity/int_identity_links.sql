@@ -13,7 +13,8 @@
 -- edges are kept here for audit but not used (`is_used` false), so it cannot chain two people.
 with
 
-observed as (
+-- `not materialized`: each reader scans the table with its own filter instead of sharing a copy
+observed as not materialized (
     select * from {{ ref('int_identifiers_observed') }}
 ),
 
@@ -69,14 +70,31 @@ record_masks as (
     where node_kind = 'alipay_mask' and not is_blocked
 ),
 
--- every known phone and e-mail with the mask Alipay would print for it
-node_masks as (
+-- the linkable nodes of the records that show a mask (the only records the mask rules look at)
+masked_record_nodes as (
+    select
+        record_key,
+        node,
+        node_kind
+    from record_nodes
+    where record_key in (select record_masks.record_key from record_masks)
+),
+
+-- every known phone and e-mail (once) with the mask Alipay would print for it
+known_contacts as (
     select distinct
+        node,
+        node_kind
+    from record_nodes
+    where node_kind in ('phone', 'email')
+),
+
+node_masks as (
+    select
         node,
         node_kind,
         {{ alipay_mask('node_kind', 'substr(node, length(node_kind) + 2)') }} as mask
-    from record_nodes
-    where node_kind in ('phone', 'email')
+    from known_contacts
 ),
 
 unique_fits as (
@@ -93,11 +111,11 @@ unique_fits as (
 contradicted as (
     select distinct node_masks.node
     from node_masks
-    inner join record_nodes
-        on node_masks.node = record_nodes.node
+    inner join masked_record_nodes
+        on node_masks.node = masked_record_nodes.node
     inner join record_masks
         on
-            record_nodes.record_key = record_masks.record_key
+            masked_record_nodes.record_key = record_masks.record_key
             and node_masks.mask <> record_masks.mask
 ),
 
@@ -108,8 +126,9 @@ record_conflicts as (
         record_masks.record_key,
         record_masks.mask
     from record_masks
-    inner join record_nodes on record_masks.record_key = record_nodes.record_key
-    inner join node_masks on record_nodes.node = node_masks.node
+    inner join masked_record_nodes
+        on record_masks.record_key = masked_record_nodes.record_key
+    inner join node_masks on masked_record_nodes.node = node_masks.node
     where
         node_masks.node_kind = 'phone'
         and record_masks.mask not like '%@%'
@@ -121,7 +140,7 @@ record_anchors as (
         record_key,
         min(node) as node,
         arg_min(node_kind, node) as node_kind
-    from record_nodes
+    from masked_record_nodes
     group by record_key
 ),
 
@@ -163,35 +182,42 @@ mask_edges as (
     group by all
 ),
 
+-- edges are distinct node pairs: every row is another neighbour
 neighbours as (
     select
         node_a as node,
-        node_kind_b as neighbour_kind,
-        node_b as neighbour
+        node_kind_b as neighbour_kind
     from edges
     union all
     select
         node_b as node,
-        node_kind_a as neighbour_kind,
-        node_a as neighbour
+        node_kind_a as neighbour_kind
     from edges
+),
+
+neighbour_counts as (
+    select
+        node,
+        neighbour_kind,
+        count(*) as n_neighbours
+    from neighbours
+    group by node, neighbour_kind
 ),
 
 shared_nodes as (
     select
-        neighbours.node,
-        count(distinct neighbours.neighbour) || ' ' || neighbours.neighbour_kind || ' > '
+        neighbour_counts.node,
+        neighbour_counts.n_neighbours || ' ' || neighbour_counts.neighbour_kind || ' > '
         || node_kinds.max_co_nodes as shared_reason
-    from neighbours
-    inner join node_kinds on neighbours.neighbour_kind = node_kinds.node_kind
-    group by neighbours.node, neighbours.neighbour_kind, node_kinds.max_co_nodes
-    having count(distinct neighbours.neighbour) > node_kinds.max_co_nodes
+    from neighbour_counts
+    inner join node_kinds on neighbour_counts.neighbour_kind = node_kinds.node_kind
+    where neighbour_counts.n_neighbours > node_kinds.max_co_nodes
 ),
 
 shared as (
     select
         node,
-        string_agg(shared_reason, ', ') as shared_reason
+        string_agg(shared_reason, ', ' order by shared_reason) as shared_reason
     from shared_nodes
     group by node
 ),

@@ -50,12 +50,13 @@ order_nodes as (
     where observed.is_linkable and observed.record_key like '%order:%'
 ),
 
+-- the least (buyer_priority, node) of the order, as one aggregate rather than a window
 buyer_nodes as (
     select
         record_key,
-        node as buyer_node
+        min(struct_pack(buyer_priority, node)).node as buyer_node
     from order_nodes
-    qualify row_number() over (partition by record_key order by buyer_priority, node) = 1
+    group by record_key
 ),
 
 final as (

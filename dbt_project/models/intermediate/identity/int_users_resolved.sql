@@ -12,17 +12,29 @@ components as (
     select * from {{ ref('int_identity_components') }}
 ),
 
+-- the anchor is the component's earliest-seen node, so its first-seen time is the user's, and
+-- its key is computed once per user rather than once per node
+anchors as (
+    select
+        anchor_node,
+        {{ user_key_of('anchor_node') }} as user_key,
+        first_seen_at as user_first_seen_at
+    from components
+    where node = anchor_node
+),
+
 final as (
     select
-        node,
-        node_kind,
-        substr(node, length(node_kind) + 2) as node_value,
-        first_seen_at,
-        {{ user_key_of('anchor_node') }} as user_key,
-        anchor_node,
-        component_size as user_node_count,
-        min(first_seen_at) over (partition by anchor_node) as user_first_seen_at
+        components.node,
+        components.node_kind,
+        substr(components.node, length(components.node_kind) + 2) as node_value,
+        components.first_seen_at,
+        anchors.user_key,
+        components.anchor_node,
+        components.component_size as user_node_count,
+        anchors.user_first_seen_at
     from components
+    left join anchors on components.anchor_node = anchors.anchor_node
 )
 
 select * from final
