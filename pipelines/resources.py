@@ -73,9 +73,9 @@ class ModelsResource(dg.ConfigurableResource):
         )
 
     def environment(self) -> dict[str, str]:
-        from pipelines.lib.dbt import dbt_env
+        from pipelines.lib.dbt import build_env
 
-        return dbt_env(Path(self.lake_root))
+        return build_env(Path(self.lake_root))
 
 
 def default_resources(

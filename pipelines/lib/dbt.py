@@ -29,18 +29,25 @@ def build_db(lake: Path) -> Path:
     return Path(lake).resolve() / BUILD_DB
 
 
-def dbt_env(lake: Path, target_path: Path | None = None) -> dict[str, str]:
-    """Environment for a dbt run on ``lake`` (also used by dagster-dbt's CLI resource)."""
+def dbt_env(
+    lake: Path, target_path: Path | str | None = None, log_path: Path | str | None = None
+) -> dict[str, str]:
+    """Environment for a dbt command on ``lake`` (also used by dagster-dbt's CLI resource):
+    where the lake is, where dbt's profile, artefacts and logs go. Creates nothing."""
     lake = Path(lake).resolve()
-    env = {
+    return {
         "CARDLAKE_LAKE": str(lake),
         "DBT_PROFILES_DIR": str(DBT_DIR),
         "DBT_TARGET_PATH": str(target_path or lake / "_build" / "dbt_target"),
-        "DBT_LOG_PATH": str(lake / "_build" / "dbt_logs"),
+        "DBT_LOG_PATH": str(log_path or lake / "_build" / "dbt_logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    (lake / "_build").mkdir(parents=True, exist_ok=True)
-    return env
+
+
+def build_env(lake: Path) -> dict[str, str]:
+    """``dbt_env`` for a build, with the private build folder under the lake created."""
+    build_db(lake).parent.mkdir(parents=True, exist_ok=True)
+    return dbt_env(lake)
 
 
 @contextlib.contextmanager
@@ -74,7 +81,7 @@ def run_dbt(
     cli = [dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
     if days:
         cli += ["--vars", json.dumps({"cardlake_days": list(days)})]
-    env = {**os.environ, **dbt_env(lake)}
+    env = {**os.environ, **build_env(lake)}
     proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
     results_path = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
     nodes = []
@@ -127,14 +134,7 @@ def ensure_manifest(lake: Path) -> Path:
         if _fresh(manifest):
             return manifest
         with tempfile.TemporaryDirectory(dir=MANIFEST_TARGET, prefix=".parse-") as tmp:
-            env = {
-                **os.environ,
-                "CARDLAKE_LAKE": str(Path(lake).resolve()),
-                "DBT_PROFILES_DIR": str(DBT_DIR),
-                "DBT_TARGET_PATH": tmp,
-                "DBT_LOG_PATH": tmp,
-                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            }
+            env = {**os.environ, **dbt_env(lake, target_path=tmp, log_path=tmp)}
             cli = [dbt_executable(), "parse", "--project-dir", str(DBT_DIR)]
             proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
