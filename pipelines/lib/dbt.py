@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import yaml
+
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 BUILD_DB = Path("_build") / "cardlake.duckdb"
 
@@ -27,6 +29,20 @@ class DbtError(RuntimeError):
 
 def build_db(lake: Path) -> Path:
     return Path(lake).resolve() / BUILD_DB
+
+
+def mart_pii_columns(project: Path = DBT_DIR) -> dict[str, frozenset[str]]:
+    """The columns each mart marks ``meta: {pii: true}`` in the dbt project's YAML (read from
+    the files, so publishing needs no manifest)."""
+    out: dict[str, set[str]] = {}
+    for path in sorted((project / "models" / "marts").rglob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for model in doc.get("models") or []:
+            for column in model.get("columns") or []:
+                meta = column.get("meta") or (column.get("config") or {}).get("meta") or {}
+                if meta.get("pii"):
+                    out.setdefault(model["name"], set()).add(column["name"])
+    return {name: frozenset(cols) for name, cols in out.items()}
 
 
 def dbt_env(

@@ -24,6 +24,11 @@ the old file keeps reading it; one that opens afterwards sees the new one; none 
 and none blocks, or is blocked by, a publisher. Every mart is a real table inside the file, so
 readers open it with every file operation disabled (``open_warehouse``). A lock file keeps two
 publishers from interleaving.
+
+Columns the dbt project marks ``meta: {pii: true}`` (raw contacts) never sit in the serving file's
+``main`` schema, which every reader and the Analyst's SQL Lab see: such a mart's table lives in
+schema ``pii`` and ``main.<mart>`` is a view of it without those columns. Superset grants the
+``pii`` schema to no role; the Parquet under ``lake/marts/`` keeps every column for the engineers.
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lib.dbt import build_db
+from pipelines.lib.dbt import build_db, mart_pii_columns
 
 WAREHOUSE = "warehouse.duckdb"
+#: the serving file's schema for marts holding PII columns (``main`` has a view without them)
+PII_SCHEMA = "pii"
 MARTS = "marts"
 LOCK = Path("_build") / "publish.lock"
 PARTITION_COLUMN = "business_date"
@@ -176,12 +183,15 @@ def publish(
     lake: Path,
     changed_days: Sequence[dt.date] | None = None,
     run_id: str | None = None,
+    pii: Mapping[str, Iterable[str]] | None = None,
 ) -> Publication:
     """Publish every table of the build file's ``marts`` schema to ``lake/marts/`` (Parquet) and
     ``lake/warehouse.duckdb`` (tables), rewriting the partitions of ``changed_days`` and any
     partition whose content changed since the last publication; ``changed_days`` None rewrites
-    everything and builds the serving file afresh. Blocks while another publisher runs."""
+    everything and builds the serving file afresh. ``pii`` names each mart's PII columns (default:
+    the dbt project's ``meta: {pii: true}`` columns). Blocks while another publisher runs."""
     lake = Path(lake).resolve()
+    pii_map = {m: frozenset(c) for m, c in (mart_pii_columns() if pii is None else pii).items()}
     build = build_db(lake)
     if not build.exists():
         raise PublishError(f"no build database at {build}: run the dbt models first")
@@ -199,7 +209,7 @@ def publish(
         try:
             con = duckdb.connect()
             try:
-                result = _publish_with(con, lake, build, tmp, changed_days, run_id)
+                result = _publish_with(con, lake, build, tmp, changed_days, run_id, pii_map)
             finally:
                 con.close()
             _fsync(tmp)
@@ -227,10 +237,16 @@ class _Mart:
     columns: tuple[tuple[str, str], ...]  # (name, type) in table order
     comment: str | None
     column_comments: Mapping[str, str | None]
+    pii: frozenset[str] = frozenset()
 
     @property
     def partitioned(self) -> bool:
         return any(c == PARTITION_COLUMN for c, _ in self.columns)
+
+    @property
+    def schema(self) -> str:
+        """Where its table lives in the serving file."""
+        return PII_SCHEMA if self.pii else "main"
 
 
 def _publish_with(
@@ -240,9 +256,10 @@ def _publish_with(
     tmp: Path,
     changed_days: Sequence[dt.date] | None,
     run_id: str,
+    pii: Mapping[str, frozenset[str]],
 ):
     con.execute(f"attach {_lit(build)} as build (read_only)")
-    marts = _marts(con)
+    marts = _marts(con, pii)
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
     try:
@@ -267,7 +284,7 @@ def _publish_with(
     for mart in marts.values():
         current = _digests(con, mart)
         digests[mart.name] = current
-        same_columns = previous_columns.get(mart.name) == mart.columns
+        same_columns = previous_columns.get((mart.schema, mart.name)) == mart.columns
         write, remove = plan_partitions(
             current,
             previous_digests.get(mart.name, {}) if same_columns else {},
@@ -287,12 +304,14 @@ def _publish_with(
     removed = tuple(sorted(set(previous_marts) - set(marts)))
     for name in removed:
         shutil.rmtree(Path(lake) / MARTS / name, ignore_errors=True)
-        con.execute(f"drop table if exists wh.main.{_id(name)}")
+        _drop_relations(con, name)
 
     con.execute("begin")
     for plan in plans:
-        _update_table(con, plan)
+        _make_room(con, marts[plan.name])
+        _update_table(con, plan, marts[plan.name].schema)
     for mart in marts.values():
+        _pii_view(con, mart)
         _copy_comments(con, mart)
     rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
     _write_manifest(con, run_id, plans, rows, digests)
@@ -304,8 +323,9 @@ def _publish_with(
     return tuple(marts), rows, days, files, removed
 
 
-def _marts(con) -> dict[str, _Mart]:
-    """Every table (and view) of the build's ``marts`` schema, with dbt's descriptions."""
+def _marts(con, pii: Mapping[str, frozenset[str]]) -> dict[str, _Mart]:
+    """Every table (and view) of the build's ``marts`` schema, with dbt's descriptions and its
+    PII columns."""
     relations = con.execute(
         """
         select table_name, comment from duckdb_tables()
@@ -328,18 +348,22 @@ def _marts(con) -> dict[str, _Mart]:
         if not _MART_NAME.fullmatch(name):
             raise PublishError(f"mart name {name!r} is not a plain identifier")
         mine = [(c, t, note) for table, c, t, note in columns if table == name]
+        marked = pii.get(name, frozenset())
+        if unknown := marked - {c for c, _, _ in mine}:
+            raise PublishError(f"mart {name}: PII columns {sorted(unknown)} are not in the table")
         out[name] = _Mart(
             name,
             tuple((c, t) for c, t, _ in mine),
             comment,
             {c: note for c, _, note in mine},
+            frozenset(marked),
         )
     return out
 
 
 def _previous(con, alias: str):
     """The last publication, as a serving file holds it: its marts, its partition digests and
-    its tables' columns (all empty for a fresh file)."""
+    its tables' columns by (schema, table) (all empty for a fresh file)."""
     tables = {
         name
         for (name,) in con.execute(
@@ -359,16 +383,19 @@ def _previous(con, alias: str):
             f"from {alias}.main._publication_partitions"
         ).fetchall():
             digests.setdefault(mart, {})[day] = (int(n), int(h))
-    columns: dict[str, list[tuple[str, str]]] = {}
-    for table, col, typ in con.execute(
+    columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, col, typ in con.execute(
         """
-        select table_name, column_name, data_type from duckdb_columns()
-        where database_name = ? and schema_name = 'main'
-        order by table_name, column_index
+        select c.schema_name, c.table_name, c.column_name, c.data_type
+        from duckdb_columns() as c
+        inner join duckdb_tables() as t
+            on c.database_oid = t.database_oid and c.table_oid = t.table_oid
+        where c.database_name = ? and c.schema_name in ('main', ?)
+        order by c.schema_name, c.table_name, c.column_index
         """,
-        [alias],
+        [alias, PII_SCHEMA],
     ).fetchall():
-        columns.setdefault(table, []).append((col, typ))
+        columns.setdefault((schema, table), []).append((col, typ))
     return marts, digests, {t: tuple(c) for t, c in columns.items()}
 
 
@@ -424,12 +451,12 @@ def _remove_partition(lake: Path, mart: str, key: Key) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _update_table(con, plan: MartPlan) -> None:
+def _update_table(con, plan: MartPlan, schema: str) -> None:
     """Bring the mart's table in the serving file up to the build: replace it whole, or delete
     the changed days and insert their rows. Row order carries no meaning in a table, so a whole
     table is copied as it is (sorting a large fact table would triple the cost of a full
     publication); inserted days go in by day, which keeps each day's rows together."""
-    target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
+    target, source = f"wh.{schema}.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
     if plan.replace_table:
         con.execute(f"create or replace table {target} as select * from {source}")
         return
@@ -445,13 +472,74 @@ def _update_table(con, plan: MartPlan) -> None:
         )
 
 
+def _make_room(con, mart: _Mart) -> None:
+    """Clear what a mart left in the other layout (it gained or lost PII columns since the last
+    publication; its table is then replaced whole, as its columns changed)."""
+    name = _id(mart.name)
+    kinds = dict(
+        con.execute(
+            """
+            select schema_name, 'table' from duckdb_tables()
+            where database_name = 'wh' and table_name = $name
+            union all
+            select schema_name, 'view' from duckdb_views()
+            where database_name = 'wh' and view_name = $name and not internal
+            """,
+            {"name": mart.name},
+        ).fetchall()
+    )
+    if mart.pii:
+        con.execute(f"create schema if not exists wh.{PII_SCHEMA}")
+        if kinds.get("main") == "table":
+            con.execute(f"drop table wh.main.{name}")
+    else:
+        if kinds.get("main") == "view":
+            con.execute(f"drop view wh.main.{name}")
+        if kinds.get(PII_SCHEMA) == "table":
+            con.execute(f"drop table wh.{PII_SCHEMA}.{name}")
+
+
+def _pii_view(con, mart: _Mart) -> None:
+    """A PII mart's ``main`` view: its table minus the PII columns."""
+    if not mart.pii:
+        return
+    name = _id(mart.name)
+    kept = ", ".join(_id(c) for c, _ in mart.columns if c not in mart.pii)
+    # the view's text names no catalog, so it resolves inside whichever file holds it
+    con.execute(f"create or replace view wh.main.{name} as select {kept} from {PII_SCHEMA}.{name}")
+
+
+def _drop_relations(con, name: str) -> None:
+    """Everything a removed mart left in the serving file."""
+    for schema, kind in con.execute(
+        """
+        select schema_name, 'table' from duckdb_tables()
+        where database_name = 'wh' and table_name = $name
+        union all
+        select schema_name, 'view' from duckdb_views()
+        where database_name = 'wh' and view_name = $name and not internal
+        order by 2 desc
+        """,
+        {"name": name},
+    ).fetchall():
+        con.execute(f"drop {kind} wh.{_id(schema)}.{_id(name)}")
+
+
 def _copy_comments(con, mart: _Mart) -> None:
-    """dbt's descriptions (persist_docs) onto the serving table and its columns."""
-    target = f"wh.main.{_id(mart.name)}"
+    """dbt's descriptions (persist_docs) onto the serving table and its columns (and onto the
+    view of a PII mart)."""
+    target = f"wh.{mart.schema}.{_id(mart.name)}"
     con.execute(f"comment on table {target} is {_lit_or_null(mart.comment)}")
     for col, _ in mart.columns:
         note = mart.column_comments.get(col)
         con.execute(f"comment on column {target}.{_id(col)} is {_lit_or_null(note)}")
+    if mart.pii:
+        view = f"wh.main.{_id(mart.name)}"
+        con.execute(f"comment on view {view} is {_lit_or_null(mart.comment)}")
+        for col, _ in mart.columns:
+            if col not in mart.pii:
+                note = mart.column_comments.get(col)
+                con.execute(f"comment on column {view}.{_id(col)} is {_lit_or_null(note)}")
 
 
 def _write_manifest(con, run_id: str, plans: Sequence[MartPlan], rows, digests) -> None:

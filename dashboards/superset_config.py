@@ -1,0 +1,118 @@
+"""Superset's configuration for cardlake (loaded through ``SUPERSET_CONFIG_PATH``).
+
+Runs in Superset's own environment (``.venv-superset``), never in the pipelines' one. Everything
+that differs per install comes from the environment that ``cardlake serve`` / ``cardlake
+dashboards provision`` set up (``pipelines/lib/superset.py``):
+
+- ``CARDLAKE_SUPERSET_HOME``: the git-ignored state folder (metadata DB, caches, secret key);
+- ``CARDLAKE_LAKE``: the lake whose ``warehouse.duckdb`` the dashboards read (the bundle's
+  database URI is templated from it at provisioning time).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask_appbuilder.security.manager import AUTH_DB
+
+_HOME = Path(
+    os.environ.get("CARDLAKE_SUPERSET_HOME")
+    or Path(__file__).resolve().parent.parent / ".state" / "superset"
+).resolve()
+_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key(path: Path) -> str:
+    """A key generated once per install and kept beside the metadata DB (never a default, never
+    committed): it signs sessions and encrypts the stored database connection details."""
+    if env := os.environ.get("SUPERSET_SECRET_KEY"):
+        return env
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    return path.read_text(encoding="ascii").strip()
+
+
+SECRET_KEY = _secret_key(_HOME / "secret_key")
+
+# --- metadata -----------------------------------------------------------------------------------
+SQLALCHEMY_DATABASE_URI = f"sqlite:///{_HOME / 'superset.db'}?check_same_thread=false"
+SQLALCHEMY_EXAMPLES_URI = None  # no example data, ever
+
+# --- authentication and roles -------------------------------------------------------------------
+AUTH_TYPE = AUTH_DB
+AUTH_ROLE_PUBLIC = None  # nothing is visible without a login
+PUBLIC_ROLE_LIKE = None
+# the provisioning builds the team roles (dashboards/roles.yml); dashboard access follows them
+FEATURE_FLAGS = {
+    "DASHBOARD_RBAC": True,
+    # every chart of a dashboard renders at once (a screenshot or a print shows them all)
+    "DASHBOARD_VIRTUALIZATION": False,
+    "ENABLE_TEMPLATE_PROCESSING": False,
+    "ALERT_REPORTS": False,
+    "THUMBNAILS": False,
+    "EMBEDDED_SUPERSET": False,
+}
+# the browser tests log in once per role; a human typing a wrong password still gets slowed down
+AUTH_RATE_LIMIT = "30 per minute"
+
+# --- languages: Chinese first, English one click away ---------------------------------------------
+BABEL_DEFAULT_LOCALE = "zh"
+LANGUAGES = {
+    "zh": {"flag": "cn", "name": "简体中文"},
+    "en": {"flag": "us", "name": "English"},
+}
+
+# --- caches ---------------------------------------------------------------------------------------
+# Chart data: a short time-out, because the live path republishes every few seconds and the
+# dashboards auto-refresh; the cache only spares the warehouse identical queries from many viewers.
+_CACHE = _HOME / "cache"
+CACHE_CONFIG = {
+    "CACHE_TYPE": "FileSystemCache",
+    "CACHE_DIR": str(_CACHE / "metadata"),
+    "CACHE_DEFAULT_TIMEOUT": 300,
+    "CACHE_KEY_PREFIX": "cardlake_meta_",
+}
+DATA_CACHE_CONFIG = {
+    "CACHE_TYPE": "FileSystemCache",
+    "CACHE_DIR": str(_CACHE / "data"),
+    "CACHE_DEFAULT_TIMEOUT": 30,
+    "CACHE_KEY_PREFIX": "cardlake_data_",
+}
+FILTER_STATE_CACHE_CONFIG = {
+    "CACHE_TYPE": "FileSystemCache",
+    "CACHE_DIR": str(_CACHE / "filter_state"),
+    "CACHE_DEFAULT_TIMEOUT": 86400,
+}
+EXPLORE_FORM_DATA_CACHE_CONFIG = {
+    "CACHE_TYPE": "FileSystemCache",
+    "CACHE_DIR": str(_CACHE / "explore"),
+    "CACHE_DEFAULT_TIMEOUT": 86400,
+}
+
+# --- exports --------------------------------------------------------------------------------------
+# Excel opens a BOM-marked UTF-8 CSV with its Chinese text intact
+CSV_EXPORT = {"encoding": "utf-8-sig"}
+EXCEL_EXPORT = {"index": False}
+
+# --- SQL Lab --------------------------------------------------------------------------------------
+# The warehouse is opened read-only with DuckDB's file access switched off (databases/*.yaml);
+# Superset adds its own DML refusal and a row cap on top.
+SQL_MAX_ROW = 100_000
+DISPLAY_MAX_ROW = 10_000
+SQLLAB_TIMEOUT = 120
+SUPERSET_WEBSERVER_TIMEOUT = 120
+PREVENT_UNSAFE_DB_CONNECTIONS = True
+ALLOW_FILE_UPLOADS = False
+WTF_CSRF_ENABLED = True
+
+# --- the web app behind cardlake serve (loopback, plain HTTP) --------------------------------------
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False
+TALISMAN_ENABLED = False  # no HTTPS on loopback; a reverse proxy in front adds the headers
+APP_NAME = "cardlake"
