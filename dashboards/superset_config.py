@@ -46,7 +46,7 @@ SQLALCHEMY_EXAMPLES_URI = None  # no example data, ever
 
 # --- authentication and roles -------------------------------------------------------------------
 AUTH_TYPE = AUTH_DB
-AUTH_ROLE_PUBLIC = None  # nothing is visible without a login
+# the Public role (anonymous visitors) holds no permission: nothing is visible without a login
 PUBLIC_ROLE_LIKE = None
 # the provisioning builds the team roles (dashboards/roles.yml); dashboard access follows them
 FEATURE_FLAGS = {
