@@ -275,6 +275,10 @@ def _slug(text: str) -> str:
 
 
 def _renumber_dashboard(data: dict[str, Any], renumber: dict[int, int]) -> None:
+    """Chart ids inside a dashboard in the bundle's numbering. ``chartsInScope`` lists are left
+    out: Superset derives them from each filter's scope (whose ``excluded`` ids its importer maps),
+    and an imported list would keep ids of the exporting install."""
+
     def ids(values):
         return sorted(renumber.get(int(v), int(v)) for v in values)
 
@@ -283,30 +287,31 @@ def _renumber_dashboard(data: dict[str, Any], renumber: dict[int, int]) -> None:
         if meta and meta.get("chartId") is not None:
             meta["chartId"] = renumber.get(int(meta["chartId"]), meta["chartId"])
     meta = data.get("metadata") or {}
+    meta["color_scheme_domain"] = []  # derived from color_scheme
     for f in meta.get("native_filter_configuration") or []:
-        if "chartsInScope" in f:
-            f["chartsInScope"] = ids(f["chartsInScope"])
+        f.pop("chartsInScope", None)
         scope = f.get("scope") or {}
         if "excluded" in scope:
             scope["excluded"] = ids(scope["excluded"])
     glob = meta.get("global_chart_configuration") or {}
-    if "chartsInScope" in glob:
-        glob["chartsInScope"] = ids(glob["chartsInScope"])
+    glob.pop("chartsInScope", None)
     config = meta.get("chart_configuration") or {}
-    meta["chart_configuration"] = {
-        str(renumber.get(int(k), int(k))): {
-            **v,
-            "id": renumber.get(int(v.get("id", k)), v.get("id")),
-            "crossFilters": {
-                **(v.get("crossFilters") or {}),
-                "chartsInScope": ids((v.get("crossFilters") or {}).get("chartsInScope") or []),
-            },
-        }
-        for k, v in sorted(config.items(), key=lambda kv: renumber.get(int(kv[0]), int(kv[0])))
-    }
-    for key in ("timed_refresh_immune_slices",):
-        if key in meta:
-            meta[key] = ids(meta[key])
+    renumbered = {}
+    for key, value in sorted(config.items(), key=lambda kv: renumber.get(int(kv[0]), int(kv[0]))):
+        value = dict(value)
+        if "id" in value:
+            value["id"] = renumber.get(int(value["id"]), value["id"])
+        cross = dict(value.get("crossFilters") or {})
+        cross.pop("chartsInScope", None)
+        scope = cross.get("scope")
+        if isinstance(scope, dict) and "excluded" in scope:
+            scope["excluded"] = ids(scope["excluded"])
+        if cross:
+            value["crossFilters"] = cross
+        renumbered[str(renumber.get(int(key), int(key)))] = value
+    meta["chart_configuration"] = renumbered
+    if "timed_refresh_immune_slices" in meta:
+        meta["timed_refresh_immune_slices"] = ids(meta["timed_refresh_immune_slices"])
     if "expanded_slices" in meta:
         meta["expanded_slices"] = {
             str(renumber.get(int(k), int(k))): v for k, v in meta["expanded_slices"].items()
