@@ -84,7 +84,8 @@ def _permission(sm, name: str):
 
 def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -> None:
     """Rebuild every role of roles.yml from scratch (idempotent), then the users."""
-    from superset import db, security_manager as sm
+    from superset import db
+    from superset import security_manager as sm
     from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
     from superset.models.core import Database
     from superset.models.dashboard import Dashboard
@@ -336,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = superset_app()
     with app.app_context(), app.test_request_context():
-        from superset import db, security_manager as sm
+        from superset import db
+        from superset import security_manager as sm
         from superset.utils.core import override_user
 
         # the importer and exporter act as a user: the admin (created on the first run)

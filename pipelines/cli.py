@@ -579,3 +579,154 @@ def _sql_error(exc: Exception) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+# ------------------------------------------------------------------------------ dashboards, serve
+dashboards_app = typer.Typer(
+    help="Superset's dashboards, kept as code in `dashboards/` (an unzipped export bundle).",
+    no_args_is_help=True,
+)
+app.add_typer(dashboards_app, name="dashboards")
+
+
+def _superset(lake: Path | None, home: Path | None):
+    from pipelines.lib.superset import Superset
+    from pipelines.resources import superset_home
+
+    return Superset(
+        home=(home or superset_home()).resolve(), lake=(lake or _default_lake()).resolve()
+    )
+
+
+_HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Superset's state folder [default: $CARDLAKE_SUPERSET_HOME or ./.state/superset]."
+    ),
+]
+_LakeOption = Annotated[
+    Path | None, typer.Option(help="Lake root [default: $CARDLAKE_LAKE or ./lake].")
+]
+
+
+@dashboards_app.command("provision")
+def dashboards_provision(
+    lake: _LakeOption = None,
+    home: _HomeOption = None,
+    demo_users: Annotated[
+        bool,
+        typer.Option(help="Create one demo login per role (user `ops`, password `ops-demo`, ...)."),
+    ] = True,
+) -> None:
+    """Import `dashboards/` into Superset (idempotent: assets are matched by UUID), rebuild the
+    roles of `dashboards/roles.yml` with their row-level security, and create the users."""
+    from pipelines.lib.superset import SupersetError
+
+    superset = _superset(lake, home)
+    try:
+        console.print(superset.provision(demo_users=demo_users))
+    except SupersetError as exc:
+        _stderr.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@dashboards_app.command("export")
+def dashboards_export(lake: _LakeOption = None, home: _HomeOption = None) -> None:
+    """Write the dashboards, charts, datasets and database as Superset holds them now back into
+    `dashboards/`, normalised so that `git diff` shows only what was changed in the UI."""
+    from pipelines.lib.superset import SupersetError
+
+    try:
+        changed = _superset(lake, home).export()
+    except SupersetError as exc:
+        _stderr.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print("\n".join(changed) if changed else "no changes")
+
+
+@app.command()
+def serve(
+    lake: _LakeOption = None,
+    home: _HomeOption = None,
+    host: Annotated[str, typer.Option(help="Interface both UIs listen on.")] = "127.0.0.1",
+    superset_port: Annotated[int, typer.Option(help="Superset's port.")] = 8088,
+    dagster_port: Annotated[int, typer.Option(help="Dagster UI's port (0: no Dagster UI).")] = 3000,
+) -> None:
+    """Provision Superset and start it with the Dagster UI (schedules, sensors, runs); print the
+    URLs and the demo logins, and keep serving until Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+
+    from pipelines.lib.superset import ADMIN, SupersetError, demo_logins, stop, wait_ready
+
+    superset = _superset(lake, home)
+    procs: list[subprocess.Popen] = []
+    try:
+        console.print(f"provisioning Superset ({superset.home}) …")
+        console.print(superset.provision())
+        web = superset.start(host=host, port=superset_port)
+        procs.append(web)
+        if dagster_port:
+            root = Path(__file__).resolve().parents[1]
+            env = {**os.environ, "CARDLAKE_LAKE": str(superset.lake)}
+            env.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
+            log = (superset.home / "dagster.log").open("ab")
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dagster",
+                        "dev",
+                        "-m",
+                        "pipelines.definitions",
+                        "-h",
+                        host,
+                        "-p",
+                        str(dagster_port),
+                    ],
+                    env=env,
+                    cwd=root,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        url = f"http://{host}:{superset_port}"
+        wait_ready(url, web)
+    except SupersetError as exc:
+        for proc in procs:
+            stop(proc)
+        _stderr.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+    table = Table(title="cardlake is serving", show_lines=False)
+    table.add_column("what")
+    table.add_column("where / login")
+    table.add_row("Superset (dashboards, SQL Lab)", url)
+    if dagster_port:
+        table.add_row("Dagster (pipelines)", f"http://{host}:{dagster_port}")
+    table.add_row("admin", f"{ADMIN} / {superset.admin_password()}")
+    for role, (user, password) in demo_logins().items():
+        table.add_row(role, f"{user} / {password}")
+    console.print(table)
+    console.print(f"logs: {superset.home}/superset.log, dagster.log · Ctrl-C stops both")
+
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            stop(proc)
+    if not stopping and any(p.returncode not in (None, 0, -15) for p in procs):
+        raise typer.Exit(1)

@@ -24,6 +24,12 @@ def lake_root() -> Path:
     return Path(os.environ.get("CARDLAKE_LAKE", "lake")).resolve()
 
 
+def superset_home() -> Path:
+    """Superset's state folder (metadata DB, caches, secret key, admin password); git-ignored."""
+    default = Path(__file__).resolve().parents[1] / ".state" / "superset"
+    return Path(os.environ.get("CARDLAKE_SUPERSET_HOME", default)).resolve()
+
+
 class SourcesResource(dg.ConfigurableResource):
     """The folder the file sources (statements, CRM exports, supplier batches) arrive in."""
 

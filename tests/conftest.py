@@ -169,3 +169,92 @@ def modelled_shop(
     assert all(o.success for o in outcomes), [o.failures for o in outcomes]
     run_dbt(lake, "build")
     return ModelledShop(cfg, summary.out, lake)
+
+
+@pytest.fixture(scope="session")
+def served_shop(modelled_shop: ModelledShop) -> ModelledShop:
+    """The modelled shop, published: ``lake/marts`` and ``lake/warehouse.duckdb``."""
+    from pipelines.lib.publish import publish
+
+    publish(modelled_shop.lake)
+    return modelled_shop
+
+
+# ------------------------------------------------------------------------------------ Superset
+@dataclasses.dataclass(frozen=True)
+class SupersetServer:
+    """A real Superset (gunicorn, its own env) on loopback, provisioned from ``dashboards/``."""
+
+    url: str
+    home: Path
+    lake: Path
+    admin_password: str
+
+    def login(self, username: str, password: str | None = None):
+        """A ``requests`` session logged in through the REST API (JWT), with the CSRF token and
+        Referer header Superset wants on writes."""
+        import requests
+
+        from pipelines.lib.superset import ADMIN, demo_logins
+
+        if password is None:
+            if username == ADMIN:
+                password = self.admin_password
+            else:
+                password = dict(demo_logins().values())[username]
+        s = requests.Session()
+        r = s.post(
+            f"{self.url}/api/v1/security/login",
+            json={"username": username, "password": password, "provider": "db", "refresh": True},
+            timeout=30,
+        )
+        r.raise_for_status()
+        s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        s.headers["Referer"] = self.url
+        r = s.get(f"{self.url}/api/v1/security/csrf_token/", timeout=30)
+        r.raise_for_status()
+        s.headers["X-CSRFToken"] = r.json()["result"]
+        return s
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _superset_template() -> Path:
+    """A metadata DB after ``superset db upgrade`` + ``superset init`` (40 s), made once per
+    Superset version and config and copied into every test install (under a lock: xdist)."""
+    import fcntl
+
+    from pipelines.lib.superset import ROOT, Superset
+
+    template = ROOT / ".state" / "superset-test-template"
+    template.mkdir(parents=True, exist_ok=True)
+    with (template.parent / "superset-test-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        Superset(home=template, lake=template).init()
+    return template
+
+
+@pytest.fixture(scope="session")
+def superset_server(served_shop: ModelledShop, tmp_path_factory) -> Iterator[SupersetServer]:
+    """Superset serving the published test shop: the template metadata DB, the bundle and the
+    roles provisioned, gunicorn started on a free port."""
+    from pipelines.lib.superset import Superset, stop, wait_ready
+
+    template = _superset_template()
+    home = tmp_path_factory.mktemp("superset")
+    for name in ("superset.db", "initialised", "secret_key"):
+        shutil.copy2(template / name, home / name)
+    superset = Superset(home=home, lake=served_shop.lake)
+    superset.provision()
+    port = _free_port()
+    proc = superset.start(port=port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        yield SupersetServer(url, home, served_shop.lake, superset.admin_password())
+    finally:
+        stop(proc)

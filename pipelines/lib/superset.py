@@ -1,0 +1,191 @@
+"""Running Superset for cardlake: its own environment, its state folder, provisioning, the server.
+
+Superset cannot share the pipelines' environment (it pins SQLAlchemy 1.4, pandas 2.1 and pyarrow
+18), so it lives in ``.venv-superset`` (``make setup``) and everything here drives it through child
+processes: ``superset db upgrade`` / ``superset init`` once per install (and after an upgrade),
+``dashboards/provision.py`` for the bundle, the roles and the users, and gunicorn for the web app.
+
+The state folder (``.state/superset`` by default, git-ignored) holds the SQLite metadata DB, the
+caches, the secret key and the generated admin password; nothing there is ever committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = ROOT / ".venv-superset"
+BUNDLE = ROOT / "dashboards"
+CONFIG = BUNDLE / "superset_config.py"
+PROVISION = BUNDLE / "provision.py"
+ROLES = BUNDLE / "roles.yml"
+ADMIN = "admin"
+
+
+class SupersetError(RuntimeError):
+    """Superset could not be set up, provisioned or started; the message says what failed."""
+
+
+@dataclass(frozen=True)
+class Superset:
+    """One Superset install: its state folder and the lake it serves."""
+
+    home: Path
+    lake: Path
+    venv: Path = VENV
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of every Superset child process."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("VIRTUAL_ENV", "PYTHON", "SUPERSET_"))
+        }
+        env.update(
+            {
+                "SUPERSET_CONFIG_PATH": str(CONFIG),
+                "CARDLAKE_SUPERSET_HOME": str(self.home),
+                "CARDLAKE_LAKE": str(self.lake),
+                "CARDLAKE_SUPERSET_ADMIN_PASSWORD": self.admin_password(),
+                "FLASK_APP": "superset",
+                "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+        )
+        env.update(extra or {})
+        return env
+
+    def admin_password(self) -> str:
+        """Generated once per install, kept (mode 600) in the state folder."""
+        path = self.home / "admin_password"
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text(encoding="ascii").strip()
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_urlsafe(18))
+        return path.read_text(encoding="ascii").strip()
+
+    def _run(self, *args: str, what: str) -> str:
+        if not (self.bin / "superset").exists():
+            raise SupersetError(
+                f"Superset's environment is missing ({self.venv}): run `make setup`"
+            )
+        result = subprocess.run(
+            list(args), env=self.env(), cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-25:])
+            raise SupersetError(f"{what} failed (exit {result.returncode}):\n{tail}")
+        return result.stdout
+
+    def init(self) -> bool:
+        """Create or upgrade the metadata DB and Superset's own permissions; skipped when this
+        install already ran it for the installed Superset and config (returns whether it ran)."""
+        stamp = self.home / "initialised"
+        version = subprocess.run(
+            [str(self.bin / "python"), "-c", "import superset; print(superset.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        key = f"{version} {CONFIG.stat().st_mtime_ns}"
+        if stamp.exists() and stamp.read_text(encoding="utf-8") == key:
+            return False
+        self._run(str(self.bin / "superset"), "db", "upgrade", what="superset db upgrade")
+        self._run(str(self.bin / "superset"), "init", what="superset init")
+        stamp.write_text(key, encoding="utf-8")
+        return True
+
+    def provision(self, demo_users: bool = True) -> str:
+        """Import the bundle, rebuild the roles and (re)create the admin and demo users."""
+        self.init()
+        args = [str(self.bin / "python"), str(PROVISION), "import"]
+        if not demo_users:
+            args.append("--no-demo-users")
+        return self._run(*args, what="provisioning the dashboards").strip().splitlines()[-1]
+
+    def export(self) -> list[str]:
+        """Write Superset's current assets back over ``dashboards/`` (normalised)."""
+        self.init()
+        out = self._run(str(self.bin / "python"), str(PROVISION), "export", what="export")
+        lines = [line for line in out.strip().splitlines() if line and line != "no changes"]
+        return lines
+
+    def start(
+        self, host: str = "127.0.0.1", port: int = 8088, workers: int = 2
+    ) -> subprocess.Popen:
+        """Start the web app (gunicorn; threads so that a dashboard's charts load together).
+        The caller stops it; ``wait_ready`` waits for it to answer."""
+        log = (self.home / "superset.log").open("ab")
+        return subprocess.Popen(
+            [
+                str(self.bin / "gunicorn"),
+                "--workers",
+                str(workers),
+                "--threads",
+                "8",
+                "--timeout",
+                "120",
+                "--bind",
+                f"{host}:{port}",
+                "--access-logfile",
+                "-",
+                "superset.app:create_app()",
+            ],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
+    """Block until ``url``/health answers 200 (or the process dies, or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SupersetError(f"Superset exited with {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise SupersetError(f"Superset did not answer at {url} within {timeout:.0f} s")
+
+
+def demo_logins() -> dict[str, tuple[str, str]]:
+    """Role → (user, password) of the demo users that provisioning creates."""
+    config = yaml.safe_load(ROLES.read_text(encoding="utf-8"))
+    return {role: (user, f"{user}-demo") for user, role in config["demo_users"].items()}
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop a server started by ``Superset.start`` (its whole process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
