@@ -5,17 +5,21 @@ PY ?= python3.11
 VENV := .venv
 LOCK := requirements/cardlake.lock
 STAMP := $(VENV)/.synced
+# Superset pins SQLAlchemy 1.4, pandas 2.1 and pyarrow 18: it gets an env of its own
+SUPERSET_VENV := .venv-superset
+SUPERSET_LOCK := requirements/superset.lock
+SUPERSET_STAMP := $(SUPERSET_VENV)/.synced
 APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
 LAKE ?= $(CURDIR)/lake
 DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo test test-fast lint fix bench lock clean dagster dbt-sources docs
+.PHONY: help setup demo serve test test-fast lint fix bench lock clean dagster dbt-sources docs dashboards-export
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## install everything (uv, Debian packages, the locked Python env); quick when nothing changed
+setup: $(STAMP) $(SUPERSET_STAMP) ## install everything (uv, Debian packages, both locked Python envs); quick when nothing changed
 
 $(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
@@ -28,13 +32,25 @@ $(STAMP): $(LOCK) pyproject.toml requirements/apt.txt
 	uv pip install -q --python $(VENV)/bin/python --no-deps -e .
 	@touch $(STAMP)
 
-demo: setup ## generate a realistic demo shop into ./sources, land, model and publish it into ./lake
+$(SUPERSET_STAMP): $(SUPERSET_LOCK) $(STAMP)
+	@[ -x $(SUPERSET_VENV)/bin/python ] || uv venv -q --python $(PY) $(SUPERSET_VENV)
+	uv pip sync -q --compile-bytecode --python $(SUPERSET_VENV)/bin/python $(SUPERSET_LOCK)
+	@touch $(SUPERSET_STAMP)
+
+demo: setup ## generate a demo shop into ./sources, run the daily cycle into ./lake, then serve the UIs
 	cardlake simulate $(DEMO_ARGS) --out sources
 	cardlake run --sources sources --lake lake
 	$(MAKE) --no-print-directory docs
 	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb)"
 	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
-	@echo "Dagster UI: make dagster · live orders: cardlake simulate --live"
+	@echo "Live orders: cardlake simulate --live"
+	cardlake serve --lake lake
+
+serve: setup ## provision Superset and serve it (:8088) with the Dagster UI (:3000) on ./lake; prints the logins
+	cardlake serve --lake $(LAKE)
+
+dashboards-export: setup ## write the dashboards as Superset holds them now back into dashboards/ (a clean diff)
+	cardlake dashboards export --lake $(LAKE)
 
 
 # Python 3.11.7 (this machine's) has a CPython bug (gh-106905) that now and then fails pytest's
@@ -42,7 +58,7 @@ demo: setup ## generate a realistic demo shop into ./sources, land, model and pu
 # with plain asserts. Run `pytest` directly for assertion introspection while debugging.
 PYTEST_ARGS ?= -n 2 --dist loadfile -q --assert=plain
 
-test: setup ## run every test (unit, integration, property)
+test: setup ## run every test (unit, integration, property, browser: a real Superset and Chromium)
 	pytest $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests only
@@ -72,9 +88,10 @@ bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator,
 	python benchmarks/bench_ingest.py
 	python benchmarks/bench_models.py
 
-lock: ## re-resolve the lock file from pyproject.toml (exact pins with hashes)
+lock: ## re-resolve both lock files (pyproject.toml, requirements/superset.in; exact pins with hashes)
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)
+	uv pip compile requirements/superset.in --python-version 3.11 --generate-hashes --no-header -o $(SUPERSET_LOCK)
 
 clean: ## remove generated data, Dagster run state and the env
-	rm -rf sources lake/* $(VENV) benchmarks/cache
+	rm -rf sources lake/* $(VENV) $(SUPERSET_VENV) benchmarks/cache .state artefacts
 	find dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

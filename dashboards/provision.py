@@ -33,6 +33,8 @@ BUNDLE = Path(__file__).resolve().parent
 ASSET_DIRS = ("databases", "datasets", "charts", "dashboards")
 URI_TEMPLATE = "duckdb:///${CARDLAKE_LAKE}/warehouse.duckdb"
 ADMIN = "admin"
+#: marks the lines meant for ``cardlake`` (Superset prints its own lines to stdout too)
+REPORT = "cardlake: "
 
 
 # ----------------------------------------------------------------------------------- bundle files
@@ -350,12 +352,13 @@ def main(argv: list[str] | None = None) -> int:
                 roles = yaml.safe_load((args.bundle / "roles.yml").read_text(encoding="utf-8"))
                 apply_roles(roles, password, demo_users=not args.no_demo_users)
                 print(
-                    f"provisioned {len(bundle_files(args.bundle)) - 1} assets, "
+                    f"{REPORT}provisioned {len(bundle_files(args.bundle)) - 1} assets, "
                     f"{len(roles['roles'])} roles"
                 )
             else:
                 written = export_bundle(args.bundle, lake)
-                print("\n".join(written) if written else "no changes")
+                for name in written:
+                    print(f"{REPORT}{name}")
     return 0
 
 

@@ -624,7 +624,7 @@ def dashboards_provision(
 
     superset = _superset(lake, home)
     try:
-        console.print(superset.provision(demo_users=demo_users))
+        console.print(superset.provision(demo_users=demo_users), markup=False)
     except SupersetError as exc:
         _stderr.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
@@ -641,7 +641,7 @@ def dashboards_export(lake: _LakeOption = None, home: _HomeOption = None) -> Non
     except SupersetError as exc:
         _stderr.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
-    console.print("\n".join(changed) if changed else "no changes")
+    console.print("\n".join(changed) if changed else "no changes", markup=False)
 
 
 @app.command()
@@ -664,7 +664,7 @@ def serve(
     procs: list[subprocess.Popen] = []
     try:
         console.print(f"provisioning Superset ({superset.home}) …")
-        console.print(superset.provision())
+        console.print(superset.provision(), markup=False)
         web = superset.start(host=host, port=superset_port)
         procs.append(web)
         if dagster_port:

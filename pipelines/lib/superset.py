@@ -31,6 +31,8 @@ CONFIG = BUNDLE / "superset_config.py"
 PROVISION = BUNDLE / "provision.py"
 ROLES = BUNDLE / "roles.yml"
 ADMIN = "admin"
+#: the prefix of provision.py's own output lines
+REPORT = "cardlake: "
 
 
 class SupersetError(RuntimeError):
@@ -118,14 +120,21 @@ class Superset:
         args = [str(self.bin / "python"), str(PROVISION), "import"]
         if not demo_users:
             args.append("--no-demo-users")
-        return self._run(*args, what="provisioning the dashboards").strip().splitlines()[-1]
+        return "\n".join(_reported(self._run(*args, what="provisioning the dashboards")))
 
-    def export(self) -> list[str]:
-        """Write Superset's current assets back over ``dashboards/`` (normalised)."""
+    def export(self, bundle: Path = BUNDLE) -> list[str]:
+        """Write Superset's current assets back over the bundle (normalised); returns the files
+        that changed."""
         self.init()
-        out = self._run(str(self.bin / "python"), str(PROVISION), "export", what="export")
-        lines = [line for line in out.strip().splitlines() if line and line != "no changes"]
-        return lines
+        out = self._run(
+            str(self.bin / "python"),
+            str(PROVISION),
+            "export",
+            "--bundle",
+            str(bundle),
+            what="export",
+        )
+        return _reported(out)
 
     def start(
         self, host: str = "127.0.0.1", port: int = 8088, workers: int = 2
@@ -154,6 +163,10 @@ class Superset:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _reported(stdout: str) -> list[str]:
+    return [line.removeprefix(REPORT) for line in stdout.splitlines() if line.startswith(REPORT)]
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
