@@ -116,11 +116,9 @@ def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -
             dataset = datasets[name]
             perms.append(sm.add_permission_view_menu("datasource_access", dataset.get_perm()))
         for schema in spec.get("schemas", []):
-            if schema == "pii":
-                raise SystemExit("roles.yml: the pii schema is granted to no role")
+            # schema access only: database access would let SQL Lab skip the per-schema check
             perm = sm.get_schema_perm(database.database_name, None, schema)
             perms.append(sm.add_permission_view_menu("schema_access", perm))
-            perms.append(sm.add_permission_view_menu("database_access", database.perm))
         role.permissions = list(dict.fromkeys(perms))
 
         for table_name, clause in (spec.get("row_level_security") or {}).items():

@@ -25,10 +25,10 @@ and none blocks, or is blocked by, a publisher. Every mart is a real table insid
 readers open it with every file operation disabled (``open_warehouse``). A lock file keeps two
 publishers from interleaving.
 
-Columns the dbt project marks ``meta: {pii: true}`` (raw contacts) never sit in the serving file's
-``main`` schema, which every reader and the Analyst's SQL Lab see: such a mart's table lives in
-schema ``pii`` and ``main.<mart>`` is a view of it without those columns. Superset grants the
-``pii`` schema to no role; the Parquet under ``lake/marts/`` keeps every column for the engineers.
+Columns the dbt project marks ``meta: {pii: true}`` (raw contacts) never enter the serving file,
+which every reader and the Analyst's SQL Lab see: a SQL parser's table check is no wall (DuckDB
+reads tables through ``query_table()``, ``summarize``, ``pivot`` ...), a file without the data is.
+The Parquet under ``lake/marts/`` keeps every column for the engineers.
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ import duckdb
 from pipelines.lib.dbt import build_db, mart_pii_columns
 
 WAREHOUSE = "warehouse.duckdb"
-#: the serving file's schema for marts holding PII columns (``main`` has a view without them)
-PII_SCHEMA = "pii"
 MARTS = "marts"
 LOCK = Path("_build") / "publish.lock"
 PARTITION_COLUMN = "business_date"
@@ -244,9 +242,9 @@ class _Mart:
         return any(c == PARTITION_COLUMN for c, _ in self.columns)
 
     @property
-    def schema(self) -> str:
-        """Where its table lives in the serving file."""
-        return PII_SCHEMA if self.pii else "main"
+    def served(self) -> tuple[tuple[str, str], ...]:
+        """The columns its table in the serving file holds: all but the PII ones."""
+        return tuple((c, t) for c, t in self.columns if c not in self.pii)
 
 
 def _publish_with(
@@ -284,7 +282,7 @@ def _publish_with(
     for mart in marts.values():
         current = _digests(con, mart)
         digests[mart.name] = current
-        same_columns = previous_columns.get((mart.schema, mart.name)) == mart.columns
+        same_columns = previous_columns.get(mart.name) == mart.served
         write, remove = plan_partitions(
             current,
             previous_digests.get(mart.name, {}) if same_columns else {},
@@ -308,10 +306,8 @@ def _publish_with(
 
     con.execute("begin")
     for plan in plans:
-        _make_room(con, marts[plan.name])
-        _update_table(con, plan, marts[plan.name].schema)
+        _update_table(con, plan, marts[plan.name])
     for mart in marts.values():
-        _pii_view(con, mart)
         _copy_comments(con, mart)
     rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
     _write_manifest(con, run_id, plans, rows, digests)
@@ -363,7 +359,7 @@ def _marts(con, pii: Mapping[str, frozenset[str]]) -> dict[str, _Mart]:
 
 def _previous(con, alias: str):
     """The last publication, as a serving file holds it: its marts, its partition digests and
-    its tables' columns by (schema, table) (all empty for a fresh file)."""
+    its tables' columns (all empty for a fresh file)."""
     tables = {
         name
         for (name,) in con.execute(
@@ -383,19 +379,19 @@ def _previous(con, alias: str):
             f"from {alias}.main._publication_partitions"
         ).fetchall():
             digests.setdefault(mart, {})[day] = (int(n), int(h))
-    columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for schema, table, col, typ in con.execute(
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, col, typ in con.execute(
         """
-        select c.schema_name, c.table_name, c.column_name, c.data_type
+        select c.table_name, c.column_name, c.data_type
         from duckdb_columns() as c
         inner join duckdb_tables() as t
             on c.database_oid = t.database_oid and c.table_oid = t.table_oid
-        where c.database_name = ? and c.schema_name in ('main', ?)
-        order by c.schema_name, c.table_name, c.column_index
+        where c.database_name = ? and c.schema_name = 'main'
+        order by c.table_name, c.column_index
         """,
-        [alias, PII_SCHEMA],
+        [alias],
     ).fetchall():
-        columns.setdefault((schema, table), []).append((col, typ))
+        columns.setdefault(table, []).append((col, typ))
     return marts, digests, {t: tuple(c) for t, c in columns.items()}
 
 
@@ -451,14 +447,15 @@ def _remove_partition(lake: Path, mart: str, key: Key) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _update_table(con, plan: MartPlan, schema: str) -> None:
+def _update_table(con, plan: MartPlan, mart: _Mart) -> None:
     """Bring the mart's table in the serving file up to the build: replace it whole, or delete
     the changed days and insert their rows. Row order carries no meaning in a table, so a whole
     table is copied as it is (sorting a large fact table would triple the cost of a full
     publication); inserted days go in by day, which keeps each day's rows together."""
-    target, source = f"wh.{schema}.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
+    target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
+    served = ", ".join(_id(c) for c, _ in mart.served)
     if plan.replace_table:
-        con.execute(f"create or replace table {target} as select * from {source}")
+        con.execute(f"create or replace table {target} as select {served} from {source}")
         return
     if not plan.days:
         return
@@ -468,45 +465,9 @@ def _update_table(con, plan: MartPlan, schema: str) -> None:
     written = ", ".join(f"{_lit(k)}::date" for k in plan.write if k is not None)
     if written:
         con.execute(
-            f"insert into {target} select * from {source} where {day} in ({written}) order by {day}"
+            f"insert into {target} select {served} from {source} where {day} in ({written}) "
+            f"order by {day}"
         )
-
-
-def _make_room(con, mart: _Mart) -> None:
-    """Clear what a mart left in the other layout (it gained or lost PII columns since the last
-    publication; its table is then replaced whole, as its columns changed)."""
-    name = _id(mart.name)
-    kinds = dict(
-        con.execute(
-            """
-            select schema_name, 'table' from duckdb_tables()
-            where database_name = 'wh' and table_name = $name
-            union all
-            select schema_name, 'view' from duckdb_views()
-            where database_name = 'wh' and view_name = $name and not internal
-            """,
-            {"name": mart.name},
-        ).fetchall()
-    )
-    if mart.pii:
-        con.execute(f"create schema if not exists wh.{PII_SCHEMA}")
-        if kinds.get("main") == "table":
-            con.execute(f"drop table wh.main.{name}")
-    else:
-        if kinds.get("main") == "view":
-            con.execute(f"drop view wh.main.{name}")
-        if kinds.get(PII_SCHEMA) == "table":
-            con.execute(f"drop table wh.{PII_SCHEMA}.{name}")
-
-
-def _pii_view(con, mart: _Mart) -> None:
-    """A PII mart's ``main`` view: its table minus the PII columns."""
-    if not mart.pii:
-        return
-    name = _id(mart.name)
-    kept = ", ".join(_id(c) for c, _ in mart.columns if c not in mart.pii)
-    # the view's text names no catalog, so it resolves inside whichever file holds it
-    con.execute(f"create or replace view wh.main.{name} as select {kept} from {PII_SCHEMA}.{name}")
 
 
 def _drop_relations(con, name: str) -> None:
@@ -526,20 +487,12 @@ def _drop_relations(con, name: str) -> None:
 
 
 def _copy_comments(con, mart: _Mart) -> None:
-    """dbt's descriptions (persist_docs) onto the serving table and its columns (and onto the
-    view of a PII mart)."""
-    target = f"wh.{mart.schema}.{_id(mart.name)}"
+    """dbt's descriptions (persist_docs) onto the serving table and its columns."""
+    target = f"wh.main.{_id(mart.name)}"
     con.execute(f"comment on table {target} is {_lit_or_null(mart.comment)}")
-    for col, _ in mart.columns:
+    for col, _ in mart.served:
         note = mart.column_comments.get(col)
         con.execute(f"comment on column {target}.{_id(col)} is {_lit_or_null(note)}")
-    if mart.pii:
-        view = f"wh.main.{_id(mart.name)}"
-        con.execute(f"comment on view {view} is {_lit_or_null(mart.comment)}")
-        for col, _ in mart.columns:
-            if col not in mart.pii:
-                note = mart.column_comments.get(col)
-                con.execute(f"comment on column {view}.{_id(col)} is {_lit_or_null(note)}")
 
 
 def _write_manifest(con, run_id: str, plans: Sequence[MartPlan], rows, digests) -> None:

@@ -540,3 +540,31 @@ def test_sql_shell_follows_new_publications(tmp_path: Path) -> None:
         shell.stdin.close()
         shell.wait(60)
     assert shell.returncode == 0
+
+
+def test_pii_columns_stay_out_of_the_serving_file(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    users = (
+        "create or replace table marts.dim_users as select 'U' || i as user_key, "
+        "['main.orders:phone:1380013' || lpad(i::varchar, 4, '0')] as identifiers, "
+        "'*******' || lpad(i::varchar, 4, '0') as contact_masked from range(10) t(i)"
+    )
+    _build(lake, users)
+    pii = {"dim_users": ["identifiers"]}
+    publish(lake, pii=pii)
+    _build(lake, users.replace("range(10)", "range(12)"))
+    publish(lake, changed_days=[_day(0)], pii=pii)
+    with duckdb.connect(str(lake / "warehouse.duckdb"), read_only=True) as con:
+        columns = _rows(
+            con, "select schema_name, table_name, column_name from duckdb_columns() order by all"
+        )
+        assert ("main", "dim_users", "identifiers") not in columns
+        assert not [c for c in columns if "identifiers" in c], columns
+        assert _rows(con, "select count(*), count(contact_masked) from dim_users") == [(12, 12)]
+    # the engineers' Parquet keeps every column
+    parquet = lake / "marts" / "dim_users" / "part-0.parquet"
+    with duckdb.connect() as con:
+        names = [r[0] for r in con.execute(f"describe select * from '{parquet}'").fetchall()]
+    assert "identifiers" in names
+    with pytest.raises(PublishError, match="PII columns"):
+        publish(lake, pii={"dim_users": ["no_such_column"]})
