@@ -22,15 +22,24 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_export_of_an_unchanged_install_is_the_bundle(superset_server, tmp_path):
+@pytest.fixture
+def superset(superset_server) -> Superset:
+    """The test server's install, provisioned again: other tests on it may have edited assets
+    (provisioning overwrites every asset of the bundle by UUID)."""
+    superset = Superset(home=superset_server.home, lake=superset_server.lake)
+    superset.provision()
+    return superset
+
+
+def test_export_of_an_unchanged_install_is_the_bundle(superset, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)
-    superset = Superset(home=superset_server.home, lake=superset_server.lake)
-    assert superset.export(bundle) == []
+    changed = superset.export(bundle)
+    assert changed == [], changed
     assert _tree(bundle) == _tree(BUNDLE)
 
 
-def test_a_change_in_the_ui_exports_as_that_change_only(superset_server, tmp_path):
+def test_a_change_in_the_ui_exports_as_that_change_only(superset, superset_server, tmp_path):
     admin = superset_server.login("admin")
     url = superset_server.url
     dashboard = admin.get(f"{url}/api/v1/dashboard/quality", timeout=30).json()["result"]
@@ -43,9 +52,9 @@ def test_a_change_in_the_ui_exports_as_that_change_only(superset_server, tmp_pat
     assert r.status_code == 200, r.text
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)
-    superset = Superset(home=superset_server.home, lake=superset_server.lake)
     try:
-        assert superset.export(bundle) == ["dashboards/quality.yaml"]
+        changed = superset.export(bundle)
+        assert changed == ["dashboards/quality.yaml"], changed
         exported = yaml.safe_load((bundle / "dashboards/quality.yaml").read_text(encoding="utf-8"))
         original = yaml.safe_load((BUNDLE / "dashboards/quality.yaml").read_text(encoding="utf-8"))
         assert exported["dashboard_title"] == f"{title}（测试）"
