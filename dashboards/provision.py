@@ -143,6 +143,9 @@ def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -
         if rls.name not in keep and re.match(r"^\w+: \w+$", rls.name or ""):
             db.session.delete(rls)
 
+    public = sm.find_role(sm.auth_role_public)
+    public.permissions = [_permission(sm, p) for p in config.get("public", [])]
+
     admin = _user(sm, ADMIN, "Admin", admin_password)
     for slug, dashboard in dashboards.items():
         dashboard.roles = dashboard_roles[slug]

@@ -4,12 +4,14 @@ downloaded browser), and a fresh context (its own cookies) for every user that l
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artefacts" / "screenshots"  # git-ignored
 # Tall enough for the longest dashboard (refunds, ~3,100 px), so that a screenshot of the whole
 # dashboard is a clip of the viewport. A full-page screenshot resizes the page instead, and
 # Superset 6.1 drops its whole grid when it measures the grid's width during such a resize
@@ -34,6 +36,15 @@ def browser() -> Iterator:
             chromium.close()
 
 
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """``artefacts/screenshots/`` at the repository root, emptied once per session: what a run
+    leaves there is that run's (``<role>/<dashboard slug>.png``)."""
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
+    return SCREENSHOTS
+
+
 def _abort(route) -> None:
     route.abort()
 
@@ -42,8 +53,6 @@ def _abort(route) -> None:
 def login(browser, superset_server) -> Iterator[Callable]:
     """``login(user, password)`` → a page logged in through Superset's login form, in a new
     browser context where nothing leaves the machine; the contexts close after the test."""
-    from playwright.sync_api import expect
-
     contexts = []
 
     def _login(user: str, password: str):
@@ -55,11 +64,12 @@ def login(browser, superset_server) -> Iterator[Callable]:
         context.route(_OUTSIDE, _abort)
         page = context.new_page()
         page.goto("/login/")
+        page.wait_for_load_state("networkidle")
         page.fill("[data-test=username-input]", user)
         page.fill("[data-test=password-input]", password)
         page.keyboard.press("Enter")
-        page.wait_for_url("**/superset/welcome/**")
-        expect(page.locator("[data-test=username-input]")).to_have_count(0)
+        # logged in once Superset redirects to its welcome page: no need to wait for it to load
+        page.wait_for_url("**/superset/welcome/**", wait_until="commit")
         return page
 
     yield _login
