@@ -114,5 +114,23 @@ WTF_CSRF_ENABLED = True
 # --- the web app behind cardlake serve (loopback, plain HTTP) --------------------------------------
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = False
-TALISMAN_ENABLED = False  # no HTTPS on loopback; a reverse proxy in front adds the headers
+# A Content-Security-Policy that lets the pages reach nothing but this server: Superset's own
+# default allows a telemetry pixel (scarf.sh) and map tiles, which its menu loads on every page.
+TALISMAN_ENABLED = True
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": ["'self'"],
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": "'none'",
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'", "data:"],
+        "script-src": ["'self'", "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    "force_https": False,  # plain HTTP on loopback; a reverse proxy in front terminates TLS
+    "session_cookie_secure": False,
+}
 APP_NAME = "cardlake"
