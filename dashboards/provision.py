@@ -110,8 +110,6 @@ def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -
                 raise SystemExit(f"roles.yml: role {role_name} names an unknown dashboard {slug!r}")
             dashboard_roles[slug].append(role)
             wanted.update(_datasets_of(dashboards[slug], datasets))
-        if spec.get("all_datasets"):
-            wanted.update(datasets)
         for name in sorted(wanted):
             dataset = datasets[name]
             perms.append(sm.add_permission_view_menu("datasource_access", dataset.get_perm()))

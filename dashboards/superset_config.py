@@ -11,6 +11,7 @@ dashboards provision`` set up (``pipelines/lib/superset.py``):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -29,12 +30,16 @@ def _secret_key(path: Path) -> str:
     committed): it signs sessions and encrypts the stored database connection details."""
     if env := os.environ.get("SUPERSET_SECRET_KEY"):
         return env
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(secrets.token_urlsafe(48))
+    # complete before it appears (a hard link of a finished temp file): gunicorn's workers load
+    # this config at once, and one reading a half-written key would sign sessions the others reject
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink()
     return path.read_text(encoding="ascii").strip()
 
 

@@ -302,7 +302,7 @@ def _publish_with(
     removed = tuple(sorted(set(previous_marts) - set(marts)))
     for name in removed:
         shutil.rmtree(Path(lake) / MARTS / name, ignore_errors=True)
-        _drop_relations(con, name)
+        con.execute(f"drop table if exists wh.main.{_id(name)}")
 
     con.execute("begin")
     for plan in plans:
@@ -382,12 +382,9 @@ def _previous(con, alias: str):
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, col, typ in con.execute(
         """
-        select c.table_name, c.column_name, c.data_type
-        from duckdb_columns() as c
-        inner join duckdb_tables() as t
-            on c.database_oid = t.database_oid and c.table_oid = t.table_oid
-        where c.database_name = ? and c.schema_name = 'main'
-        order by c.table_name, c.column_index
+        select table_name, column_name, data_type from duckdb_columns()
+        where database_name = ? and schema_name = 'main'
+        order by table_name, column_index
         """,
         [alias],
     ).fetchall():
@@ -468,22 +465,6 @@ def _update_table(con, plan: MartPlan, mart: _Mart) -> None:
             f"insert into {target} select {served} from {source} where {day} in ({written}) "
             f"order by {day}"
         )
-
-
-def _drop_relations(con, name: str) -> None:
-    """Everything a removed mart left in the serving file."""
-    for schema, kind in con.execute(
-        """
-        select schema_name, 'table' from duckdb_tables()
-        where database_name = 'wh' and table_name = $name
-        union all
-        select schema_name, 'view' from duckdb_views()
-        where database_name = 'wh' and view_name = $name and not internal
-        order by 2 desc
-        """,
-        {"name": name},
-    ).fetchall():
-        con.execute(f"drop {kind} wh.{_id(schema)}.{_id(name)}")
 
 
 def _copy_comments(con, mart: _Mart) -> None:

@@ -18,7 +18,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,7 @@ class Superset:
     def bin(self) -> Path:
         return self.venv / "bin"
 
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """The environment of every Superset child process."""
         env = {
             k: v
@@ -68,20 +67,11 @@ class Superset:
                 "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             }
         )
-        env.update(extra or {})
         return env
 
     def admin_password(self) -> str:
         """Generated once per install, kept (mode 600) in the state folder."""
-        path = self.home / "admin_password"
-        self.home.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text(encoding="ascii").strip()
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(18))
-        return path.read_text(encoding="ascii").strip()
+        return _secret_once(self.home / "admin_password", secrets.token_urlsafe(18))
 
     def _run(self, *args: str, what: str) -> str:
         if not (self.bin / "superset").exists():
@@ -163,6 +153,23 @@ class Superset:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _secret_once(path: Path, fresh: str) -> str:
+    """The secret kept in ``path``, written (mode 600) on first use. The file is complete before it
+    appears (a hard link of a finished temp file), so a concurrent reader never sees it half
+    written; whoever links first wins. The same rule as ``dashboards/superset_config.py``'s secret
+    key, which runs in Superset's environment and cannot import this one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(fresh)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        tmp.unlink()
+    return path.read_text(encoding="ascii").strip()
 
 
 def _reported(stdout: str) -> list[str]:
