@@ -308,7 +308,14 @@ def ingest_files(
                         m.update(status="superseded", reason=f"superseded by {entry['file']}")
             effective = (path, frame, digest)
             manifest.append(
-                {**entry, "status": "landed", "rows": frame.height, "reason": "", **parsed.meta}
+                {
+                    **entry,
+                    "status": "landed",
+                    "rows": frame.height,
+                    "reason": "",
+                    "account": parsed.account,
+                    **parsed.meta,
+                }
             )
         if effective is not None:
             accepted.append(effective[1])

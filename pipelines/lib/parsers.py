@@ -37,7 +37,7 @@ class StatementRejected(FileRejected):
 class ParsedFile:
     rows: pl.DataFrame  # text columns named as in the contract
     account: str
-    meta: dict[str, str]
+    meta: dict[str, object]  # recorded with the file in the partition's state (e.g. footer totals)
 
 
 def _fen(text: str) -> int:
@@ -125,7 +125,11 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
                 f"{path.name}: {kind} lines sum to {got[0]} lines / {got[1] / 100:.2f} yuan but the "
                 f"footer says {count} / {total / 100:.2f}; the statement is rejected whole"
             )
-    return ParsedFile(frame, account, {"footer": str(footer)})
+    (n_pay, pay_fen), (n_refund, refund_fen) = footer["交易"], footer["退款"]
+    stated = {"payment_lines": n_pay, "payment_fen": pay_fen, "refund_lines": n_refund}
+    # refunds as a positive sum (Alipay prints them negative); Alipay states no fee total
+    stated |= {"refund_fen": -refund_fen, "lines": n_pay + n_refund, "fee_fen": None}
+    return ParsedFile(frame, account, {"footer": stated})
 
 
 def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
@@ -169,7 +173,12 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
             "the bill is rejected whole"
         )
     mch = frame["mch_id"][0] if frame.height else path.name.split("_")[0]
-    return ParsedFile(frame, mch, {"layout": "legacy_24" if legacy else "all_27"})
+    stated = {"lines": expected[0], "payment_fen": expected[1], "refund_fen": expected[2]}
+    # the summary counts lines, not payments and refunds apart
+    stated |= {"fee_fen": expected[3], "payment_lines": None, "refund_lines": None}
+    return ParsedFile(
+        frame, mch, {"layout": "legacy_24" if legacy else "all_27", "footer": stated}
+    )
 
 
 def supplier_header_map(path: Path | None = None) -> dict[str, str]:
