@@ -45,8 +45,10 @@ def test_asset_graph_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys >= EXPECTED_RAW
-    assert {"warehouse", "lake/ingest_state"} <= keys
-    assert keys - EXPECTED_RAW - {"warehouse", "lake/ingest_state"} == set(_models())
+    lake_sources = {"lake/ingest_state", "lake/statement_files", "lake/quarantined_orders"}
+    reports = {"settlement_channel_reports", "settlement_supplier_statements"}
+    assert {"warehouse", *lake_sources, *reports} <= keys
+    assert keys - EXPECTED_RAW - {"warehouse", *lake_sources, *reports} == set(_models())
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert (
         groups["raw_shop__orders"] == "shop" and groups["raw_alipay__statement_lines"] == "alipay"
@@ -70,6 +72,30 @@ def test_schedule_sensor_and_job() -> None:
     assert defs.get_sensor_def("new_files_sensor")
     job = defs.resolve_job_def("ingest_job")
     assert job.tags["dagster/max_retries"] == "2"
+
+
+def test_settlement_reports_follow_the_warehouse() -> None:
+    graph = defs.resolve_asset_graph()
+    for name, partitions in (
+        ("settlement_channel_reports", dg.DailyPartitionsDefinition),
+        ("settlement_supplier_statements", dg.MonthlyPartitionsDefinition),
+    ):
+        node = graph.get(dg.AssetKey(name))
+        assert dg.AssetKey("warehouse") in node.parent_keys
+        assert isinstance(node.partitions_def, partitions)
+        assert node.partitions_def.timezone == "Asia/Shanghai"
+        assert node.group_name == "reports" and node.description
+    assert defs.get_sensor_def("settlement_reports_sensor")
+    daily = defs.get_schedule_def("settlement_schedule")
+    monthly = defs.get_schedule_def("settlement_monthly_schedule")
+    assert daily.cron_schedule == "30 10 * * *" and monthly.cron_schedule == "0 11 2 * *"
+    assert daily.execution_timezone == monthly.execution_timezone == "Asia/Shanghai"
+    # the daily ingest leaves the reports to their sensor (a monthly partition cannot join it)
+    ingest = defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
+    assert not {k.to_user_string() for k in ingest} & {
+        "settlement_channel_reports",
+        "settlement_supplier_statements",
+    }
 
 
 def test_every_contract_is_an_asset_and_names_agree() -> None:
@@ -99,6 +125,10 @@ MARTS = {
     "kpi_fulfilment_daily",
     "anomaly_orders",
     "dq_daily",
+    "rpt_channel_reconciliation",
+    "rpt_channel_settlement_daily",
+    "rpt_supplier_payable",
+    "rpt_supplier_payable_lines",
 }
 
 

@@ -9,7 +9,9 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(
         *[c.asset_name for c in load_contracts().values()]
-    ).downstream(),
+    ).downstream()
+    # reports follow on their own (the settlement sensor), per statement day and per month
+    - dg.AssetSelection.groups("reports"),
     # a run that fails (a database briefly away, say) is retried from the failed step
     tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
     description=(
