@@ -176,9 +176,7 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     stated = {"lines": expected[0], "payment_fen": expected[1], "refund_fen": expected[2]}
     # the summary counts lines, not payments and refunds apart
     stated |= {"fee_fen": expected[3], "payment_lines": None, "refund_lines": None}
-    return ParsedFile(
-        frame, mch, {"layout": "legacy_24" if legacy else "all_27", "footer": stated}
-    )
+    return ParsedFile(frame, mch, {"layout": "legacy_24" if legacy else "all_27", "footer": stated})
 
 
 def supplier_header_map(path: Path | None = None) -> dict[str, str]:
