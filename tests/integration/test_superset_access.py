@@ -104,6 +104,12 @@ DESIGN_DASHBOARDS: dict[tuple[str, str], bool] = {
     ("CustomerService", "overview"): False,  # sales figures are finance data
     **{("Tech", slug): slug == "quality" for slug in SLUGS},  # system health only
 }
+SETTLEMENT_DATASETS = (
+    "rpt_channel_settlement_daily",
+    "rpt_channel_exceptions",
+    "rpt_supplier_payable",
+    "rpt_supplier_payable_lines",
+)
 # (role, dataset) → may read
 DESIGN_DATASETS: dict[tuple[str, str], bool] = {
     **{("Manager", name): True for name in ALL_DATASETS},
@@ -119,6 +125,13 @@ DESIGN_DATASETS: dict[tuple[str, str], bool] = {
     ("CustomerService", "kpi_inventory_overall"): False,
     ("CustomerService", "kpi_inventory_sku_latest"): False,
     **{("Tech", name): name in {"dq_daily", "publication_log"} for name in ALL_DATASETS},
+    # the settlement marts (channel settlement, reconciliation exceptions, supplier payable):
+    # finance data, read by Finance, the Manager and the Analyst only
+    **{
+        (role, name): role in {"Finance", "Manager", "Analyst"}
+        for role in ("Finance", "Manager", "Analyst", "Ops", "CustomerService", "Tech")
+        for name in SETTLEMENT_DATASETS
+    },
 }
 SQL_LAB_ROLES = {"Analyst"}  # besides Admin
 PAYMENT_ANOMALIES = {
@@ -141,6 +154,11 @@ def test_roles_yml_follows_the_design() -> None:
         f"{role} {'may' if allowed else 'may not'} read {name}"
         for (role, name), allowed in DESIGN_DATASETS.items()
         if (name in role_datasets(role)) != allowed
+    ]
+    wrong += [
+        f"the design's table names {name}, which is no dataset of the bundle"
+        for _, name in DESIGN_DATASETS
+        if name not in ALL_DATASETS
     ]
     wrong += [
         f"{role} holds SQL Lab"
