@@ -83,10 +83,11 @@ fix: setup ## apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
 
-bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator, ingestion, models
+bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator, ingestion, models, settlement
 	python benchmarks/bench_simulator.py
 	python benchmarks/bench_ingest.py
 	python benchmarks/bench_models.py
+	python benchmarks/bench_settlement.py
 
 lock: ## re-resolve both lock files (pyproject.toml, requirements/superset.in; exact pins with hashes)
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)

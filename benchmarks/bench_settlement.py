@@ -1,0 +1,111 @@
+"""Benchmark: the settlement reports (channel statement checks per statement day, supplier
+payables per month; CSV + XLSX + PDF each, tied out) at shop scale, on the serving file that
+bench_models.py published (``benchmarks/cache/lake-models/warehouse.duckdb``, run that first), or
+on any lake given as an argument.
+
+The reports are produced in a separate process into a scratch lake holding only a copy of the
+serving file (reports read nothing else), so the lake under test keeps its own reports. A month
+of reports is projected from the measured ones: 30 statement days × the channels' reports, and
+each supplier's month (whose detail grows with the month's days: scaled by 30 / the days the closed months hold).
+Writes ``benchmarks/results/<timestamp>-settlement.json``.
+
+    python benchmarks/bench_settlement.py [LAKE]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from pipelines.lib.publish import open_warehouse
+from pipelines.lib.settlement import due_reports, produce
+lake = Path(sys.argv[1])
+con = open_warehouse(lake); keys = due_reports(con)
+items = con.execute("select count(*) from rpt_channel_reconciliation").fetchone()[0]
+days = con.execute(
+    "select count(distinct l.business_date) from rpt_supplier_payable_lines l join "
+    "(select distinct period_start from rpt_supplier_payable where period = 'month' and is_closed) m "
+    "on date_trunc('month', l.business_date) = m.period_start").fetchone()[0]
+con.close()
+out = {"items": items, "supplier_days": days, "reports": []}
+t0 = time.perf_counter()
+for kind in ("channel", "supplier"):
+    chosen = [k for k in keys if k.kind == kind]
+    t = time.perf_counter()
+    outcomes = produce(lake, keys=chosen)
+    out[kind + "_s"] = time.perf_counter() - t
+    out["reports"] += [[str(o.key), o.status] for o in outcomes]
+out["total_s"] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+
+def main() -> int:
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "cache" / "lake-models"
+    if not (source / "warehouse.duckdb").exists():
+        print(f"no serving file in {source}: run `python benchmarks/bench_models.py` first")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-settlement-") as scratch:
+        lake = Path(scratch)
+        shutil.copy2(source / "warehouse.duckdb", lake / "warehouse.duckdb")
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(lake)], capture_output=True, text=True, check=False
+        )
+        wall = time.perf_counter() - started
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:])
+        return 1
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    channel = [r for r in child["reports"] if r[0].startswith("channel")]
+    supplier = [r for r in child["reports"] if r[0].startswith("supplier")]
+    per_channel_day = child["channel_s"] / max(len(channel), 1)
+    channels = len({r[0].split()[1] for r in channel}) or 2
+    scale = 30 / max(child["supplier_days"], 1)
+    month_s = per_channel_day * channels * 30 + child["supplier_s"] * scale
+    result = {
+        "benchmark": "settlement",
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "lake": str(source),
+        "reconciliation_items": child["items"],
+        "channel_reports": len(channel),
+        "supplier_reports": len(supplier),
+        "channel_s": round(child["channel_s"], 2),
+        "supplier_s": round(child["supplier_s"], 2),
+        "per_channel_day_s": round(per_channel_day, 2),
+        "month_projection_s": round(month_s, 1),
+        "wall_s": round(wall, 2),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
+        "machine": {
+            "cores": os.cpu_count(),
+            "memory_gib": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
+        },
+    }
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    (ROOT / "results").mkdir(exist_ok=True)
+    (ROOT / "results" / f"{stamp}-settlement.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"settlement: {len(channel)} channel-day reports ({child['items']:,} items) in "
+        f"{child['channel_s']:.1f} s, {len(supplier)} supplier months in "
+        f"{child['supplier_s']:.1f} s; a month of reports ≈ {month_s:.0f} s; "
+        f"peak RSS {result['peak_rss_gib']:.2f} GiB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
