@@ -43,6 +43,7 @@ demo: setup ## generate a demo shop into ./sources, run the daily cycle into ./l
 	$(MAKE) --no-print-directory docs
 	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb)"
 	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
+	@echo "Settlement reports (CSV/XLSX/PDF): ./lake/reports/settlement · cardlake report settlement --help"
 	@echo "Live orders: cardlake simulate --live"
 	cardlake serve --lake lake
 
