@@ -28,11 +28,12 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,11 +42,20 @@ import duckdb
 import polars as pl
 
 from pipelines.lib.publish import open_warehouse
-from pipelines.lib.report_files import Column, Measure, Report, summary_table, write_all
+from pipelines.lib.report_files import (
+    Column,
+    Measure,
+    Report,
+    summary_table,
+    write_csv,
+    write_pdf,
+    write_xlsx,
+)
 
 REPORTS = Path("reports") / "settlement"
-#: reports built side by side (this machine has two cores)
+#: reports built side by side (this machine has two cores), from this many reports on
 WORKERS = 2
+PARALLEL_FROM = 4
 Kind = Literal["channel", "supplier"]
 
 STATUS_LABELS = {
@@ -135,7 +145,7 @@ class _Built:
     figures: dict[str, int]
     checks: dict[str, dict[str, int]]  # figure -> {source: value}; tied out when all agree
     sources: dict[str, str]  # the mart partitions it was built from -> their digests
-    fingerprint: str
+    identity: object  # what else the content depends on (account names and rates, ...)
 
 
 # --- what is due ---------------------------------------------------------------------------------
@@ -217,12 +227,15 @@ def source_digests(con: duckdb.DuckDBPyConnection, key: ReportKey) -> dict[str, 
     return _digests(con, marts, first.isoformat(), last.isoformat())
 
 
-def _fingerprint(*frames: pl.DataFrame, extra: object = None) -> str:
+def _fingerprint(csv_file: Path, identity: object) -> str:
+    """A report's content: its CSV (every line of it; the detail and the exceptions are sums and
+    subsets of those lines) and what else it depends on. The CSV carries no version number, so
+    the same data gives the same fingerprint in whichever version it is written."""
     digest = hashlib.sha256()
-    for frame in frames:
-        digest.update(frame.write_csv().encode())
-        digest.update(b"\x1e")
-    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    with open(csv_file, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    digest.update(json.dumps(identity, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -345,7 +358,7 @@ def _channel(con, key: ReportKey) -> _Built:
         figures,
         checks,
         sources,
-        _fingerprint(detail, csv_rows, exceptions, extra=accounts.to_dicts()),
+        accounts.to_dicts(),
     )
 
 
@@ -397,18 +410,15 @@ def _channel_report(key, channel_name, accounts, detail, exceptions, csv_rows, m
     exception_columns = [
         c for c in item_columns if c.key not in ("merchant_order_no", "refund_no")
     ] + [Column("at", "时间", "datetime")]
+    # one line per item and nothing a line repeats from the report (the day, the file): at a
+    # million orders a day the CSV is the report's biggest cost
     csv_columns = [
-        Column("item_id", "条目"),
-        Column("statement_date", "账单日"),
-        Column("account_key", "账户代码"),
         *item_columns,
         Column("fee_fen", "手续费（元）", "fen"),
         Column("expected_fee_fen", "按费率手续费（元）", "fen"),
         Column("status", "状态代码"),
-        Column("status_reason", "原因代码"),
         Column("shop_at", "店铺时间", "datetime"),
         Column("channel_at", "渠道时间", "datetime"),
-        Column("statement_file", "对账单文件"),
     ]
     notes = [
         "净结算 = 收款金额 − 退款金额 − 手续费（渠道）；手续费按费率 = 每笔金额 × 合同费率，四舍五入到分。",
@@ -464,14 +474,30 @@ def _supplier(con, key: ReportKey) -> _Built:
     lines = _frame(
         con,
         """
-        select strftime(business_date, '%Y-%m-%d') as day, batch_no, sku_code,
-               keys_delivered, delivered_cost_fen, keys_charged_back, chargeback_cost_fen,
-               payable_fen
-        from rpt_supplier_payable_lines
-        where supplier_code = ? and business_date between ? and ?
-        order by day, batch_no nulls last, sku_code nulls last
+        select strftime(l.business_date, '%Y-%m-%d') as day,
+               coalesce(p.category_name, '未归类') as category, l.sku_code,
+               p.canonical_name as product, l.batch_no,
+               l.keys_delivered, l.delivered_cost_fen, l.keys_charged_back,
+               l.chargeback_cost_fen, l.payable_fen
+        from rpt_supplier_payable_lines l
+        left join dim_products p on l.sku_code = p.sku_code
+        where l.supplier_code = ? and l.business_date between ? and ?
+        order by day, l.batch_no nulls last, l.sku_code nulls last
         """,
         [key.subject, month, end],
+    )
+    # the workbook's detail: each SKU over the month, however long the month (the CSV keeps
+    # each day and batch); at 100,000 SKUs a day × batch workbook would run to hundreds of
+    # thousands of rows per supplier and month
+    batches = (
+        lines.group_by("category", "sku_code", "product")
+        .agg(
+            batches=pl.col("batch_no").n_unique().cast(pl.Int64),
+            first_day=pl.col("day").min(),
+            last_day=pl.col("day").max(),
+            **{f: pl.col(f).sum().cast(pl.Int64) for f in SUPPLIER_FIGURES},
+        )
+        .sort("category", "sku_code", nulls_last=True)
     )
     days = con.execute(
         "select sum(delivered_cost_fen)::bigint, sum(chargeback_cost_fen)::bigint, "
@@ -511,16 +537,27 @@ def _supplier(con, key: ReportKey) -> _Built:
             - figures["chargeback_cost_fen"],
         },
     }
-    columns = [
-        Column("day", "日期"),
-        Column("batch_no", "批次号"),
-        Column("sku_code", "SKU"),
+    amounts = [
         Column("keys_delivered", "交付卡密数", "int"),
         Column("delivered_cost_fen", "交付成本（元）", "fen"),
         Column("keys_charged_back", "退单卡密数", "int"),
         Column("chargeback_cost_fen", "退单成本（元）", "fen"),
         Column("payable_fen", "应付金额（元）", "fen"),
     ]
+    product = [
+        Column("category", "品类"),
+        Column("sku_code", "SKU"),
+        Column("product", "商品"),
+        Column("batch_no", "批次号"),
+    ]
+    detail_columns = [
+        *product[:3],
+        Column("batches", "批次数", "int"),
+        Column("first_day", "首次交付/退单"),
+        Column("last_day", "末次交付/退单"),
+        *amounts,
+    ]
+    csv_columns = [Column("day", "日期"), *product, *amounts]
     measures = [
         Measure("交付卡密数", "keys_delivered", "int"),
         Measure("交付成本（元）", "delivered_cost_fen"),
@@ -532,6 +569,7 @@ def _supplier(con, key: ReportKey) -> _Built:
         "应付金额 = 本期交付卡密成本 − 本期退单卡密成本（退款原因为卡密无效，按退款成功日计入）。",
         "退单卡密：按退款金额占订单金额的比例折算的卡密数（至少 1 张），按卡密顺序取，各按其批次单价计。",
         "勾稽：明细合计 = 汇总 = rpt_supplier_payable（月、日）= fct_key_movements 交付成本（已核对）。",
+        "明细按 SKU 汇总全月；逐日、逐批次明细见同名 CSV。",
     ]
 
     def build(version: int, change: str) -> Report:
@@ -544,19 +582,19 @@ def _supplier(con, key: ReportKey) -> _Built:
                 ("版本", f"v{version}" + (f"（{change}）" if change else "")),
                 ("勾稽", "通过：明细 = 汇总 = 数据集 = 卡密出库成本"),
             ],
-            detail_columns=columns,
-            detail=lines,
-            group_key="day",
-            group_header="日期",
+            detail_columns=detail_columns,
+            detail=batches,
+            group_key="category",
+            group_header="品类",
             measures=measures,
-            csv_columns=columns,
+            csv_columns=csv_columns,
             csv_rows=lines,
             notes=notes,
             as_of=dt.datetime.combine(end + dt.timedelta(days=1), dt.time()),
         )
 
     sources = source_digests(con, key)
-    return _Built(build, figures, checks, sources, _fingerprint(lines, extra=[name, mart]))
+    return _Built(build, figures, checks, sources, [name, mart])
 
 
 def _problems(built: _Built) -> list[str]:
@@ -630,54 +668,59 @@ def _produce_one(lake: Path, con, key: ReportKey, now: dt.datetime) -> Outcome:
     folder = key.folder(lake)
     index = read_index(folder)
     latest = index["versions"][-1] if index["versions"] else None
-    if latest and latest["fingerprint"] == built.fingerprint:
-        _write_json(
-            folder / "index.json", {**index, "checked": {"at": now, "sources": built.sources}}
-        )
-        (folder / "held.json").unlink(missing_ok=True)
-        return Outcome(
-            key,
-            "unchanged",
-            latest["version"],
-            _files(folder, key, latest["version"]),
-            built.figures,
-        )
     version = (latest["version"] + 1) if latest else 1
-    change = change_summary(key.kind, latest["figures"], built.figures) if latest else ""
-    report = built.report_for(version, f"取代 v{version - 1}：{change}" if latest else "")
-    problems = _problems(built) + _summary_ties(report, built.figures)
     folder.mkdir(parents=True, exist_ok=True)
-    if problems:
-        _write_json(
-            folder / "held.json",
-            {"report": str(key), "checked_at": now, "problems": problems, "checks": built.checks},
-        )
-        return Outcome(
-            key, "held", latest["version"] if latest else None, {}, built.figures, problems
-        )
-    final = folder / f"v{version}"
     tmp = folder / f".v{version}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()
     try:
-        written = write_all(report, tmp, key.stem(version))
-    except BaseException:
+        stem = key.stem(version)
+        change = change_summary(key.kind, latest["figures"], built.figures) if latest else ""
+        report = built.report_for(version, f"取代 v{version - 1}：{change}" if latest else "")
+        write_csv(report, tmp / f"{stem}.csv")
+        fingerprint = _fingerprint(tmp / f"{stem}.csv", built.identity)
+        checked = {"at": now, "sources": built.sources}
+        if latest and latest["fingerprint"] == fingerprint:
+            _write_json(folder / "index.json", {**index, "checked": checked})
+            (folder / "held.json").unlink(missing_ok=True)
+            return Outcome(
+                key, "unchanged", latest["version"], _files(folder, key, latest["version"]),
+                built.figures,
+            )  # fmt: skip
+        problems = _problems(built) + _summary_ties(report, built.figures)
+        if problems:
+            _write_json(
+                folder / "held.json",
+                {
+                    "report": str(key),
+                    "checked_at": now,
+                    "problems": problems,
+                    "checks": built.checks,
+                },
+            )
+            return Outcome(
+                key, "held", latest["version"] if latest else None, {}, built.figures, problems
+            )
+        write_xlsx(report, tmp / f"{stem}.xlsx")
+        write_pdf(report, tmp / f"{stem}.pdf")
+        final = folder / f"v{version}"
+        if final.exists():  # left by a run that died before it recorded the version
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():  # left by a run that died before it recorded the version
-        shutil.rmtree(final)
-    os.replace(tmp, final)
     entry = {
         "version": version,
-        "fingerprint": built.fingerprint,
+        "fingerprint": fingerprint,
         "published_at": now,
         "figures": built.figures,
         "checks": built.checks,
         "sources": built.sources,
         "change_summary": change,
-        "files": {kind: f"v{version}/{p.name}" for kind, p in sorted(written.items())},
+        "files": {ext: f"v{version}/{stem}.{ext}" for ext in ("csv", "pdf", "xlsx")},
     }
     _write_json(
-        folder / "index.json", {"report": str(key), "versions": [*index["versions"], entry]}
+        folder / "index.json",
+        {"report": str(key), "versions": [*index["versions"], entry], "checked": checked},
     )
     (folder / "held.json").unlink(missing_ok=True)
     return Outcome(
@@ -687,6 +730,21 @@ def _produce_one(lake: Path, con, key: ReportKey, now: dt.datetime) -> Outcome:
 
 def _files(folder: Path, key: ReportKey, version: int) -> dict[str, Path]:
     return {s: folder / f"v{version}" / f"{key.stem(version)}.{s}" for s in ("csv", "xlsx", "pdf")}
+
+
+#: a report worker process's lake and its read-only connection to the serving file
+_worker: tuple[Path, duckdb.DuckDBPyConnection] | None = None
+
+
+def _worker_init(lake: str) -> None:
+    global _worker
+    _worker = (Path(lake), open_warehouse(Path(lake)))
+
+
+def _worker_produce(key: ReportKey, now: dt.datetime) -> Outcome:
+    assert _worker is not None, "_worker_init runs first in every worker"
+    lake, con = _worker
+    return _produce_one(lake, con, key, now)
 
 
 def produce(
@@ -708,17 +766,18 @@ def produce(
             chosen = keys_for_days(due, days)
         else:
             chosen = due
-        with _lock(lake), ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            # two reports at a time: the queries and the CSV writes run in DuckDB and polars,
-            # which release the GIL; each thread reads through its own cursor
-            def one(key: ReportKey) -> Outcome:
-                cursor = con.cursor()
-                try:
-                    return _produce_one(lake, cursor, key, now)
-                finally:
-                    cursor.close()
-
-            return list(pool.map(one, chosen))
+        with _lock(lake):
+            if len(chosen) < PARALLEL_FROM:
+                return [_produce_one(lake, con, key, now) for key in chosen]
+            # a month of reports: two worker processes, each with its own read-only connection
+            # (threads would share one interpreter: the row formatting and xlsxwriter hold the GIL)
+            with ProcessPoolExecutor(
+                max_workers=WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(str(lake),),
+            ) as pool:
+                return list(pool.map(_worker_produce, chosen, [now] * len(chosen)))
     finally:
         con.close()
 

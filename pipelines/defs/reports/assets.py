@@ -3,7 +3,6 @@ day, and each supplier's payable statement per calendar month, written to lake/r
 as CSV, XLSX and PDF once the day's statements (or the month) are complete, and only when they tie
 out (pipelines.lib.settlement)."""
 
-
 import datetime as dt
 
 import dagster as dg
