@@ -452,3 +452,39 @@ def test_a_report_that_does_not_tie_out_is_held_not_published(month_copy: Month)
         "and subject like 'alipay%'",
         [day],
     )["n"][0]
+
+
+def test_dagster_sensor_asks_for_what_is_due_and_the_asset_produces_it(month_copy: Month) -> None:
+    import dagster as dg
+
+    from pipelines.defs.reports.assets import settlement_channel_reports
+    from pipelines.defs.reports.sensors import settlement_reports_sensor
+    from pipelines.resources import LakeResource
+
+    lake = LakeResource(root=str(month_copy.lake))
+
+    def evaluate() -> list:
+        with dg.build_sensor_context(resources={"lake": lake}) as ctx:
+            return list(settlement_reports_sensor(ctx))
+
+    def skipped(result: list) -> bool:
+        return len(result) == 1 and isinstance(result[0], dg.SkipReason)
+
+    # cardlake run produced (and checked) every due report: nothing to ask for
+    assert skipped(evaluate())
+    key = ReportKey("channel", "wechat", "2026-09-21")
+    shutil.rmtree(key.folder(month_copy.lake))
+    [request] = evaluate()
+    assert request.partition_key == "2026-09-21" and request.job_name == "settlement_daily_job"
+    assert request.run_key == evaluate()[0].run_key  # the same state asks with the same key
+    result = dg.materialize(
+        [settlement_channel_reports],
+        partition_key=request.partition_key,
+        resources={"lake": lake},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert "channel wechat 2026-09-21 v1" in meta["published"].value
+    assert read_index(key.folder(month_copy.lake))["versions"][0]["version"] == 1
+    assert skipped(evaluate())

@@ -23,7 +23,8 @@ def settlement_reports_sensor(context: dg.SensorEvaluationContext, lake: LakeRes
     try:
         con = open_warehouse(lake.lake.root)
     except WarehouseMissing:
-        return dg.SkipReason("nothing published yet")
+        yield dg.SkipReason("nothing published yet")
+        return
     try:
         due = due_reports(con)
         wanted: dict[tuple[str, str], list[str]] = {}
@@ -37,7 +38,8 @@ def settlement_reports_sensor(context: dg.SensorEvaluationContext, lake: LakeRes
     finally:
         con.close()
     if not wanted:
-        return dg.SkipReason("every due report is current")
+        yield dg.SkipReason("every due report is current")
+        return
     for (kind, partition), fingerprints in sorted(wanted.items()):
         job = settlement_daily_job if kind == "channel" else settlement_monthly_job
         yield dg.RunRequest(
