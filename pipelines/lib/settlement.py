@@ -176,6 +176,19 @@ def due_reports(con: duckdb.DuckDBPyConnection) -> list[ReportKey]:
     ]
 
 
+def stale_reports(
+    lake: Path, con: duckdb.DuckDBPyConnection, keys: Iterable[ReportKey]
+) -> list[ReportKey]:
+    """The reports whose source partitions changed since they were last produced or checked
+    (never produced included): those a new publication may have changed."""
+    return [
+        k
+        for k in keys
+        if (read_index(k.folder(lake)).get("checked") or {}).get("sources")
+        != source_digests(con, k)
+    ]
+
+
 def keys_for_days(keys: Iterable[ReportKey], days: Iterable[dt.date]) -> list[ReportKey]:
     """The reports a run over ``days`` may have changed: those days' channel reports and the
     supplier months they fall in (a late refund changes its success day's month)."""
@@ -763,7 +776,10 @@ def produce(
         if keys is not None:
             chosen = list(keys)
         elif days is not None:
-            chosen = keys_for_days(due, days)
+            # the run's days, and any earlier report whose data changed since it was last
+            # checked (a lost callback the shop caught up with changes its statement day's report)
+            picked = set(keys_for_days(due, days)) | set(stale_reports(lake, con, due))
+            chosen = [k for k in due if k in picked]
         else:
             chosen = due
         with _lock(lake):

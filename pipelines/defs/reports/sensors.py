@@ -9,7 +9,7 @@ import dagster as dg
 
 from pipelines.defs.reports.schedules import settlement_daily_job, settlement_monthly_job
 from pipelines.lib.publish import WarehouseMissing, open_warehouse
-from pipelines.lib.settlement import due_reports, read_index, source_digests
+from pipelines.lib.settlement import due_reports, source_digests, stale_reports
 from pipelines.resources import LakeResource
 
 
@@ -26,13 +26,9 @@ def settlement_reports_sensor(context: dg.SensorEvaluationContext, lake: LakeRes
         yield dg.SkipReason("nothing published yet")
         return
     try:
-        due = due_reports(con)
         wanted: dict[tuple[str, str], list[str]] = {}
-        for key in due:
+        for key in stale_reports(lake.lake.root, con, due_reports(con)):
             sources = source_digests(con, key)
-            checked = read_index(key.folder(lake.lake.root)).get("checked") or {}
-            if checked.get("sources") == sources:
-                continue
             partition = key.period if key.kind == "channel" else f"{key.period}-01"
             wanted.setdefault((key.kind, partition), []).append(repr(sorted(sources.items())))
     finally:
