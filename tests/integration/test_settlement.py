@@ -96,11 +96,11 @@ def test_the_daily_cycle_publishes_every_due_report(month: Month) -> None:
     assert not (month.lake / "reports/settlement/supplier" / suppliers[0] / "2026-10").exists()
 
 
-def test_every_injected_channel_anomaly_is_found_and_nothing_else(month: Month) -> None:
-    items = month.query("select * from rpt_channel_reconciliation").with_columns(
+def _check_anomalies(m: Month) -> None:
+    items = m.query("select * from rpt_channel_reconciliation").with_columns(
         native=pl.col("order_no").str.split("-").list.last()
     )
-    truth = _anomalies(month)
+    truth = _anomalies(m)
     # one status per item: an order that is also a lost callback, or has no line at all, has no
     # shop payment or no line to compare amounts (or days) with
     outranked = set(
@@ -115,7 +115,7 @@ def test_every_injected_channel_anomaly_is_found_and_nothing_else(month: Month) 
                 "native"
             ]
         )
-        assert injected, f"the month has no {kind}"
+        assert injected, f"the shop has no {kind}"
         assert found == injected, (kind, sorted(injected - found)[:5], sorted(found - injected)[:5])
     # zero false positives: every exception is an injected channel anomaly
     flagged = {
@@ -135,9 +135,34 @@ def test_every_injected_channel_anomaly_is_found_and_nothing_else(month: Month) 
         .all()
     )
     # staff test orders are refused at ingestion on purpose, and their payments reconcile
-    tests = set(truth.filter(pl.col("kind") == "test_order")["record"])
+    tests = set(truth.filter(pl.col("kind") == "test_order")["record"]) - outranked
     test_items = items.filter(pl.col("native").is_in(list(tests)))
     assert test_items["status_reason"].unique().to_list() == ["test_order"]
+    # every statement in effect ties out to its own footer
+    assert m.query("select bool_and(is_tied_out) as ok from rpt_channel_settlement_daily")["ok"][0]
+
+
+def test_every_injected_channel_anomaly_is_found_and_nothing_else(month: Month) -> None:
+    _check_anomalies(month)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Month:
+    """Ten times the mess: re-sent and broken statements (rejected whole, then corrected), every
+    boundary payment in the next day's file, a fifth of the order numbers decorated."""
+    root = tmp_path_factory.mktemp("settlement-hostile")
+    cfg = SimConfig(
+        seed=5, start=dt.date(2026, 10, 1), days=8, orders_per_day=800, skus=120, mess="hostile"
+    )
+    summary = simulate(cfg, root / "sources")
+    run = _cardlake("run", "--sources", str(summary.out), "--lake", str(root / "lake"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return Month(summary.out, root / "lake", run.stdout)
+
+
+def test_a_hostile_shop_is_reconciled_as_exactly(hostile: Month) -> None:
+    assert not _anomalies(hostile).filter(pl.col("kind") == "statement_footer_mismatch").is_empty()
+    _check_anomalies(hostile)
 
 
 def _alipay_footer(path: Path) -> tuple[str, int, int, int]:

@@ -15,7 +15,7 @@
 -- the shop's refund of the same refund number (the main shop); the substation keeps no refund
 -- records, so its refund lines are checked against their order only (`no_shop_refund_record`).
 -- A staff test order is refused at ingestion on purpose; its 0.01 yuan payment is `matched`
--- (`test_order`) against the refused row.
+-- (`test_order`) against the refused row, or a `lost_callback` when that row shows it unpaid.
 --
 -- Day boundary: a line sits in the statement that holds it, whatever day it completed on (a
 -- payment at 23:59:58 may be in the next day's file: `day_boundary`). A shop payment or refund no
@@ -55,7 +55,8 @@ refused_orders as (
     select
         shop,
         order_no,
-        bool_or(is_test_order) as is_test_order
+        bool_or(is_test_order) as is_test_order,
+        bool_or(is_paid_in_record) as is_paid_in_record
     from quarantined_orders
     group by all
 ),
@@ -79,7 +80,8 @@ payment_lines as (
         orders.payment_txn_no,
         orders.amount_fen as shop_order_fen,
         orders.paid_at as shop_paid_at,
-        refused_orders.is_test_order as is_refused_test_order
+        refused_orders.is_test_order as is_refused_test_order,
+        refused_orders.is_paid_in_record as is_refused_paid
     from lines
     left join orders on lines.shop = orders.shop and lines.order_id = orders.order_id
     left join refused_orders
@@ -99,6 +101,8 @@ payment_items as (
         statement_date,
         'payment' as item_type,
         case
+            when shop_order_no is null and is_refused_test_order and not is_refused_paid
+                then 'lost_callback'
             when shop_order_no is null and is_refused_test_order then 'test_order'
             when shop_order_no is null and not is_refused_test_order then 'order_quarantined'
             when shop_order_no is null then 'unknown_order'
