@@ -9,10 +9,11 @@
 --                         order; `order_quarantined`: the shop's row was refused at ingestion)
 --   duplicate_in_channel  a further charge (or refund) of the same order (refund) in the channel
 --
--- Matching: a payment line belongs to the order its merchant order number gives (standardised, known
--- affixes removed: int_statement_lines); the order's primary transaction (the one the shop recorded,
--- else the first) is its payment, any further payment line a duplicate charge. A refund line matches
--- the shop's refund of the same refund number (the main shop); the substation keeps no refund
+-- Matching: a payment line belongs to the order its merchant order number gives (standardised,
+-- known affixes removed: int_statement_lines); the order's primary transaction (the one the shop
+-- recorded, else the first) is its payment, any further payment line a duplicate charge. A refund
+-- line matches the shop's refund of the same refund number (the main shop); the substation keeps no
+-- refund
 -- records, so its refund lines are checked against their order only (`no_shop_refund_record`).
 -- A staff test order is refused at ingestion on purpose; its 0.01 yuan payment is `matched`
 -- (`test_order`) against the refused row, or a `lost_callback` when that row shows it unpaid.
@@ -106,7 +107,7 @@ payment_items as (
             when shop_order_no is null and is_refused_test_order then 'test_order'
             when shop_order_no is null and not is_refused_test_order then 'order_quarantined'
             when shop_order_no is null then 'unknown_order'
-            when channel_txn_no is distinct from payment_txn_no then 'charged_again'
+            when coalesce(channel_txn_no <> payment_txn_no, true) then 'charged_again'
             when not coalesce(is_paid_in_shop, false) then 'lost_callback'
             when amount_fen <> shop_order_fen then 'amount_differs'
             when statement_date <> completed_date then 'day_boundary'
@@ -242,7 +243,8 @@ unseen as (
         {{ business_date('happened_at') }}
         + case
             when
-                86400 - cast(epoch(timezone('{{ var("business_tz") }}', happened_at)) as bigint) % 86400
+                86400
+                - cast(epoch(timezone('{{ var("business_tz") }}', happened_at)) as bigint) % 86400
                 <= {{ var('statement_boundary_s') }}
                 then 1
             else 0

@@ -1,6 +1,7 @@
--- One row per channel statement file in effect (landed, not superseded by a corrected re-send), with
--- the totals the file states about itself. The parser refuses a file whose lines do not sum to these
--- totals; settlement checks its reports against them once more, after every model in between.
+-- One row per channel statement file in effect (landed, not superseded by a corrected re-send),
+-- with the totals the file states about itself. The parser refuses a file whose lines do not sum
+-- to these totals; settlement checks its reports against them once more, after every model in
+-- between.
 with
 
 source as (
