@@ -760,6 +760,12 @@ def _worker_produce(key: ReportKey, now: dt.datetime) -> Outcome:
     return _produce_one(lake, con, key, now)
 
 
+def _produce_in(lake: str, key: ReportKey) -> Outcome:
+    """A worker's report into another lake's report folder (the benchmark's repetitions)."""
+    assert _worker is not None, "_worker_init runs first in every worker"
+    return _produce_one(Path(lake), _worker[1], key, dt.datetime.now(dt.UTC))
+
+
 def produce(
     lake: Path,
     keys: Iterable[ReportKey] | None = None,
