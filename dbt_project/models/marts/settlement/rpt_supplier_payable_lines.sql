@@ -5,7 +5,8 @@
 -- refund's success day. The buyer reports that the order's keys do not work, not which ones: the
 -- refund pays back a share of the order, and that share of the order's delivered keys (at least
 -- one, at most all; round(refund × keys / order amount)) is charged back, taking the keys in key
--- order, each at its own batch's unit cost. Keys without a supplier record cannot be charged to a
+-- order (a second such refund of the same order takes the next ones), each at its own batch's
+-- unit cost. Keys without a supplier record cannot be charged to a
 -- supplier and are left out here (dq_daily counts them).
 with
 
@@ -30,16 +31,33 @@ invalid_key_refunds as (
     select
         refunds.refund_no,
         refunds.order_no,
+        refunds.succeeded_at,
         refunds.succeeded_date,
-        refunds.amount_fen,
-        orders.amount_fen as order_amount_fen,
-        orders.delivered_keys
+        least(
+            orders.delivered_keys,
+            greatest(
+                1,
+                round(refunds.amount_fen * orders.delivered_keys / nullif(orders.amount_fen, 0))
+            )
+        ) as keys_refunded
     from refunds
     inner join orders on refunds.order_no = orders.order_no
     where
         refunds.reason_code = 'invalid_key'
         and refunds.refund_status = 'succeeded'
         and orders.delivered_keys > 0
+),
+
+refund_key_ranges as (
+    -- an order refunded twice for invalid keys charges back its next keys, never the same twice
+    select
+        *,
+        sum(keys_refunded) over (
+            partition by order_no
+            order by succeeded_at, refund_no
+            rows between unbounded preceding and current row
+        ) as last_key_rank
+    from invalid_key_refunds
 ),
 
 refunded_orders as (
@@ -57,24 +75,17 @@ order_keys as (
 charged_back as (
     select
         order_keys.supplier_code,
-        invalid_key_refunds.succeeded_date as business_date,
+        refund_key_ranges.succeeded_date as business_date,
         order_keys.batch_no,
         order_keys.sku_code,
         order_keys.cost_fen
-    from invalid_key_refunds
+    from refund_key_ranges
     inner join order_keys
         on
-            invalid_key_refunds.order_no = order_keys.order_no
-            and order_keys.key_rank <= least(
-                invalid_key_refunds.delivered_keys,
-                greatest(
-                    1,
-                    round(
-                        invalid_key_refunds.amount_fen * invalid_key_refunds.delivered_keys
-                        / nullif(invalid_key_refunds.order_amount_fen, 0)
-                    )
-                )
-            )
+            refund_key_ranges.order_no = order_keys.order_no
+            and refund_key_ranges.last_key_rank - refund_key_ranges.keys_refunded
+            < order_keys.key_rank
+            and refund_key_ranges.last_key_rank >= order_keys.key_rank
 ),
 
 delivered_lines as (
