@@ -11,7 +11,8 @@ SUPERSET_LOCK := requirements/superset.lock
 SUPERSET_STAMP := $(SUPERSET_VENV)/.synced
 APT_PACKAGES := $(shell grep -v '^\#' requirements/apt.txt 2>/dev/null)
 LAKE ?= $(CURDIR)/lake
-DEMO_ARGS ?= --seed 42 --start 2026-10-01 --days 14 --orders-per-day 3000 --skus 500
+# two weeks across a month end: September closes, so the demo has supplier statements too
+DEMO_ARGS ?= --seed 42 --start 2026-09-20 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup demo serve test test-fast lint fix bench lock clean dagster dbt-sources docs dashboards-export
