@@ -62,7 +62,7 @@ with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
     list(pool.map(len, ["a", "b"]))
     out["startup_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    list(pool.map(settlement._produce_in, *zip(*batch)))
+    list(pool.map(settlement._produce_in, [b[0] for b in batch], [b[1] for b in batch]))
     out["steady_channel_reports"] = len(batch)
     out["steady_channel_s"] = time.perf_counter() - t
 print(json.dumps(out))
