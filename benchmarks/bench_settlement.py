@@ -94,7 +94,8 @@ def main() -> int:
     # a supplier month's workbook is bounded by its SKUs, its CSV and queries grow with the
     # days: scaling the whole measured time by the days is the pessimistic bound
     scale = 30 / max(child["supplier_days"], 1)
-    month_s = per_channel_day * channels * 30 + (child["supplier_s"] - startup) * scale + startup
+    supplier_s = max(child["supplier_s"] - startup, 0.0) if supplier else 0.0
+    month_s = per_channel_day * channels * 30 + supplier_s * scale + startup
     result = {
         "benchmark": "settlement",
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
