@@ -146,6 +146,7 @@ class _Built:
     checks: dict[str, dict[str, int]]  # figure -> {source: value}; tied out when all agree
     sources: dict[str, str]  # the mart partitions it was built from -> their digests
     identity: object  # what else the content depends on (account names and rates, ...)
+    problems: list[str] = field(default_factory=list)  # found while building, before the checks
 
 
 # --- what is due ---------------------------------------------------------------------------------
@@ -329,6 +330,15 @@ def _channel(con, key: ReportKey) -> _Built:
         if f in detail.columns  # every figure is a detail column
     }
     stated_fee = marts["stated_fee_fen"]
+    unstated = marts.filter(pl.col("stated_gross_fen").is_null())["account_key"].to_list()
+    early = (
+        [
+            f"statement footers of {unstated} were not recorded (landed by an earlier version): "
+            f"land the day again, `cardlake run --start {key.period} --end {key.period}`"
+        ]
+        if unstated
+        else []
+    )
     checks = {
         "gross_fen": {
             "detail": figures["gross_fen"],
@@ -372,6 +382,7 @@ def _channel(con, key: ReportKey) -> _Built:
         checks,
         sources,
         accounts.to_dicts(),
+        early,
     )
 
 
@@ -611,7 +622,7 @@ def _supplier(con, key: ReportKey) -> _Built:
 
 
 def _problems(built: _Built) -> list[str]:
-    out = []
+    out = list(built.problems)
     for figure, values in built.checks.items():
         if len(set(values.values())) > 1:
             out.append(f"{figure}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
