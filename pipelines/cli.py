@@ -592,10 +592,6 @@ def _sql_error(exc: Exception) -> None:
         )
 
 
-if __name__ == "__main__":
-    app()
-
-
 # ------------------------------------------------------------------------------ dashboards, serve
 dashboards_app = typer.Typer(
     help="Superset's dashboards, kept as code in `dashboards/` (an unzipped export bundle).",
@@ -827,3 +823,7 @@ def report_settlement(
             shutil.copy2(path, out / path.name)
     if any(o.status == "held" for o in outcomes):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
