@@ -45,7 +45,7 @@ def test_asset_graph_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys >= EXPECTED_RAW
-    lake_sources = {"lake/ingest_state", "lake/statement_files", "lake/quarantined_orders"}
+    lake_sources = {"lake/ingest_state", "lake/quarantined_orders"}
     reports = {"settlement_channel_reports", "settlement_supplier_statements"}
     assert {"warehouse", *lake_sources, *reports} <= keys
     assert keys - EXPECTED_RAW - {"warehouse", *lake_sources, *reports} == set(_models())

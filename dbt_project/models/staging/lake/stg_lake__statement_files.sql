@@ -5,7 +5,8 @@
 with
 
 source as (
-    select * from {{ source('lake', 'statement_files') }}
+    select * from {{ source('lake', 'ingest_state') }}
+    where dataset in ('alipay__statement_lines', 'wechat__bill_lines')
 ),
 
 files as (
