@@ -789,16 +789,16 @@ def produce(
     now = now or dt.datetime.now(dt.UTC)
     con = open_warehouse(lake)
     try:
-        due = due_reports(con)
         if keys is not None:
             chosen = list(keys)
         elif days is not None:
+            due = due_reports(con)
             # the run's days, and any earlier report whose data changed since it was last
             # checked (a lost callback the shop caught up with changes its statement day's report)
             picked = set(keys_for_days(due, days)) | set(stale_reports(lake, con, due))
             chosen = [k for k in due if k in picked]
         else:
-            chosen = due
+            chosen = due_reports(con)
         with _lock(lake):
             if len(chosen) < PARALLEL_FROM:
                 return [_produce_one(lake, con, key, now) for key in chosen]
