@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchlib import machine, save
 
 ROOT = Path(__file__).resolve().parent
 DAY = dt.date(2026, 10, 13)  # a Tuesday, no promotion
@@ -113,17 +114,10 @@ def main() -> int:
         "history_day_s": round(history_s, 2),
         "peak_rss_gib": round(peak / 2**20, 3),
         "per_source": per_source,
-        "machine": {
-            "cores": os.cpu_count(),
-            "memory_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-        },
+        "machine": machine(),
         "goal": {"day_s": 20},
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"{stamp}-ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(result)
     print(
         f"ingest of {DAY} at {args.orders_per_day:,} orders/day: {day_s:.1f} s "
         f"(opening day {history_s:.1f} s), peak RSS {result['peak_rss_gib']:.2f} GiB"

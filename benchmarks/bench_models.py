@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchlib import machine, save
 
 ROOT = Path(__file__).resolve().parent
 DAY = dt.date(2026, 10, 13)  # the day bench_ingest.py lands
@@ -69,16 +70,9 @@ def main() -> int:
         "tests": child["tests"],
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
         "slowest_nodes_s": {name: round(t, 2) for t, name in slowest},
-        "machine": {
-            "cores": os.cpu_count(),
-            "memory_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-        },
+        "machine": machine(),
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"{stamp}-models.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(result)
     print(
         f"models for {DAY} at 1,000,000 orders/day: {wall:.1f} s (dbt {child['dbt_s']:.1f} s, "
         f"publish {child['publish_s']:.1f} s), peak RSS {result['peak_rss_gib']:.2f} GiB"

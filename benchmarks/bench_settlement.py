@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import machine, save
 
 ROOT = Path(__file__).resolve().parent
 CHILD = """
@@ -110,16 +111,9 @@ def main() -> int:
         "month_projection_s": round(month_s, 1),
         "wall_s": round(wall, 2),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3),
-        "machine": {
-            "cores": os.cpu_count(),
-            "memory_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-        },
+        "machine": machine(),
     }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / f"{stamp}-settlement.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(result)
     print(
         f"settlement: {len(channel)} channel-day reports ({child['items']:,} items) in "
         f"{child['channel_s']:.1f} s, {len(supplier)} supplier months in "

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import machine, save
 
 ROOT = Path(__file__).resolve().parent
 
@@ -66,18 +66,10 @@ def main() -> int:
         "wall_s": round(wall, 2),
         "peak_rss_gib": round(peak_kib / 2**20, 3),
         "sources_mib": round(size / 2**20, 1),
-        "machine": {
-            "cores": os.cpu_count(),
-            "memory_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-        },
+        "machine": machine(),
         "goal": {"wall_s": 60, "peak_rss_gib": 4},
     }
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (results / f"{stamp}-simulator.json").write_text(json.dumps(result, indent=2) + "\n")
+    save(result)
     print(
         f"{'benchmark':<12}{'orders/day':>12}{'skus':>9}{'days':>6}{'wall s':>9}{'peak GiB':>10}{'MiB out':>9}"
     )
