@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,18 @@ def hostile_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimConfig, S
 def clean_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[SimConfig, Summary]:
     cfg = SimConfig(**SMALL, mess="none")
     return cfg, simulate(cfg, tmp_path_factory.mktemp("clean") / "sources")
+
+
+def cardlake(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The ``cardlake`` command in a child process, as a user runs it (wide output: no wrapping)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def truth(root: Path, name: str):

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import cardlake
+
 pytestmark = pytest.mark.integration
 
 
-def _cardlake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, check=False
-    )
-
-
 def test_help_explains_the_commands() -> None:
-    out = _cardlake("--help")
+    out = cardlake("--help")
     assert out.returncode == 0
     assert "simulate" in out.stdout and "卡密" in out.stdout
-    sim = _cardlake("simulate", "--help")
+    sim = cardlake("simulate", "--help")
     for option in (
         "--seed",
         "--start",
@@ -38,7 +32,7 @@ def test_help_explains_the_commands() -> None:
 
 
 def test_simulate_prints_a_summary(tmp_path: Path) -> None:
-    out = _cardlake(
+    out = cardlake(
         "simulate",
         "--seed",
         "3",
@@ -60,17 +54,17 @@ def test_simulate_prints_a_summary(tmp_path: Path) -> None:
 
 
 def test_bad_options_get_a_clear_error(tmp_path: Path) -> None:
-    out = _cardlake("simulate", "--mess", "chaos", "--out", str(tmp_path / "x"))
+    out = cardlake("simulate", "--mess", "chaos", "--out", str(tmp_path / "x"))
     assert out.returncode != 0 and "none, realistic or hostile" in (out.stdout + out.stderr)
-    out = _cardlake("simulate", "--start", "2026-13-01", "--out", str(tmp_path / "x"))
+    out = cardlake("simulate", "--start", "2026-13-01", "--out", str(tmp_path / "x"))
     assert out.returncode != 0
     assert not (tmp_path / "x").exists()
 
 
 def test_run_without_readable_sources_says_why(tmp_path: Path) -> None:
     (tmp_path / "sources" / "crm").mkdir(parents=True)
-    out = _cardlake("run", "--sources", str(tmp_path / "sources"), "--lake", str(tmp_path / "lake"))
+    out = cardlake("run", "--sources", str(tmp_path / "sources"), "--lake", str(tmp_path / "lake"))
     assert out.returncode == 2
     assert "shop database not found" in out.stdout and "Traceback" not in out.stdout + out.stderr
-    out = _cardlake("run", "--sources", str(tmp_path / "nowhere"), "--lake", str(tmp_path / "lake"))
+    out = cardlake("run", "--sources", str(tmp_path / "nowhere"), "--lake", str(tmp_path / "lake"))
     assert out.returncode == 2 and "no sources at" in out.stdout

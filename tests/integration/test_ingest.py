@@ -20,6 +20,7 @@ from pipelines.resources import default_resources
 from pipelines.run import run_cycle, source_days
 from simulator.config import SimConfig
 from simulator.run import simulate
+from tests.conftest import cardlake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +38,6 @@ def landed(tmp_path_factory: pytest.TempPathFactory):
     days = source_days(sources, urls)
     outcomes = run_cycle(sources, lake, days)
     return cfg, sources, lake, days, outcomes
-
-
-def _cardlake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, check=False
-    )
 
 
 def _truth(sources: Path, name: str) -> pl.DataFrame:
@@ -308,7 +303,7 @@ def test_unmapped_supplier_header_rejects_the_file_and_tampering_fails_accountin
     text = supplier_file.read_bytes()
     header, _, rest = text.partition(b"\r\n")
     supplier_file.write_bytes(header + b",unexpected_column\r\n" + rest)  # a header nobody mapped
-    out = _cardlake(
+    out = cardlake(
         "run",
         "--sources",
         str(broken_sources),
@@ -341,7 +336,7 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
     landed, tmp_path: Path
 ) -> None:
     _, sources, _, days, _ = landed
-    out = _cardlake(
+    out = cardlake(
         "run",
         "--sources",
         str(sources),
@@ -362,7 +357,7 @@ def test_an_unreachable_source_stops_the_run_with_a_readable_message(
 
 def test_cardlake_run_without_dates_is_incremental(landed) -> None:
     _, sources, lake, days, _ = landed
-    out = _cardlake("run", "--sources", str(sources), "--lake", str(lake))
+    out = cardlake("run", "--sources", str(sources), "--lake", str(lake))
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"1 business day {days[-1]}..{days[-1]}" in out.stdout  # only the last landed day again
     assert "Traceback" not in out.stderr and "Error" not in out.stderr

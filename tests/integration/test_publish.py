@@ -26,6 +26,7 @@ from pipelines.lib.publish import (
     publish,
     warehouse_path,
 )
+from tests.conftest import cardlake
 
 pytestmark = pytest.mark.integration
 
@@ -422,17 +423,6 @@ def test_readers_never_fail_and_never_see_two_publications_at_once(tmp_path: Pat
 # --- cardlake sql ------------------------------------------------------------------------------
 
 
-def _cardlake(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
 @pytest.fixture(scope="module")
 def published_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("sql") / "lake"
@@ -443,14 +433,14 @@ def published_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sql_prints_the_rows_of_a_query(published_lake: Path) -> None:
     query = "select shop, sum(paid_orders) as paid from kpi_sales_daily group by 1 order by 1"
-    out = _cardlake("sql", "--lake", str(published_lake), query)
+    out = cardlake("sql", "--lake", str(published_lake), query)
     assert out.returncode == 0, out.stderr
     assert "shop" in out.stdout and "paid" in out.stdout
     assert "main" in out.stdout and "520" in out.stdout and "525" in out.stdout
     assert "2 rows" in out.stdout
-    csv = _cardlake("sql", "--lake", str(published_lake), "--format", "csv", query)
+    csv = cardlake("sql", "--lake", str(published_lake), "--format", "csv", query)
     assert csv.stdout == "shop,paid\nmain,520\nsubstation,525\n"
-    js = _cardlake(
+    js = cardlake(
         "sql",
         "--lake",
         str(published_lake),
@@ -466,7 +456,7 @@ def test_sql_prints_the_rows_of_a_query(published_lake: Path) -> None:
 
 def test_sql_refuses_to_write_a_file(published_lake: Path, tmp_path: Path) -> None:
     target = tmp_path / "leak.csv"
-    out = _cardlake("sql", "--lake", str(published_lake), f"copy fct_orders to '{target}'")
+    out = cardlake("sql", "--lake", str(published_lake), f"copy fct_orders to '{target}'")
     assert out.returncode == 1
     assert "error" in out.stderr and "disabled" in out.stderr and "read-only" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
@@ -476,12 +466,12 @@ def test_sql_refuses_to_write_a_file(published_lake: Path, tmp_path: Path) -> No
         "set threads = 1",
         "attach ':memory:' as m",
     ):
-        out = _cardlake("sql", "--lake", str(published_lake), sql)
+        out = cardlake("sql", "--lake", str(published_lake), sql)
         assert out.returncode == 1 and "error" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_sql_without_a_warehouse_says_to_run_first(tmp_path: Path) -> None:
-    out = _cardlake("sql", "--lake", str(tmp_path / "empty"), "select 1")
+    out = cardlake("sql", "--lake", str(tmp_path / "empty"), "select 1")
     assert out.returncode == 2
     assert "run `cardlake run` first" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
@@ -499,7 +489,7 @@ def test_sql_shell_reads_statements_until_a_semicolon(published_lake: Path) -> N
             "select 'never run';",
         ]
     )
-    out = _cardlake("sql", "--lake", str(published_lake), stdin=script)
+    out = cardlake("sql", "--lake", str(published_lake), stdin=script)
     assert out.returncode == 0, out.stderr
     for text in ("kpi_sales_daily", "dim_skus", "_publication", "5000", "still here"):
         assert text in out.stdout

@@ -22,6 +22,7 @@ import pytest
 from pipelines.lib.settlement import ReportKey, produce, read_index
 from simulator.config import SimConfig
 from simulator.run import simulate
+from tests.conftest import cardlake, truth
 
 pytestmark = pytest.mark.integration
 
@@ -52,27 +53,13 @@ class Month:
             con.close()
 
 
-def _cardlake(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [shutil.which("cardlake") or "cardlake", *args],
-        capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "COLUMNS": "200"},
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> Month:
     root = tmp_path_factory.mktemp("settlement")
     summary = simulate(SimConfig(**MONTH, mess="realistic"), root / "sources")
-    run = _cardlake("run", "--sources", str(summary.out), "--lake", str(root / "lake"))
+    run = cardlake("run", "--sources", str(summary.out), "--lake", str(root / "lake"))
     assert run.returncode == 0, run.stdout + run.stderr
     return Month(summary.out, root / "lake", run.stdout)
-
-
-def _anomalies(m: Month) -> pl.DataFrame:
-    return pl.read_parquet(m.sources / "_truth" / "anomalies.parquet")
 
 
 def test_the_daily_cycle_publishes_every_due_report(month: Month) -> None:
@@ -100,14 +87,14 @@ def _check_anomalies(m: Month) -> None:
     items = m.query("select * from rpt_channel_reconciliation").with_columns(
         native=pl.col("order_no").str.split("-").list.last()
     )
-    truth = _anomalies(m)
+    answers = truth(m.sources, "anomalies")
     # one status per item: an order that is also a lost callback, or has no line at all, has no
     # shop payment or no line to compare amounts (or days) with
     outranked = set(
-        truth.filter(pl.col("kind").is_in(["lost_callback", "missing_statement_line"]))["record"]
+        answers.filter(pl.col("kind").is_in(["lost_callback", "missing_statement_line"]))["record"]
     )
     for kind, (status, reason) in EXPECTED.items():
-        injected = set(truth.filter(pl.col("kind") == kind)["record"])
+        injected = set(answers.filter(pl.col("kind") == kind)["record"])
         if kind in ("amount_mismatch", "day_boundary"):
             injected -= outranked
         found = set(
@@ -119,7 +106,7 @@ def _check_anomalies(m: Month) -> None:
         assert found == injected, (kind, sorted(injected - found)[:5], sorted(found - injected)[:5])
     # zero false positives: every exception is an injected channel anomaly
     flagged = {
-        kind: set(truth.filter(pl.col("kind") == kind)["record"])
+        kind: set(answers.filter(pl.col("kind") == kind)["record"])
         for kind in EXPECTED
         if kind != "day_boundary"
     }
@@ -135,7 +122,7 @@ def _check_anomalies(m: Month) -> None:
         .all()
     )
     # staff test orders are refused at ingestion on purpose, and their payments reconcile
-    tests = set(truth.filter(pl.col("kind") == "test_order")["record"]) - outranked
+    tests = set(answers.filter(pl.col("kind") == "test_order")["record"]) - outranked
     test_items = items.filter(pl.col("native").is_in(list(tests)))
     assert test_items["status_reason"].unique().to_list() == ["test_order"]
     # every statement in effect ties out to its own footer
@@ -155,13 +142,17 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Month:
         seed=5, start=dt.date(2026, 10, 1), days=8, orders_per_day=800, skus=120, mess="hostile"
     )
     summary = simulate(cfg, root / "sources")
-    run = _cardlake("run", "--sources", str(summary.out), "--lake", str(root / "lake"))
+    run = cardlake("run", "--sources", str(summary.out), "--lake", str(root / "lake"))
     assert run.returncode == 0, run.stdout + run.stderr
     return Month(summary.out, root / "lake", run.stdout)
 
 
 def test_a_hostile_shop_is_reconciled_as_exactly(hostile: Month) -> None:
-    assert not _anomalies(hostile).filter(pl.col("kind") == "statement_footer_mismatch").is_empty()
+    assert (
+        not truth(hostile.sources, "anomalies")
+        .filter(pl.col("kind") == "statement_footer_mismatch")
+        .is_empty()
+    )
     _check_anomalies(hostile)
 
 
@@ -274,9 +265,8 @@ def test_reports_tie_out_to_the_statement_footers_and_the_marts(month: Month) ->
 
 
 def test_supplier_payable_is_delivered_cost_less_charge_backs_to_the_fen(month: Month) -> None:
-    truth = month.sources / "_truth"
-    keys = pl.read_parquet(truth / "keys.parquet")
-    refunds = pl.read_parquet(truth / "refunds.parquet")
+    keys = truth(month.sources, "keys")
+    refunds = truth(month.sources, "refunds")
     local_day = lambda c: pl.from_epoch(pl.col(c) + 8 * 3600).dt.date()  # noqa: E731
     in_sept = lambda c: local_day(c).dt.month() == 9  # noqa: E731
     delivered = (
@@ -345,7 +335,7 @@ def test_the_same_inputs_give_the_same_report_bytes(month: Month, tmp_path: Path
 
 def test_cli_fetches_and_regenerates_one_report(month: Month, tmp_path: Path) -> None:
     out = tmp_path / "download"
-    got = _cardlake(
+    got = cardlake(
         "report", "settlement", "--channel", "alipay", "--day", "2026-09-20",
         "--lake", str(month.lake), "--out", str(out),
     )  # fmt: skip
@@ -356,12 +346,12 @@ def test_cli_fetches_and_regenerates_one_report(month: Month, tmp_path: Path) ->
         (ReportKey("supplier", "S01", "2026-09").folder(month.lake) / "index.json").read_text()
     )["versions"][0]["version"]
     assert code == 1
-    got = _cardlake(
+    got = cardlake(
         "report", "settlement", "--supplier", "S01", "--month", "2026-09", "--version", "1",
         "--lake", str(month.lake),
     )  # fmt: skip
     assert got.returncode == 0 and "payable_S01_2026-09_v1.pdf" in got.stdout
-    not_due = _cardlake(
+    not_due = cardlake(
         "report", "settlement", "--channel", "alipay", "--day", "2026-12-01",
         "--lake", str(month.lake),
     )  # fmt: skip
@@ -410,7 +400,7 @@ def test_late_data_publishes_a_new_version_and_keeps_the_old(month_copy: Month) 
         return lines[:i] + lines[i + 1 :]
 
     _resend(original, drop_one_payment)
-    run = _cardlake(
+    run = cardlake(
         "run", "--sources", str(month_copy.sources), "--lake", str(month_copy.lake),
         "--start", day.isoformat(), "--end", day.isoformat(),
     )  # fmt: skip
@@ -461,7 +451,7 @@ def test_a_report_that_does_not_tie_out_is_held_not_published(month_copy: Month)
         return [*lines[:i], ",".join(cells), *lines[i + 1 :]]
 
     _resend(original, break_a_date)
-    run = _cardlake(
+    run = cardlake(
         "run", "--sources", str(month_copy.sources), "--lake", str(month_copy.lake),
         "--start", day.isoformat(), "--end", day.isoformat(),
     )  # fmt: skip
