@@ -272,3 +272,15 @@ def superset_server(served_shop: ModelledShop, tmp_path_factory) -> Iterator[Sup
         yield SupersetServer(url, home, served_shop.lake, superset.admin_password())
     finally:
         stop(proc)
+
+
+# ------------------------------------------------------------------------ Feishu / DingTalk robots
+@pytest.fixture
+def webhook_server():
+    """Both group robots (Feishu, DingTalk) on a loopback port, one server per test: records
+    every request, checks signatures, answers with the robots' own codes and can be scripted to
+    fail (see tests/webhook_server.py)."""
+    from tests.webhook_server import WebhookServer
+
+    with WebhookServer() as server:
+        yield server
