@@ -7,6 +7,7 @@ Every path defaults to the environment (``CARDLAKE_SOURCES``, ``CARDLAKE_LAKE``)
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from pathlib import Path
@@ -102,6 +103,14 @@ def simulate(
         float | None,
         typer.Option(help="Stop --live after this many seconds (default: run until stopped)."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="With --live: keep adding to the shop already in --out instead of writing it "
+            "again (its options come from its _truth/manifest.json).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a simulated shop: both shop databases, CRM exports, channel statements, supplier
     batches, and the answer key in `_truth/`.
@@ -113,6 +122,24 @@ def simulate(
 
     if mess not in ("none", "realistic", "hostile"):
         raise typer.BadParameter("use none, realistic or hostile", param_hint="--mess")
+    target = out or _default_sources()
+    if resume:
+        if not live:
+            raise typer.BadParameter("--resume goes with --live", param_hint="--resume")
+        manifest = target / "_truth" / "manifest.json"
+        if not manifest.exists():
+            raise typer.BadParameter(f"no simulated shop in {target} to resume", param_hint="--out")
+        known = json.loads(manifest.read_text())
+        cfg = SimConfig(
+            seed=known["seed"],
+            start=dt.date.fromisoformat(known["start"]),
+            days=known["days"],
+            orders_per_day=known["orders_per_day"],
+            skus=known["skus"],
+            mess=known["mess"],
+        )
+        _run_live(cfg, target, rate, live_seconds, shop_db_url, substation_db_url)
+        return
     cfg = SimConfig(
         seed=seed,
         start=start.date(),
@@ -121,7 +148,6 @@ def simulate(
         skus=skus,
         mess=mess,
     )  # type: ignore[arg-type]
-    target = out or _default_sources()
     started = time.perf_counter()
     steps = [
         "catalogue",
@@ -148,21 +174,25 @@ def simulate(
         )
     _print_summary(summary, time.perf_counter() - started)
     if live:
-        from simulator.live import run_live
+        _run_live(cfg, summary.out, rate, live_seconds, shop_db_url, substation_db_url)
 
-        console.print(f"live: adding about {rate:g} orders/s to the shop databases (Ctrl-C stops)")
-        stats = run_live(
-            cfg,
-            summary.out,
-            rate=rate,
-            seconds=live_seconds,
-            shop_db_url=shop_db_url,
-            substation_db_url=substation_db_url,
-        )
-        console.print(
-            f"live: stopped after {stats.orders} new orders, {stats.payments} payments, "
-            f"{stats.deliveries} deliveries, {stats.refunds} refunds"
-        )
+
+def _run_live(cfg, out: Path, rate: float, seconds, shop_db_url, substation_db_url) -> None:
+    from simulator.live import run_live
+
+    console.print(f"live: adding about {rate:g} orders/s to the shop databases (Ctrl-C stops)")
+    stats = run_live(
+        cfg,
+        out,
+        rate=rate,
+        seconds=seconds,
+        shop_db_url=shop_db_url,
+        substation_db_url=substation_db_url,
+    )
+    console.print(
+        f"live: stopped after {stats.orders} new orders, {stats.payments} payments, "
+        f"{stats.deliveries} deliveries, {stats.refunds} refunds"
+    )
 
 
 @app.command()
@@ -309,11 +339,31 @@ def run(
         f"{len(outcomes) - len(published) - len(held)} unchanged, {len(held)} held in "
         f"{time.perf_counter() - started:.1f} s → {lake_dir / 'reports' / 'settlement'}"
     )
+    _sync_tickets(lake_dir)
     if held:
         _print_outcomes(held, lake_dir)
         console.print("[red]reports that do not tie out are held, not published[/]")
         raise typer.Exit(1)
     console.print("query it: [bold]cardlake sql[/] (read-only)")
+
+
+def _sync_tickets(lake_dir: Path):
+    """Tickets and messages for the published alerts; prints one line (and what went wrong)."""
+    from pipelines.lib.tickets import sync
+    from pipelines.resources import AlertsResource, alerts_config_path
+
+    alerting = AlertsResource(config_path=str(alerts_config_path()))
+    routes, _skipped = alerting.routes()
+    started = time.perf_counter()
+    r = sync(lake_dir, routes, delivery=alerting.delivery(), link=alerting.link())
+    console.print(
+        f"[green]✓[/] alerts: {r.opened} new tickets, {r.resolved} resolved, {r.reopened} "
+        f"reopened; messages {r.sent} sent, {r.failed} failed, {r.pending} owed in "
+        f"{time.perf_counter() - started:.1f} s → [bold]cardlake tickets list[/]"
+    )
+    for note in r.notes:
+        console.print(f"  · {note}", highlight=False, markup=False)
+    return r
 
 
 def _yuan(fen: int) -> str:
@@ -823,6 +873,147 @@ def report_settlement(
             shutil.copy2(path, out / path.name)
     if any(o.status == "held" for o in outcomes):
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------- tickets
+tickets_app = typer.Typer(
+    help="Tickets (工单) the alerts open: list, show, acknowledge, close.", no_args_is_help=True
+)
+app.add_typer(tickets_app, name="tickets")
+
+
+@tickets_app.command("list")
+def tickets_list(
+    state: Annotated[
+        str, typer.Option(help="open, acknowledged, resolved, active (open + acknowledged), all.")
+    ] = "active",
+    role: Annotated[
+        str | None, typer.Option(help="Only this role: ops, finance, customer_service, tech.")
+    ] = None,
+    lake: _LakeOption = None,
+) -> None:
+    """The tickets, newest first (default: those not yet resolved)."""
+    from pipelines.lib.tickets import ROLE_LABELS, STATE_LABELS, load_tickets
+
+    wanted = {"active": {"open", "acknowledged"}, "all": set(STATE_LABELS)}.get(state, {state})
+    if not wanted <= set(STATE_LABELS):
+        raise typer.BadParameter(
+            "use open, acknowledged, resolved, active or all", param_hint="--state"
+        )
+    lake_dir = (lake or _default_lake()).resolve()
+    tickets = [
+        t
+        for t in load_tickets(lake_dir).values()
+        if t.state in wanted and (role is None or t.fields.get("role") == role)
+    ]
+    table = Table(box=None, header_style="bold")
+    for column in ("ticket", "state", "role", "days", "title"):
+        table.add_column(column)
+    for t in sorted(tickets, key=lambda t: t.ticket_id, reverse=True):
+        f = t.fields
+        table.add_row(
+            t.ticket_id,
+            f"{t.state} {STATE_LABELS[t.state]}",
+            ROLE_LABELS.get(f.get("role") or "", f.get("role") or ""),
+            f"{f.get('first_day')} ~ {f.get('last_day')}",
+            f.get("title") or "",
+        )
+    console.print(table)
+    console.print(f"{len(tickets)} tickets ({state})")
+
+
+@tickets_app.command("show")
+def tickets_show(
+    ticket: Annotated[str, typer.Argument(help="Ticket id, e.g. T000012.")],
+    lake: _LakeOption = None,
+) -> None:
+    """One ticket: its incident and its whole history."""
+    from pipelines.lib.tickets import STATE_LABELS, load_tickets
+
+    lake_dir = (lake or _default_lake()).resolve()
+    t = load_tickets(lake_dir).get(ticket.strip().upper())
+    if t is None:
+        _stderr.print(f"[red]no ticket {ticket!r}[/]")
+        raise typer.Exit(2)
+    f = t.fields
+    console.print(f"[bold]{t.ticket_id}[/] {t.state} {STATE_LABELS[t.state]} · {f.get('title')}")
+    for label, value in (
+        ("rule", f.get("rule")),
+        ("role", f.get("role")),
+        ("severity", f.get("severity")),
+        ("days", f"{f.get('first_day')} ~ {f.get('last_day')}"),
+        ("alert", f"{t.alert_id} ({'open' if t.is_alert_open else 'over'})"),
+        ("summary", f.get("summary")),
+        ("main cause", f.get("main_cause")),
+    ):
+        if value:
+            console.print(f"  {label}: {value}", highlight=False, markup=False)
+    console.print("history:")
+    for e in t.events:
+        detail = json.loads(e["detail"] or "{}")
+        extra = detail.get("note") or ""
+        if e["kind"] in ("notified", "delivery_failed"):
+            extra = f"{e['phase']} → {e['route']} ({detail.get('attempts')} attempts) {detail.get('answer') or ''}"
+        console.print(
+            f"  {e['at']:%Y-%m-%d %H:%M:%S} {e['kind']:<16} {e['actor']:<10} {e['state']:<12} {extra}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def _move(ticket: str, state: str, by: str, note: str, lake: Path | None) -> None:
+    from pipelines.lib.tickets import STATE_LABELS, TicketError, change_state
+
+    lake_dir = (lake or _default_lake()).resolve()
+    try:
+        t = change_state(lake_dir, ticket, state, by, note)
+    except TicketError as exc:
+        _stderr.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"{t.ticket_id}: {t.state} {STATE_LABELS[t.state]}")
+
+
+_By = Annotated[str, typer.Option("--by", help="Who does it (kept in the ticket's history).")]
+
+
+@tickets_app.command("ack")
+def tickets_ack(
+    ticket: Annotated[str, typer.Argument(help="Ticket id.")],
+    by: _By,
+    note: Annotated[str, typer.Option(help="A note for the history.")] = "",
+    lake: _LakeOption = None,
+) -> None:
+    """Acknowledge a ticket: someone is on it (open → acknowledged)."""
+    _move(ticket, "acknowledged", by, note, lake)
+
+
+@tickets_app.command("close")
+def tickets_close(
+    ticket: Annotated[str, typer.Argument(help="Ticket id.")],
+    by: _By,
+    note: Annotated[str, typer.Option(help="What was done (kept in the history).")],
+    lake: _LakeOption = None,
+) -> None:
+    """Resolve a ticket (open or acknowledged → resolved), saying what was done."""
+    _move(ticket, "resolved", by, note, lake)
+
+
+@tickets_app.command("reopen")
+def tickets_reopen(
+    ticket: Annotated[str, typer.Argument(help="Ticket id.")],
+    by: _By,
+    note: Annotated[str, typer.Option(help="Why (kept in the history).")],
+    lake: _LakeOption = None,
+) -> None:
+    """Reopen a resolved ticket."""
+    _move(ticket, "open", by, note, lake)
+
+
+@tickets_app.command("sync")
+def tickets_sync(lake: _LakeOption = None) -> None:
+    """Open and resolve tickets for the published alerts and send the messages still owed (the
+    pipelines do this after every publication; this is for a retry by hand)."""
+    _sync_tickets((lake or _default_lake()).resolve())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Resources: where the sources, the shop databases and the lake are. The one place that reads
 the environment (``CARDLAKE_SOURCES``, ``CARDLAKE_LAKE``, ``CARDLAKE_SHOP_DB_URL``,
-``CARDLAKE_SUBSTATION_DB_URL``; dbt reads ``CARDLAKE_LAKE`` too, set from here); every path
-is relative to those roots."""
+``CARDLAKE_SUBSTATION_DB_URL``, ``CARDLAKE_ALERTS_CONFIG`` and the robot URLs and secrets that
+config names; dbt reads ``CARDLAKE_LAKE`` too, set from here); every path is relative to those
+roots."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ def sources_root() -> Path:
 
 def lake_root() -> Path:
     return Path(os.environ.get("CARDLAKE_LAKE", "lake")).resolve()
+
+
+def alerts_config_path() -> Path:
+    """Where alerts are routed (config/alerts.yml unless ``CARDLAKE_ALERTS_CONFIG`` says)."""
+    default = Path(__file__).resolve().parents[1] / "config" / "alerts.yml"
+    return Path(os.environ.get("CARDLAKE_ALERTS_CONFIG", default)).resolve()
 
 
 def superset_home() -> Path:
@@ -84,6 +91,34 @@ class ModelsResource(dg.ConfigurableResource):
         return build_env(Path(self.lake_root))
 
 
+class AlertsResource(dg.ConfigurableResource):
+    """Alert routing (``config/alerts.yml``): the group robots of each role, their URLs and
+    signing secrets read from the environment variables the file names, and delivery settings."""
+
+    config_path: str
+
+    def config(self) -> dict:
+        import yaml
+
+        path = Path(self.config_path)
+        if not path.exists():
+            return {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+    def routes(self):
+        """(routes per role, notes on robots skipped because their variables are unset)."""
+        from pipelines.lib.notify import load_routes
+
+        return load_routes(self.config().get("routes"), os.environ)
+
+    def delivery(self) -> dict:
+        return dict(self.config().get("delivery") or {})
+
+    def link(self) -> str | None:
+        name = self.delivery().get("link_env")
+        return os.environ.get(name) or None if name else None
+
+
 def default_resources(
     sources: Path | None = None,
     lake: Path | None = None,
@@ -103,4 +138,5 @@ def default_resources(
         ),
         "lake": LakeResource(root=str((lake or lake_root()).resolve())),
         "models": ModelsResource(lake_root=str((lake or lake_root()).resolve())),
+        "alerting": AlertsResource(config_path=str(alerts_config_path())),
     }

@@ -146,6 +146,28 @@ def version_range(
     return day(first), day(last)
 
 
+def window_versions(contract: Contract, url: str, window: Window) -> tuple[str | None, int]:
+    """The newest version inside ``window`` and how many rows it holds, as text: a cheap probe
+    of whether a table changed since it was last landed (one indexed range scan)."""
+    src = contract.source
+    dialect = dialect_of(url)
+    kind = src.get("watermark_kind", "local_datetime")
+    text = "char" if dialect == "mysql" else "text"
+    version = _version_expr(src["watermark"], kind, dialect)
+    lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
+    column = _quote(src["watermark"][0], dialect) if len(src["watermark"]) == 1 else "_v"
+    frame = read_table(
+        url,
+        f"select cast(max(_v) as {text}) as v, count(*) as n from "
+        f"(select {version} as _v from {_quote(src['table'], dialect)}"
+        + (f" where {column} >= {lo} and {column} < {hi}" if column != "_v" else "")
+        + ") as r"
+        + (f" where _v >= {lo} and _v < {hi}" if column == "_v" else ""),
+    )
+    newest, rows = frame.row(0)
+    return newest, int(rows or 0)
+
+
 def read_table(url: str, query: str) -> pl.DataFrame:
     """Run ``query`` on the database at ``url`` and return the result as text columns."""
     engine = sa.make_url(url)

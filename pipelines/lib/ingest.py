@@ -123,6 +123,7 @@ def ingest_database(
     checked.good = checked.good.sort([*key, "_row_hash"], nulls_last=True)
     checked.quarantined = checked.quarantined.sort("_row_hash")
     watermark = None
+    window_rows = 0
     if window is not None and rows.height:
         # the newest version inside the window: a zero date or a clock years ahead never moves it
         versions = rows["_v"].drop_nulls()
@@ -133,7 +134,9 @@ def ingest_database(
         else:
             lower = window.lower.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
             upper = window.upper.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
-        watermark = versions.filter((versions >= lower) & (versions < upper)).max()
+        inside = versions.filter((versions >= lower) & (versions < upper))
+        watermark = inside.max()
+        window_rows = inside.len()
     state = {
         "dataset": contract.dataset,
         "contract_version": contract.version,
@@ -146,6 +149,8 @@ def ingest_database(
         "source": f"{src['database']}.{src['table']}",
         "window": version,
         "watermark": watermark,
+        # rows whose version lies in the window: with the watermark, what a live probe compares
+        "window_rows": window_rows,
         "rules": _rule_counts(checked.quarantined),
     }
     state["seconds"] = round(time.perf_counter() - started, 3)

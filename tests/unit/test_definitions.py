@@ -46,7 +46,7 @@ def test_asset_graph_snapshot() -> None:
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys >= EXPECTED_RAW
     lake_sources = {"lake/ingest_state", "lake/quarantined_orders"}
-    reports = {"settlement_channel_reports", "settlement_supplier_statements"}
+    reports = {"settlement_channel_reports", "settlement_supplier_statements", "alert_tickets"}
     assert {"warehouse", *lake_sources, *reports} <= keys
     assert keys - EXPECTED_RAW - {"warehouse", *lake_sources, *reports} == set(_models())
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
@@ -152,4 +152,22 @@ def test_models_are_assets_downstream_of_raw_with_tests_as_checks() -> None:
     job = defs.resolve_job_def("ingest_job")
     assert {"warehouse", "fct_orders", "raw_shop__orders"} <= {
         k.to_user_string() for k in job.asset_layer.selected_asset_keys
+    }
+
+
+def test_live_job_lands_todays_tables_models_publishes_and_syncs_tickets() -> None:
+    job = defs.resolve_job_def("live_job")
+    keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    databases = {k for k in EXPECTED_RAW if k.startswith(("raw_shop__", "raw_substation__"))}
+    assert databases <= keys and not keys & (EXPECTED_RAW - databases)  # no file sources
+    assert {"fct_orders", "kpi_sales_daily", "alerts", "warehouse", "alert_tickets"} <= keys
+    assert not {k for k in keys if k.startswith("rpt_")}  # statements never arrive live
+    assert job.tags["cardlake/dbt"] == defs.resolve_job_def("ingest_job").tags["cardlake/dbt"]
+    sensor = defs.get_sensor_def("live_sensor")
+    assert sensor.minimum_interval_seconds == 5
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # the file sensor's runs sync tickets too (a statement can raise a lost-callback alert)
+    assert "alert_tickets" in {
+        k.to_user_string()
+        for k in defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
     }

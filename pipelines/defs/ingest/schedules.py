@@ -13,7 +13,12 @@ ingest_job = dg.define_asset_job(
     # reports follow on their own (the settlement sensor), per statement day and per month
     - dg.AssetSelection.groups("reports"),
     # a run that fails (a database briefly away, say) is retried from the failed step
-    tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
+    tags={
+        "dagster/max_retries": "2",
+        "dagster/retry_strategy": "FROM_FAILURE",
+        # one run at a time builds the models (dagster_home/dagster.yaml's run queue)
+        "cardlake/dbt": "build",
+    },
     description=(
         "Land one business day of every source in the lake, rebuild the models and publish."
     ),

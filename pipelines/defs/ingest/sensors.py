@@ -7,6 +7,7 @@ import hashlib
 
 import dagster as dg
 
+from pipelines.defs.alerts.assets import alert_tickets
 from pipelines.defs.ingest.schedules import ingest_job
 from pipelines.defs.models.assets import cardlake_models, warehouse
 from pipelines.lib.contracts import load_contracts
@@ -51,6 +52,7 @@ def new_files_sensor(
                 *(dg.AssetKey(datasets[d][0]) for d in names),
                 *sorted(cardlake_models.keys, key=lambda k: k.to_user_string()),
                 warehouse.key,
+                alert_tickets.key,
             ],
             tags={"cardlake/trigger": "new_files"},
         )
