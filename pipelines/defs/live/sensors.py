@@ -16,13 +16,10 @@ from pipelines.defs.models.assets import cardlake_models, warehouse
 from pipelines.lib.live import business_today, changed_tables, live_contracts
 from pipelines.resources import LakeResource, ShopDatabasesResource
 
-#: settlement marts follow statements, which never arrive live: the file sensor rebuilds them
-LIVE_MODELS = [k for k in cardlake_models.keys if not k.to_user_string().startswith("rpt_")]
-
 live_job = dg.define_asset_job(
     "live_job",
     selection=dg.AssetSelection.assets(
-        *[c.asset_name for c in live_contracts()], *LIVE_MODELS, warehouse, alert_tickets
+        *[c.asset_name for c in live_contracts()], cardlake_models, warehouse, alert_tickets
     ),
     # one process, steps in order: a step per subprocess would cost more than the steps
     executor_def=dg.in_process_executor,
