@@ -90,6 +90,10 @@ class ModelsResource(dg.ConfigurableResource):
 
         return build_env(Path(self.lake_root))
 
+    def target_path(self) -> Path:
+        """dbt's artefacts for the Dagster runs (kept between runs, so parsing is partial)."""
+        return Path(self.lake_root).resolve() / "_build" / "dbt_target_dagster"
+
 
 class AlertsResource(dg.ConfigurableResource):
     """Alert routing (``config/alerts.yml``): the group robots of each role, their URLs and

@@ -20,7 +20,10 @@ live_job = dg.define_asset_job(
     "live_job",
     selection=dg.AssetSelection.assets(
         *[c.asset_name for c in live_contracts()], cardlake_models, warehouse, alert_tickets
-    ),
+    )
+    # the seeds (code lists) change with the code, never during a day
+    - dg.AssetSelection.groups("rules"),
+    config={"ops": {"cardlake_models": {"config": {"unit_tests": False}}}},
     # one process, steps in order: a step per subprocess would cost more than the steps
     executor_def=dg.in_process_executor,
     tags={"cardlake/dbt": "build", "cardlake/trigger": "live"},
