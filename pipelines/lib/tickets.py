@@ -229,8 +229,8 @@ def read_alerts(lake: Path) -> pl.DataFrame | None:
     try:
         exists = con.execute(
             "select count(*) from duckdb_tables() where table_name = 'alerts'"
-        ).fetchone()
-        if not exists or not exists[0]:
+        ).fetchall()
+        if not exists[0][0]:
             return None
         return con.sql("select * from alerts order by first_day, alert_id").pl()
     finally:
