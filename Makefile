@@ -15,7 +15,7 @@ LAKE ?= $(CURDIR)/lake
 DEMO_ARGS ?= --seed 42 --start 2026-09-20 --days 14 --orders-per-day 3000 --skus 500
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup demo serve test test-fast lint fix bench lock clean dagster dbt-sources docs dashboards-export
+.PHONY: help setup demo live serve test test-fast lint fix bench lock clean dagster dbt-sources docs dashboards-export
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,11 @@ demo: setup ## generate a demo shop into ./sources, run the daily cycle into ./l
 	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb)"
 	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
 	@echo "Settlement reports (CSV/XLSX/PDF): ./lake/reports/settlement · cardlake report settlement --help"
-	@echo "Live orders: cardlake simulate --live"
+	@echo "Live orders: make live (in another terminal), then watch the overview dashboard"
 	cardlake serve --lake lake
+
+live: setup ## keep the demo shop (./sources) selling in real time; `make serve` (or demo) shows it arrive
+	cardlake simulate --out sources --live --resume --rate 5
 
 serve: setup ## provision Superset and serve it (:8088) with the Dagster UI (:3000) on ./lake; prints the logins
 	cardlake serve --lake $(LAKE)
@@ -85,11 +88,12 @@ fix: setup ## apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
 
-bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator, ingestion, models, settlement
+bench: setup ## benchmarks at 1,000,000 orders/day over 100,000 SKUs: simulator, ingestion, models, settlement; live freshness at 50 orders/s
 	python benchmarks/bench_simulator.py
 	python benchmarks/bench_ingest.py
 	python benchmarks/bench_models.py
 	python benchmarks/bench_settlement.py
+	python benchmarks/bench_live.py
 
 lock: ## re-resolve both lock files (pyproject.toml, requirements/superset.in; exact pins with hashes)
 	uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes --no-header -o $(LOCK)
