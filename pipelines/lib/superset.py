@@ -107,10 +107,20 @@ class Superset:
     def provision(self, demo_users: bool = True) -> str:
         """Import the bundle, rebuild the roles and (re)create the admin and demo users."""
         self.init()
+        self.ensure_ops_db()
         args = [str(self.bin / "python"), str(PROVISION), "import"]
         if not demo_users:
             args.append("--no-demo-users")
         return "\n".join(_reported(self._run(*args, what="provisioning the dashboards")))
+
+    def ensure_ops_db(self) -> None:
+        """The tickets file the alerts dashboard reads (``lake/ops.duckdb``), built from the
+        ticket log (empty on a fresh lake) when the lake has none yet: its charts then show no
+        data rather than an error. Built here because the builder lives in this environment."""
+        from pipelines.lib.tickets import OPS_DB, refresh_ops_db
+
+        if not (self.lake / OPS_DB).exists():
+            refresh_ops_db(self.lake)
 
     def export(self, bundle: Path = BUNDLE) -> list[str]:
         """Write Superset's current assets back over the bundle (normalised); returns the files
