@@ -6,14 +6,15 @@ by ``cardlake dashboards provision|export`` (``pipelines/lib/superset.py``), whi
 
 ``import``: the bundle (``metadata.yaml``, ``databases/``, ``datasets/``, ``charts/``,
 ``dashboards/``) goes in through Superset's own asset importer, which overwrites by UUID, so a
-second run changes nothing; the database URI's ``${CARDLAKE_LAKE}`` is filled in from the
+second run changes nothing; the database URIs' ``${CARDLAKE_LAKE}`` is filled in from the
 environment first. Then ``roles.yml`` rebuilds the team roles, their dashboard access and row-level
 security, and the admin and demo users are created or reset.
 
 ``export``: Superset's asset exporter, normalised so that a round trip is a clean diff: files
-keep the bundle's names (by UUID), the database URI is templated again, chart ids inside the
-dashboards keep the bundle's numbering, and fields Superset regenerates (``query_context``, the
-datasource id in a chart's params, the export timestamp) are left out.
+keep the bundle's names (by UUID), each database URI is templated again (a DuckDB file of the lake:
+``warehouse.duckdb``, ``ops.duckdb``), chart ids inside the dashboards keep the bundle's numbering,
+and fields Superset regenerates (``query_context``, the datasource id in a chart's params, the
+export timestamp) are left out.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import yaml
 
 BUNDLE = Path(__file__).resolve().parent
 ASSET_DIRS = ("databases", "datasets", "charts", "dashboards")
-URI_TEMPLATE = "duckdb:///${CARDLAKE_LAKE}/warehouse.duckdb"
+#: a DuckDB file of the lake, as the bundle spells its URI (``warehouse.duckdb``, ``ops.duckdb``)
+URI_TEMPLATE = "duckdb:///${CARDLAKE_LAKE}/{name}"
+LAKE_FILE = re.compile(r"^duckdb:///.*/(?P<name>[^/?]+\.duckdb)$")
 ADMIN = "admin"
 #: marks the lines meant for ``cardlake`` (Superset prints its own lines to stdout too)
 REPORT = "cardlake: "
@@ -211,12 +214,16 @@ def export_bundle(bundle: Path, lake: str) -> list[str]:
                     chart_numbers[meta["uuid"]] = int(meta["chartId"])
 
     out: dict[str, Any] = {}
-    for name, text in exported.items():
+    # databases first, then datasets, charts, dashboards: a new asset's name may follow the
+    # file of the asset it belongs to (a dataset's folder is its database's)
+    order = {folder: n for n, folder in enumerate(ASSET_DIRS)}
+    for name, text in sorted(exported.items(), key=lambda kv: order.get(kv[0].split("/")[0], 9)):
         if name == "metadata.yaml" or "/" not in name:
             continue
         folder = name.split("/", 1)[0]
         data = yaml.safe_load(text)
-        target = by_uuid.get(str(data.get("uuid"))) or _fresh_name(folder, data)
+        target = by_uuid.get(str(data.get("uuid"))) or _fresh_name(folder, data, by_uuid)
+        by_uuid.setdefault(str(data.get("uuid")), target)
         out[target] = data
 
     # chart ids inside dashboards: the bundle's numbers, new charts numbered after them
@@ -234,7 +241,7 @@ def export_bundle(bundle: Path, lake: str) -> list[str]:
 
     for name, data in out.items():
         if name.startswith("databases/"):
-            data["sqlalchemy_uri"] = URI_TEMPLATE
+            data["sqlalchemy_uri"] = _templated_uri(data["sqlalchemy_uri"])
             data.pop("password", None)
         elif name.startswith("charts/"):
             data["query_context"] = None
@@ -261,9 +268,20 @@ def export_bundle(bundle: Path, lake: str) -> list[str]:
     return written
 
 
-def _fresh_name(folder: str, data: dict[str, Any]) -> str:
+def _templated_uri(uri: str) -> str:
+    """A database URI as the bundle keeps it: a DuckDB file of the lake under ``${CARDLAKE_LAKE}``,
+    whichever lake the install was provisioned from."""
+    match = LAKE_FILE.match(uri)
+    if match is None:
+        raise SystemExit(f"export: a database URI that is no DuckDB file of the lake: {uri!r}")
+    return URI_TEMPLATE.replace("{name}", match["name"])
+
+
+def _fresh_name(folder: str, data: dict[str, Any], by_uuid: dict[str, str]) -> str:
     if folder == "datasets":
-        return f"datasets/cardlake/{_slug(data['table_name'])}.yaml"
+        # beside the other datasets of its database (datasets/<database file>/)
+        database = Path(by_uuid.get(str(data.get("database_uuid")), "cardlake")).stem
+        return f"datasets/{database}/{_slug(data['table_name'])}.yaml"
     if folder == "dashboards":
         return f"dashboards/{_slug(data.get('slug') or data['dashboard_title'])}.yaml"
     if folder == "databases":
