@@ -1,20 +1,27 @@
-"""The live path: which of today's database tables changed since they were last landed.
+"""The live path: the shop's current business day, landed, modelled and published again
+whenever one of its database tables changed.
 
-Live runs land the current business day of the shop databases again and again. Each run
-replaces the day's partitions whole, exactly as the nightly run does, so the live day converges
-to what the nightly run of the same sources produces; then the day's models are rebuilt and
-published. Between runs a cheap probe per table (the newest version in the day's window and the
-rows in it, one indexed range scan) is compared with what the last landing recorded, so an idle
-shop costs no runs.
+Each pass replaces the day's partitions whole, exactly as the nightly run does, so the live day
+converges on what the nightly run of the same sources produces; then the models those tables
+feed are rebuilt for the day (with their tests) and the day is published. Between passes a cheap
+probe per table (the newest version in the day's window and the rows in it, one indexed range
+scan) is compared with what the last landing recorded, so an idle shop costs nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 from pipelines.lib.contracts import Contract, load_contracts
+from pipelines.lib.dbt import DbtError, run_dbt
 from pipelines.lib.extract import CST, day_window, window_versions
+from pipelines.lib.ingest import IngestResult, ingest
 from pipelines.lib.lake import Lake
+from pipelines.lib.publish import Publication, publish
 
 
 def business_today(now: dt.datetime | None = None) -> dt.date:
@@ -50,3 +57,90 @@ def changed_tables(lake: Lake, urls: dict[str, str], day: dt.date) -> dict[str, 
         if (newest, rows) != (landed, state.get("window_rows", -1)):
             out[dataset] = (newest, rows)
     return out
+
+
+#: the models today's shop tables feed, and their tests; dbt's unit tests test the SQL on fixed
+#: inputs, not the day's data (they run in the nightly build and in CI)
+LIVE_SELECT = ["--select", "source:shop+", "source:substation+"]
+LIVE_EXCLUDE = ["--exclude", "resource_type:unit_test"]
+
+
+@dataclasses.dataclass
+class LiveCycle:
+    """What one pass of the live loop did."""
+
+    day: dt.date
+    changed: list[str]
+    landed: dict[str, int]
+    quarantined: int
+    models: list[str]
+    tests: int
+    land_s: float
+    dbt_s: float
+    publish_s: float
+    publication: Publication
+
+
+def land_day(
+    lake: Lake, sources: Path, urls: dict[str, str], day: dt.date
+) -> tuple[list[IngestResult], list[str]]:
+    """Land ``day`` of every shop database table again (each partition replaced whole) and
+    check each as the raw assets do: the row accounting must balance. Returns the results and
+    what failed."""
+    results, failures = [], []
+    for contract in live_contracts():
+        result = ingest(contract, day, lake, sources, urls)
+        results.append(result)
+        if not result.balanced or not lake.partition_is_whole(contract.dataset, day):
+            failures.append(
+                f"{contract.dataset} {day}: read {result.read} ≠ landed {result.landed} + "
+                f"quarantined {result.quarantined} + skipped {result.skipped}"
+            )
+    return results, failures
+
+
+class LiveCycleFailed(RuntimeError):
+    """A live pass landed data that failed a check, or a model or test failed: nothing of it
+    was published (readers keep the previous publication)."""
+
+
+def live_cycle(
+    lake_root: Path,
+    sources: Path,
+    urls: dict[str, str],
+    day: dt.date,
+    changed: list[str],
+    check: Callable[[Contract, Lake, dt.date], list[str]] | None = None,
+) -> LiveCycle:
+    """One pass of the live loop: land today's shop tables, check them, rebuild what they feed
+    for today (models and their tests), publish the day. ``check`` adds the contract checks
+    the raw assets run (the GX suite), returning failures."""
+    lake = Lake(lake_root)
+    started = time.perf_counter()
+    results, failures = land_day(lake, sources, urls, day)
+    if check is not None:
+        for contract in live_contracts():
+            failures += check(contract, lake, day)
+    if failures:
+        raise LiveCycleFailed("blocking checks failed; nothing published:\n" + "\n".join(failures))
+    land_s = time.perf_counter() - started
+    started = time.perf_counter()
+    try:
+        nodes = run_dbt(lake_root, "build", [*LIVE_SELECT, *LIVE_EXCLUDE], days=[day.isoformat()])
+    except DbtError as exc:
+        raise LiveCycleFailed(str(exc)) from exc
+    dbt_s = time.perf_counter() - started
+    started = time.perf_counter()
+    publication = publish(lake_root, changed_days=[day])
+    return LiveCycle(
+        day=day,
+        changed=sorted(changed),
+        landed={r.dataset: r.landed for r in results},
+        quarantined=sum(r.quarantined for r in results),
+        models=[n["node"].split(".")[-1] for n in nodes if n["node"].startswith("model.")],
+        tests=sum(n["node"].startswith("test.") for n in nodes),
+        land_s=land_s,
+        dbt_s=dbt_s,
+        publish_s=time.perf_counter() - started,
+        publication=publication,
+    )

@@ -155,23 +155,37 @@ def test_models_are_assets_downstream_of_raw_with_tests_as_checks() -> None:
     }
 
 
-def test_live_job_lands_todays_tables_models_publishes_and_syncs_tickets() -> None:
+def test_live_session_job_and_sensor() -> None:
     job = defs.resolve_job_def("live_job")
-    keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    databases = {k for k in EXPECTED_RAW if k.startswith(("raw_shop__", "raw_substation__"))}
-    assert databases <= keys and not keys & (EXPECTED_RAW - databases)  # no file sources
-    assert {"fct_orders", "kpi_sales_daily", "alerts", "warehouse", "alert_tickets"} <= keys
-    # what the shop tables feed (the supplier payables follow deliveries, and tie out with them)
-    assert {"rpt_supplier_payable", "rpt_channel_reconciliation"} <= keys
-    # not what only the files feed, nor the seeds (code), nor the reports (their own sensor)
-    assert not keys & {"stg_alipay__statement_lines", "stg_crm__members", "channel_accounts"}
-    assert not keys & {"settlement_channel_reports", "settlement_supplier_statements"}
+    assert [n.name for n in job.graph.nodes] == ["live_session"]
     assert job.tags["cardlake/dbt"] == defs.resolve_job_def("ingest_job").tags["cardlake/dbt"]
+    assert job.tags["cardlake/trigger"] == "live"
     sensor = defs.get_sensor_def("live_sensor")
     assert sensor.minimum_interval_seconds == 5
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     # the file sensor's runs sync tickets too (a statement can raise a lost-callback alert)
-    assert "alert_tickets" in {
-        k.to_user_string()
-        for k in defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
-    }
+    ingest = defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
+    assert "alert_tickets" in {k.to_user_string() for k in ingest}
+
+
+def test_live_passes_rebuild_what_the_shop_tables_feed() -> None:
+    """The live pass's dbt selection, resolved by dbt itself on the manifest: every model
+    downstream of the shop databases, none fed only by files."""
+    import json
+
+    from pipelines.lib.dbt import MANIFEST_TARGET
+    from pipelines.lib.live import LIVE_SELECT
+
+    manifest = json.loads((MANIFEST_TARGET / "manifest.json").read_text())
+    children = manifest["child_map"]
+    roots = [k for k in manifest["sources"] if k.split(".")[2] in ("shop", "substation")]
+    assert LIVE_SELECT == ["--select", "source:shop+", "source:substation+"]
+    seen, todo = set(), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    models = {k.split(".")[-1] for k in seen if k.startswith("model.")}
+    assert {"fct_orders", "kpi_sales_daily", "alerts", "rpt_supplier_payable"} <= models
+    assert not models & {"stg_alipay__statement_lines", "stg_crm__members"}
