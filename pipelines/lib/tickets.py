@@ -77,12 +77,12 @@ ALERT_FIELDS += ("first_day", "last_day")
 RULE_LABELS = {
     "refund_spike": "退款率突增",
     "stockout": "缺货未发货",
-    "days_of_cover": "库存可售天数不足",
-    "payment_failure": "支付失败/未支付率突增",
+    "low_days_of_cover": "库存可售天数不足",
+    "unpaid_rate_surge": "未支付率突增",
     "lost_callback": "掉单（渠道已付、商城未付）",
     "duplicate_payment": "重复支付",
-    "source_missing": "数据源未到达",
-    "quarantine_rate": "隔离率过高",
+    "source_stale": "数据源未到达",
+    "quarantine_rate_high": "隔离率过高",
 }
 ROLE_LABELS = {
     "ops": "运营",

@@ -245,3 +245,15 @@ def test_the_event_log_is_append_only_files(tmp_path: Path, robots):
     ]
     assert tickets.read_events(tmp_path)["seq"].to_list() == [1, 2, 3]
     assert not list((tmp_path / "tickets" / "events").glob(".*"))
+
+
+def test_every_rule_of_the_alerts_mart_has_a_chinese_label():
+    import yaml
+
+    from pipelines.lib.dbt import DBT_DIR
+
+    doc = yaml.safe_load((DBT_DIR / "models" / "marts" / "alerts" / "alerts.yml").read_text())
+    (alerts,) = [m for m in doc["models"] if m["name"] == "alerts"]
+    (rule,) = [c for c in alerts["columns"] if c["name"] == "rule"]
+    (accepted,) = [t["accepted_values"] for t in rule["data_tests"] if "accepted_values" in t]
+    assert set(accepted["arguments"]["values"]) == set(tickets.RULE_LABELS)
