@@ -129,6 +129,8 @@ MARTS = {
     "rpt_channel_settlement_daily",
     "rpt_supplier_payable",
     "rpt_supplier_payable_lines",
+    "alert_signals_daily",
+    "alerts",
 }
 
 
