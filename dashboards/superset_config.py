@@ -5,8 +5,8 @@ that differs per install comes from the environment that ``cardlake serve`` / ``
 dashboards provision`` set up (``pipelines/lib/superset.py``):
 
 - ``CARDLAKE_SUPERSET_HOME``: the git-ignored state folder (metadata DB, caches, secret key);
-- ``CARDLAKE_LAKE``: the lake whose ``warehouse.duckdb`` the dashboards read (the bundle's
-  database URI is templated from it at provisioning time).
+- ``CARDLAKE_LAKE``: the lake whose ``warehouse.duckdb`` and ``ops.duckdb`` the dashboards read
+  (the bundle's database URIs are templated from it at provisioning time).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import secrets
 from pathlib import Path
 
 from flask_appbuilder.security.manager import AUTH_DB
+from superset.errors import ErrorLevel, SupersetError, SupersetErrorType
+from superset.exceptions import SupersetSecurityException
+from superset.security import SupersetSecurityManager
 
 _HOME = Path(
     os.environ.get("CARDLAKE_SUPERSET_HOME")
@@ -115,6 +118,56 @@ SUPERSET_WEBSERVER_TIMEOUT = 120
 PREVENT_UNSAFE_DB_CONNECTIONS = True
 ALLOW_FILE_UPLOADS = False
 WTF_CSRF_ENABLED = True
+
+# The tickets file (``lake/ops.duckdb``, databases/cardlake_ops.yaml) serves the alerts dashboard,
+# not SQL Lab: design.md gives the Analyst SQL Lab over the warehouse only. Superset would list a
+# database, and run SQL Lab queries on a table of it, for anyone who may read one of its datasets;
+# for the databases named here that takes database access (Admin's), while charts, Explore and their
+# row-level security stay as the roles grant them.
+SQL_LAB_ADMIN_ONLY_DATABASES = frozenset({"cardlake_ops"})
+
+
+def _sql_lab_databases(query):
+    """The database list (SQL Lab's picker, ``/api/v1/database/``) without the databases above,
+    for users without access to every database."""
+    from superset import security_manager
+    from superset.models.core import Database
+
+    if security_manager.can_access_all_databases():
+        return query
+    return query.filter(Database.database_name.notin_(SQL_LAB_ADMIN_ONLY_DATABASES))
+
+
+EXTRA_DYNAMIC_QUERY_FILTERS = {"databases": _sql_lab_databases}
+
+
+class CardlakeSecurityManager(SupersetSecurityManager):
+    """Superset's own, but SQL on a database of ``SQL_LAB_ADMIN_ONLY_DATABASES`` (a SQL Lab query,
+    a table's metadata, a cost estimate) needs database access, not just a dataset of it."""
+
+    def raise_for_access(self, **kwargs) -> None:
+        query, database = kwargs.get("query"), kwargs.get("database")
+        target = getattr(query, "database", None) or database
+        charted = any(kwargs.get(k) is not None for k in _CHARTED)
+        if (
+            target is not None
+            and not charted
+            and target.database_name in SQL_LAB_ADMIN_ONLY_DATABASES
+            and not self.can_access_database(target)
+        ):
+            raise SupersetSecurityException(
+                SupersetError(
+                    error_type=SupersetErrorType.DATABASE_SECURITY_ACCESS_ERROR,
+                    message=f"{target.database_name} is not open to SQL Lab",
+                    level=ErrorLevel.ERROR,
+                )
+            )
+        super().raise_for_access(**kwargs)
+
+
+#: what a chart, a dataset or a dashboard asks for (their access is Superset's own)
+_CHARTED = ("dashboard", "chart", "datasource", "query_context", "viz")
+CUSTOM_SECURITY_MANAGER = CardlakeSecurityManager
 
 # --- the web app behind cardlake serve (loopback, plain HTTP) --------------------------------------
 SESSION_COOKIE_SAMESITE = "Lax"
