@@ -1,8 +1,9 @@
 """The dashboards in a real browser: every role opens the dashboards ``dashboards/roles.yml`` gives
 it, every chart renders without an error (screenshots under ``artefacts/screenshots/<role>/``),
 the dashboards it is not given stay closed; the overview's headline numbers are the marts' values,
-for the default shop filter (``all``) and after choosing ``main`` in the filter bar; the Chinese
-text is drawn with a CJK font.
+for the default shop filter (``all``) and after choosing ``main`` in the filter bar; the alerts
+dashboard's ticket counts are the tickets file's, all of them for the Manager and the team's own
+for a team (row-level security); the Chinese text is drawn with a CJK font.
 
 Needs the ``superset_server`` fixture (a real Superset over the published test shop) and Debian's
 Chromium; about three minutes once the server is up (2 CPUs, busy), most of it Chromium."""
@@ -395,3 +396,43 @@ def test_overview_headlines_are_the_marts_values(superset_server, login, screens
     assert "native_filters_key=" in page.url, page.url
     screenshot(page, screenshots / "Manager" / "overview-shop-main.png")
     assert_same(shown_headlines(page), marts["main"], "shop main (filter bar)")
+
+
+# --------------------------------------------------------------------- alerts vs the tickets
+# the alerts dashboard's ticket counts (dashboards/charts/<stem>.yaml) and the state they count
+TICKET_HEADLINES = {"al_open": "open", "al_acknowledged": "acknowledged"}
+
+
+def ticket_counts(lake: Path, role: str | None) -> dict[str, int]:
+    """Chart → the tickets of its state in ``lake/ops.duckdb`` (of ``role`` only, unless None)."""
+    import duckdb
+
+    with duckdb.connect(str(lake / "ops.duckdb"), read_only=True) as con:
+        counts = dict(
+            con.execute(
+                "select state, count(*) from tickets where $role is null or role = $role "
+                "group by state",
+                {"role": role},
+            ).fetchall()
+        )
+    return {stem: counts.get(state, 0) for stem, state in TICKET_HEADLINES.items()}
+
+
+@pytest.mark.parametrize(("role", "code"), [("Manager", None), ("Tech", "tech")])
+def test_alerts_ticket_counts_are_the_tickets_files(superset_server, login, role, code):
+    """The Manager counts every ticket, Tech its own team's (the fixture's test shop leaves tech
+    tickets open and one acknowledged)."""
+    alerts = dashboards()["alerts"]
+    expected = ticket_counts(superset_server.lake, code)
+    if code is not None:
+        assert sum(expected.values()) > 0, f"the test shop leaves {role} no ticket to count"
+    page = login(*demo_logins()[role])
+    refused = refused_chart_data(page)
+    open_dashboard(page, "alerts")
+    assert not chart_problems(page, alerts) and not refused, chart_problems(page, alerts)
+    shown = {}
+    for stem in TICKET_HEADLINES:
+        name = chart_yaml(stem)["slice_name"]
+        text = page.locator(f'{CHART}[data-test-chart-name="{name}"] {HEADLINE}').inner_text()
+        shown[stem] = int(text.replace(",", ""))
+    assert shown == expected, (role, shown, expected)

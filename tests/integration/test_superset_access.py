@@ -5,7 +5,10 @@ no file access, no other database, no settings change, no PII).
 
 The expectations follow ``dashboards/roles.yml`` (dashboards per role → the datasets their charts
 and filters read), and a table copied from the design's roles table pins the pairs the design
-names, so that a wrong ``roles.yml`` fails here too.
+names, so that a wrong ``roles.yml`` fails here too. The alerts dashboard (告警与工单), which the
+design's table predates, is pinned beside it: every team opens it and reads the alerts, signals
+and tickets of its own rules only (row-level security by ``role``), the Manager and the Analyst
+read them all; the tickets' database (``lake/ops.duckdb``) stays out of SQL Lab but for Admin.
 
 Superset 6.1 answers a dashboard the role may not open with 404 (it hides it), chart data of a
 dataset the role may not read with 403, a write without the permission with 403, and SQL Lab
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,8 @@ def _load(folder: str) -> list[dict[str, Any]]:
 _DATASETS = _load("datasets")
 _CHARTS = _load("charts")
 _DASHBOARDS = _load("dashboards")
+_DATABASES = {d["database_name"]: str(d["uuid"]) for d in _load("databases")}
+WAREHOUSE, OPS = "cardlake", "cardlake_ops"  # the warehouse and the tickets file
 DATASET_BY_UUID = {str(d["uuid"]): d["table_name"] for d in _DATASETS}
 ALL_DATASETS = sorted(DATASET_BY_UUID.values())
 MAIN_DATASETS = sorted(d["table_name"] for d in _DATASETS if d.get("schema") == "main")
@@ -81,8 +87,13 @@ def role_datasets(role: str) -> set[str]:
         names |= DASHBOARD_DATASETS[slug]
     if spec.get("all_datasets"):
         names |= set(ALL_DATASETS)
+    # schema access is granted on the warehouse (provision.py), not on the tickets' database
     schemas = set(spec.get("schemas") or [])
-    names |= {d["table_name"] for d in _DATASETS if d.get("schema") in schemas}
+    names |= {
+        d["table_name"]
+        for d in _DATASETS
+        if d.get("schema") in schemas and str(d["database_uuid"]) == _DATABASES[WAREHOUSE]
+    }
     return names
 
 
@@ -102,8 +113,21 @@ DESIGN_DASHBOARDS: dict[tuple[str, str], bool] = {
     ("CustomerService", "settlement"): False,  # finance
     ("CustomerService", "inventory"): False,  # stock thresholds
     ("CustomerService", "overview"): False,  # sales figures are finance data
-    **{("Tech", slug): slug == "quality" for slug in SLUGS},  # system health only
+    # system health only, and the alerts of its own rules (row-level, below)
+    **{("Tech", slug): slug in {"quality", "alerts"} for slug in SLUGS},
+    # the alerts dashboard (not in the design's table, which predates it): every team opens it
+    # and sees its own rules' alerts and tickets only (row-level security by `role`)
+    **{(role, "alerts"): True for role in ("Finance", "Ops", "CustomerService", "Analyst")},
 }
+# the datasets of the alerts dashboard, every row of them naming the team alerted (`role`)
+ALERT_DATASETS = ("alerts", "alert_signals", "tickets", "ticket_history")
+ROLE_CODES = {
+    "Ops": "ops",
+    "Finance": "finance",
+    "CustomerService": "customer_service",
+    "Tech": "tech",
+}
+
 SETTLEMENT_DATASETS = (
     "rpt_channel_settlement_daily",
     "rpt_channel_exceptions",
@@ -124,7 +148,12 @@ DESIGN_DATASETS: dict[tuple[str, str], bool] = {
     ("CustomerService", "kpi_sales_daily"): False,
     ("CustomerService", "kpi_inventory_overall"): False,
     ("CustomerService", "kpi_inventory_sku_latest"): False,
-    **{("Tech", name): name in {"dq_daily", "publication_log"} for name in ALL_DATASETS},
+    **{
+        ("Tech", name): name in {"dq_daily", "publication_log", *ALERT_DATASETS}
+        for name in ALL_DATASETS
+    },
+    # every role reads the alerts and tickets, each team its own rows only (row-level security)
+    **{(role, name): True for role in ROLE_CODES for name in ALERT_DATASETS},
     # the settlement marts (channel settlement, reconciliation exceptions, supplier payable):
     # finance data, read by Finance, the Manager and the Analyst only
     **{
@@ -187,9 +216,9 @@ class Api:
         admin = self.as_user(ADMIN)
         self.dataset_id = {d["table_name"]: d["id"] for d in self._list(admin, "dataset")}
         self.dashboard_id = {d["slug"]: d["id"] for d in self._list(admin, "dashboard")}
-        (self.database_id,) = [
-            d["id"] for d in self._list(admin, "database") if d["database_name"] == "cardlake"
-        ]
+        databases = {d["database_name"]: d["id"] for d in self._list(admin, "database")}
+        assert set(databases) == set(_DATABASES), databases
+        self.database_id, self.ops_database_id = databases[WAREHOUSE], databases[OPS]
         assert set(self.dataset_id) == set(ALL_DATASETS), self.dataset_id
         assert set(self.dashboard_id) == set(SLUGS), self.dashboard_id
 
@@ -387,6 +416,12 @@ def test_chart_data_access(api: Api, role: str, dataset: str) -> None:
             "(select count(*) from main.kpi_sales_daily)",
             id="Tech-subquery-sales",
         ),
+        pytest.param(
+            "Ops",
+            "tickets",
+            "(select count(*) from main.tickets)",
+            id="Ops-subquery-around-ticket-rls",
+        ),
     ],
 )
 def test_chart_data_custom_sql_stays_inside(
@@ -433,6 +468,50 @@ def test_rls_survives_a_custom_where(api: Api) -> None:
     body["queries"][0]["extras"] = {"where": "1=1) or (1=1"}
     r = api.post(USER["Ops"], "/api/v1/chart/data", body)
     assert r.status_code == 400, (r.status_code, r.text[:500])
+
+
+# the alerts dashboard: each team its own rules' rows, the Manager and the Analyst every row
+def _rows_by_role(api: Api, user: str, dataset: str) -> dict[str | None, int]:
+    return {r["role"]: r["n"] for r in api.rows(user, dataset, columns=["role"])}
+
+
+@pytest.mark.parametrize("dataset", ALERT_DATASETS)
+def test_alert_rows_per_role(api: Api, dataset: str) -> None:
+    everything = _rows_by_role(api, ADMIN, dataset)
+    if dataset in {"alerts", "tickets", "ticket_history"}:
+        teams = set(everything) & set(ROLE_CODES.values())
+        assert len(teams) >= 2, f"the test shop should raise alerts for several teams: {everything}"
+    for role, code in ROLE_CODES.items():
+        expected = {code: everything[code]} if code in everything else {}
+        assert _rows_by_role(api, USER[role], dataset) == expected, (role, dataset, everything)
+    for role in ("Manager", "Analyst"):
+        assert _rows_by_role(api, USER[role], dataset) == everything, (role, dataset)
+
+
+def test_ticket_history_follows_the_tickets_role(api: Api) -> None:
+    """An event a person or a message adds names no role of its own: the team sees it with its
+    ticket (the fixture acknowledged one ticket by hand)."""
+    (ticket,) = api.rows(
+        ADMIN,
+        "tickets",
+        columns=["ticket_id", "role"],
+        metrics=[],
+        filters=[{"col": "state", "op": "==", "val": "acknowledged"}],
+    )
+    team = {code: role for role, code in ROLE_CODES.items()}[ticket["role"]]
+    for role in ROLE_CODES:
+        events = api.rows(
+            USER[role],
+            "ticket_history",
+            columns=["kind", "actor", "role"],
+            metrics=[],
+            filters=[{"col": "ticket_id", "op": "==", "val": ticket["ticket_id"]}],
+        )
+        if role == team:
+            assert {"opened", "acknowledged"} <= {e["kind"] for e in events}, events
+            assert {e["role"] for e in events} == {ticket["role"]}, events
+        else:
+            assert events == [], (role, events)
 
 
 # ------------------------------------------------------------------- the order lookup (CS)
@@ -597,6 +676,7 @@ def test_sql_lab_who_runs_queries(api: Api, role: str) -> None:
 
 
 def test_sql_lab_analyst_sees_the_warehouse_only(api: Api) -> None:
+    # the Analyst reads the tickets' datasets, which would list their database too
     r = api.get(USER["Analyst"], "/api/v1/database/")
     assert r.status_code == 200, r.text[:300]
     assert [d["database_name"] for d in r.json()["result"]] == ["cardlake"], r.text[:300]
@@ -606,6 +686,24 @@ def test_sql_lab_analyst_sees_the_warehouse_only(api: Api) -> None:
     assert not sql_failed(r), r.text[:500]
     columns = {c["column_name"] for c in r.json()["columns"]}
     assert "user_key" in columns and "identifiers" not in columns, columns
+
+
+@pytest.mark.parametrize("table", ["tickets", "ticket_events"])
+def test_sql_lab_tickets_database_is_admin_only(api: Api, table: str) -> None:
+    """The Analyst may read the tickets through their datasets, not query their file in SQL
+    Lab; Admin may."""
+    sql = f"select count(*) as n from {table}"
+    r = api.sql(USER["Analyst"], sql, database_id=api.ops_database_id)
+    assert sql_failed(r), f"Analyst ran {sql!r} on {OPS}: {r.status_code} {r.text[:300]}"
+    r = api.get(
+        USER["Analyst"],
+        f"/api/v1/database/{api.ops_database_id}/table_metadata/",
+        params={"name": table, "schema": "main"},
+    )
+    assert r.status_code in {403, 404}, (r.status_code, r.text[:300])
+    r = api.sql(ADMIN, sql, database_id=api.ops_database_id)
+    assert r.status_code == 200 and not sql_failed(r), (r.status_code, r.text[:500])
+    assert r.json()["data"][0]["n"] > 0, r.json()["data"]
 
 
 def _forbidden_sql(lake: Path, tmp: Path) -> list[tuple[str, str]]:
@@ -689,26 +787,31 @@ def test_sql_lab_no_create_table_as(api: Api) -> None:
     assert sql_failed(r), r.text[:500]
 
 
-# ------------------------------------------------------ the warehouse file, without Superset
-def test_warehouse_connect_args_block_file_access(served_shop, tmp_path: Path) -> None:
-    """``lake/warehouse.duckdb`` opened as the bundle's database opens it: no file written, read
-    or attached, no setting changed."""
+# ------------------------------------------------------ the lake's files, without Superset
+@pytest.mark.parametrize(("database", "table"), [(WAREHOUSE, "kpi_sales_daily"), (OPS, "tickets")])
+def test_database_connect_args_block_file_access(
+    superset_server, database: str, table: str, tmp_path: Path
+) -> None:
+    """The lake's DuckDB file opened as the bundle's database opens it: no file written, read or
+    attached, no setting changed."""
     import duckdb
 
-    database = yaml.safe_load((BUNDLE / "databases" / "cardlake.yaml").read_text("utf-8"))
-    args = database["extra"]["engine_params"]["connect_args"]
+    spec = yaml.safe_load((BUNDLE / "databases" / f"{database}.yaml").read_text("utf-8"))
+    args = spec["extra"]["engine_params"]["connect_args"]
     assert args["read_only"] is True and args["config"]["enable_external_access"] is False
+    assert args["config"]["lock_configuration"] is True
+    assert not spec["allow_dml"] and not spec["allow_ctas"] and not spec["allow_cvas"]
+    lake = superset_server.lake  # the tickets file is there once the server's fixture ran
+    uri = string.Template(spec["sqlalchemy_uri"]).substitute(CARDLAKE_LAKE=lake)
     con = duckdb.connect(
-        str(served_shop.lake / "warehouse.duckdb"),
-        read_only=args["read_only"],
-        config=args["config"],
+        uri.removeprefix("duckdb:///"), read_only=args["read_only"], config=args["config"]
     )
     try:
-        assert con.execute("select count(*) from kpi_sales_daily").fetchone()[0] > 0
+        assert con.execute(f"select count(*) from {table}").fetchall()[0][0] > 0
         for sql in (
             f"COPY (select 1) TO '{tmp_path / 'x.csv'}'",
             "select * from read_csv('/etc/passwd')",
-            f"select count(*) from read_parquet('{served_shop.lake}/marts/**/*.parquet')",
+            f"select count(*) from read_parquet('{lake}/marts/**/*.parquet')",
             f"ATTACH '{tmp_path / 'x.duckdb'}' AS x",
             "SET enable_external_access = true",
             "SET lock_configuration = false",
