@@ -111,13 +111,17 @@ spike_orders as (
 ),
 
 delivered_keys as (
+    -- a key is delivered on its order's payment day or after (the day bound prunes the ledger)
     select
         movements.order_no,
         movements.batch_no,
         cast(split_part(movements.key_id, '-', 2) as bigint) as key_seq
     from movements
+    cross join bounds
     semi join spike_orders on movements.order_no = spike_orders.order_no
-    where movements.movement = 'delivered'
+    where
+        movements.movement = 'delivered'
+        and movements.business_date >= bounds.first_paid_date
 ),
 
 order_batches as (
