@@ -59,9 +59,10 @@ def changed_tables(lake: Lake, urls: dict[str, str], day: dt.date) -> dict[str, 
     return out
 
 
-#: the models today's shop tables feed, and their tests; dbt's unit tests test the SQL on fixed
-#: inputs, not the day's data (they run in the nightly build and in CI)
-LIVE_SELECT = ["--select", "source:shop+", "source:substation+"]
+#: the models today's shop tables feed, and those over the lake's own accounts of what landed
+#: (ingest state, quarantine), with their tests; dbt's unit tests test the SQL on fixed inputs,
+#: not the day's data (they run in the nightly build and in CI)
+LIVE_SELECT = ["--select", "source:shop+", "source:substation+", "source:lake+"]
 LIVE_EXCLUDE = ["--exclude", "resource_type:unit_test"]
 
 

@@ -180,8 +180,8 @@ def test_live_passes_rebuild_what_the_shop_tables_feed() -> None:
 
     manifest = json.loads((MANIFEST_TARGET / "manifest.json").read_text())
     children = manifest["child_map"]
-    roots = [k for k in manifest["sources"] if k.split(".")[2] in ("shop", "substation")]
-    assert LIVE_SELECT == ["--select", "source:shop+", "source:substation+"]
+    roots = [k for k in manifest["sources"] if k.split(".")[2] in ("shop", "substation", "lake")]
+    assert LIVE_SELECT == ["--select", "source:shop+", "source:substation+", "source:lake+"]
     seen, todo = set(), list(roots)
     while todo:
         for child in children.get(todo.pop(), []):
@@ -190,4 +190,6 @@ def test_live_passes_rebuild_what_the_shop_tables_feed() -> None:
                 todo.append(child)
     models = {k.split(".")[-1] for k in seen if k.startswith("model.")}
     assert {"fct_orders", "kpi_sales_daily", "alerts", "rpt_supplier_payable"} <= models
+    # the lake's accounts of what landed: data-quality signals follow each landing
+    assert {"int_source_arrivals_checked", "int_quarantine_rates_checked", "dq_daily"} <= models
     assert not models & {"stg_alipay__statement_lines", "stg_crm__members"}
