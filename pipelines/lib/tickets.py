@@ -310,8 +310,10 @@ def reconcile(
                 result.resolved += 1
             continue
         seen.add(t.ticket_id)
+        # the summary's figures move with every live pass: they travel with the next change of
+        # substance (a new day, a new severity, cause or title), not as an event each time
         changed = t.alert_id != alert["alert_id"] or any(
-            t.fields.get(k) != alert.get(k) for k in ALERT_FIELDS
+            t.fields.get(k) != alert.get(k) for k in ALERT_FIELDS if k != "summary"
         )
         if t.is_alert_open and not is_open:
             state = "resolved"

@@ -257,3 +257,17 @@ def test_every_rule_of_the_alerts_mart_has_a_chinese_label():
     (rule,) = [c for c in alerts["columns"] if c["name"] == "rule"]
     (accepted,) = [t["accepted_values"] for t in rule["data_tests"] if "accepted_values" in t]
     assert set(accepted["arguments"]["values"]) == set(tickets.RULE_LABELS)
+
+
+def test_new_figures_alone_add_no_event(tmp_path: Path, robots):
+    """Live passes republish every few seconds; an open incident's figures change each time."""
+    _, routes = robots
+    tickets.sync(tmp_path, routes, delivery=DELIVERY, alerts=frame(alert()))
+    for z in (9.4, 9.6, 9.9):
+        moved = frame(alert(summary=f"退款率 14.{int(z * 10)}%（基线 1.1%），z={z}", score=z))
+        r = tickets.sync(tmp_path, routes, delivery=DELIVERY, alerts=moved)
+        assert (r.updated, r.sent) == (0, 0)
+    assert [e["kind"] for e in tickets.load_tickets(tmp_path)["T000001"].events] == [
+        "opened",
+        "notified",
+    ]
