@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -170,3 +171,93 @@ def test_the_robust_z_floor_unit_test_passes(shops: dict[str, Shop]) -> None:
     assert [(n["node"].rsplit(".", 1)[-1], n["status"]) for n in nodes] == [
         ("int_refund_rates_scored__mad_of_zero_is_floored_by_the_binomial_error", "pass")
     ]
+
+
+# ---- the incidents reach the team: tickets and robot messages -------------------------------
+
+
+def _robots(server) -> dict:
+    from pipelines.lib.notify import Route
+
+    server.secrets["feishu/ops"] = "ops-secret"
+    server.secrets["dingtalk/finance"] = "finance-secret"
+    server.secrets["feishu/tech"] = "tech-secret"
+    url = server.url
+    return {
+        "ops": [Route("ops", "feishu", url("feishu/ops"), "ops-secret")],
+        "finance": [Route("finance", "dingtalk", url("dingtalk/finance", access_token="t"), "finance-secret")],
+        "tech": [Route("tech", "feishu", url("feishu/tech"), "tech-secret", format="post")],
+        "customer_service": [],
+    }  # fmt: skip
+
+
+def _fresh_ticket_store(shop: Shop, root: Path) -> Path:
+    """A lake holding only the shop's serving file: its tickets start from nothing, as on the
+    day the robots were configured (the module's `cardlake run` already opened tickets)."""
+    root.mkdir()
+    shutil.copy(shop.lake / "warehouse.duckdb", root / "warehouse.duckdb")
+    return root
+
+
+def test_the_bad_week_reaches_the_ops_robot_once_and_a_clean_shop_sends_nothing(
+    shops: dict[str, Shop], webhook_server, tmp_path: Path
+) -> None:
+    from pipelines.lib import tickets
+    from tests.webhook_server import feishu_signature_ok
+
+    routes = _robots(webhook_server)
+    supplier, _first, _last = _episode(shops["episode"])
+    lake = _fresh_ticket_store(shops["episode"], tmp_path / "episode")
+    # looking back over the whole history (by default only incidents of the last 2 days are
+    # announced; older ones get a ticket, resolved, and no message)
+    delivery = {"lookback_days": 60, "backoff_s": 0.01, "attempts": 2}
+    first = tickets.sync(lake, routes, delivery=delivery)
+    assert first.failed == 0 and first.pending == 0
+    spikes = [t for t in tickets.load_tickets(lake).values() if t.fields["rule"] == "refund_spike"]
+    assert len(spikes) == 1, [t.fields["title"] for t in spikes]
+    (spike,) = spikes
+    assert spike.fields["role"] == "ops" and supplier in spike.fields["title"]
+    assert supplier in (spike.fields["main_cause"] or "")
+    about = [
+        r for r in webhook_server.requests("feishu/ops")
+        if spike.ticket_id in json.dumps(r.body, ensure_ascii=False)
+    ]  # fmt: skip
+    # one message when it opened, one follow-up when it ended (the week is over by the last day)
+    assert [("已恢复" in json.dumps(r.body, ensure_ascii=False)) for r in about] == [False, True]
+    for r in about:
+        assert r.answer["code"] == 0
+        assert feishu_signature_ok("ops-secret", r.body["timestamp"], r.body["sign"])
+        text = json.dumps(r.body, ensure_ascii=False)
+        assert supplier in text and "退款率" in text
+    # every other incident went to its own role's robot, each message once
+    sent = tickets.read_events(lake).filter(pl.col("kind") == "notified")
+    assert sent.height == first.sent
+    assert sent.select("ticket_id", "phase", "route").is_duplicated().sum() == 0
+    # the next publication's sync: nothing new, nothing sent again
+    again = tickets.sync(lake, routes, delivery=delivery)
+    assert (again.opened, again.sent) == (0, 0)
+    assert len(webhook_server.requests()) == first.sent
+
+    # people work the ticket from the command line; the serving file shows it
+    listed = cardlake("tickets", "list", "--state", "all", "--role", "ops", "--lake", str(lake))
+    assert listed.returncode == 0 and spike.ticket_id in listed.stdout, listed.stdout
+    closed = cardlake(
+        "tickets", "close", spike.ticket_id, "--by", "王芳", "--note", "供应商已换批次",
+        "--lake", str(lake),
+    )  # fmt: skip
+    # the incident is over, so the system resolved it already: a second close is refused
+    assert closed.returncode == 2 and "cannot become resolved" in closed.stderr
+    shown = cardlake("tickets", "show", spike.ticket_id, "--lake", str(lake))
+    assert shown.returncode == 0 and "alert_resolved" in shown.stdout and "notified" in shown.stdout
+    con = tickets.open_ops_db(lake)
+    row = con.execute(
+        "select state, delivery, messages_sent from tickets where ticket_id = ?", [spike.ticket_id]
+    ).fetchall()
+    assert row == [("resolved", "sent", 2)]
+
+    # a shop without injected mess: no ticket, no message
+    before = len(webhook_server.requests())
+    clean = _fresh_ticket_store(shops["clean"], tmp_path / "clean")
+    nothing = tickets.sync(clean, routes, delivery=delivery)
+    assert (nothing.opened, nothing.sent) == (0, 0)
+    assert len(webhook_server.requests()) == before
