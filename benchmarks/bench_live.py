@@ -5,8 +5,8 @@ rebuild today's models, publish, sync tickets), on a lake holding a few days of 
 
 Reports p50/p95/max over every order paid while the simulator ran (at least 100), the live runs'
 cycle, and the CPU share of the live loop: the CPU time of the daemon and every process it
-started (sensor evaluations, runs, dbt), over the wall time × the machine's cores. The
-simulator's own CPU is measured apart and left out.
+started (sensor evaluations, the live session, dbt), sampled from /proc, over the wall time × the
+machine's cores; the simulator is not part of it.
 
     python benchmarks/bench_live.py [--rate 50] [--seconds 150] [--orders-per-day 20000]
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.live_harness import (  # noqa: E402 (the repo root joins the path first)
+    SessionCpu,
     business_today,
     dagster_daemon,
     live_simulator,
@@ -39,11 +39,6 @@ from tests.live_harness import (  # noqa: E402 (the repo root joins the path fir
     wait_until,
     watching,
 )
-
-
-def _cpu_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _cardlake(*args: str) -> None:
@@ -68,25 +63,21 @@ def main() -> None:
               str(args.history_days), "--orders-per-day", str(args.orders_per_day), "--out", str(src))  # fmt: skip
     _cardlake("run", "--sources", str(src), "--lake", str(lake))
 
-    cpu_before = _cpu_children()
     started = time.time()
-    with dagster_daemon(src, lake, work / "dagster", work / "daemon.log"):
-        with watching(src, lake, today) as watch:
+    with dagster_daemon(src, lake, work / "dagster", work / "daemon.log") as daemon:
+        with SessionCpu(daemon.pid) as cpu, watching(src, lake, today) as watch:
             sim = live_simulator(src, args.rate, args.seconds, work / "simulator.log")
-            _, status, sim_usage = os.wait4(sim.pid, 0)
-            sim.returncode = os.waitstatus_to_exitcode(status)
-            sim_cpu = sim_usage.ru_utime + sim_usage.ru_stime
+            sim.wait()
             selling_ended = time.time()
             caught_up = wait_until(
                 lambda: set(watch.paid) <= set(watch.served), timeout_s=300, every_s=1
             )
         window = time.time() - started
-    cpu = _cpu_children() - cpu_before - sim_cpu  # the daemon tree, reaped when it stopped
     paid_while_selling = {k: t for k, t in watch.paid.items() if t <= selling_ended}
     latencies = sorted(
         watch.served[k] - t for k, t in paid_while_selling.items() if k in watch.served
     )
-    runs = _live_runs(work / "daemon.log")
+    passes = _passes(work / "daemon.log")
     result = {
         "benchmark": "live",
         "machine": machine(),
@@ -99,10 +90,10 @@ def main() -> None:
         "freshness_p50_s": round(percentile(latencies, 50), 1) if latencies else None,
         "freshness_p95_s": round(percentile(latencies, 95), 1) if latencies else None,
         "freshness_max_s": round(max(latencies), 1) if latencies else None,
-        "live_runs": runs,
-        "cpu_share": round(cpu / (window * (os.cpu_count() or 1)), 3),
-        "cpu_s": round(cpu, 1),
-        "simulator_cpu_s": round(sim_cpu, 1),
+        "passes": passes,
+        # the daemon and every process it started, over the window × the machine's cores
+        "cpu_share": round(cpu.seconds / (window * (os.cpu_count() or 1)), 3),
+        "cpu_s": round(cpu.seconds, 1),
         "window_s": round(window, 1),
         "watch_errors": len(watch.errors),
     }
@@ -116,28 +107,29 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _live_runs(log: Path) -> dict:
-    """The live runs in the daemon's log: how many, how many succeeded, and their durations."""
+def _passes(log: Path) -> dict:
+    """The live sessions' passes in the daemon's log: how many, and their times (p50)."""
     import re
 
     text = log.read_text(errors="replace") if log.exists() else ""
-    pattern = re.compile(
-        r"^(\S+ \S+) \+0000 - dagster - \w+ - live_job - (\S+) - .*?(RUN_START|RUN_SUCCESS|RUN_FAILURE)",
-        re.M,
+    found = re.findall(
+        r"pass \d+: .*? landed in ([\d.]+) s, (\d+) models and (\d+) tests in ([\d.]+) s, "
+        r"published in ([\d.]+) s",
+        text,
     )
-    starts, seconds, failed = {}, [], 0
-    for moment, run, kind in pattern.findall(text):
-        at = dt.datetime.fromisoformat(moment)
-        if kind == "RUN_START":
-            starts[run] = at
-        elif run in starts:
-            seconds.append((at - starts[run]).total_seconds())
-            failed += kind == "RUN_FAILURE"
+    if not found:
+        return {"count": 0}
+    land, dbt, publish = ([float(f[i]) for f in found] for i in (0, 3, 4))
     return {
-        "runs": len(starts),
-        "failed": failed,
-        "run_s_p50": round(percentile(seconds, 50), 1) if seconds else None,
-        "run_s_max": round(max(seconds), 1) if seconds else None,
+        "count": len(found),
+        "models": int(found[-1][1]),
+        "tests": int(found[-1][2]),
+        "land_s_p50": percentile(land, 50),
+        "dbt_s_p50": percentile(dbt, 50),
+        "publish_s_p50": percentile(publish, 50),
+        "pass_s_p50": percentile(
+            [a + b + c for a, b, c in zip(land, dbt, publish, strict=True)], 50
+        ),
     }
 
 

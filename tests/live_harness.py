@@ -180,6 +180,49 @@ def watching(sources: Path, lake: Path, day: dt.date, every_s: float = 0.5) -> I
         thread.join(30)
 
 
+class SessionCpu:
+    """CPU seconds used by every process of a session (the daemon and all it starts: code
+    server, runs, dbt), sampled from /proc: a killed tree is never reaped into our rusage."""
+
+    def __init__(self, sid: int, every_s: float = 0.5) -> None:
+        self.sid, self.every_s = sid, every_s
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu-sample", daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _sample(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the command: state ppid pgrp session ... utime(12) stime(13)
+            if int(fields[3]) == self.sid:
+                cpu = (int(fields[11]) + int(fields[12])) / self._tick
+                self.seen[int(entry.name)] = max(cpu, self.seen.get(int(entry.name), 0.0))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> SessionCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._sample()
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
