@@ -349,11 +349,16 @@ def run(
 
 def _sync_tickets(lake_dir: Path):
     """Tickets and messages for the published alerts; prints one line (and what went wrong)."""
+    from pipelines.lib.notify import RouteConfigError
     from pipelines.lib.tickets import sync
     from pipelines.resources import AlertsResource, alerts_config_path
 
     alerting = AlertsResource(config_path=str(alerts_config_path()))
-    routes, _skipped = alerting.routes()
+    try:
+        routes, _skipped = alerting.routes()
+    except RouteConfigError as exc:
+        _stderr.print(f"[red]alert routing in {alerting.config_path}: {exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
     started = time.perf_counter()
     r = sync(lake_dir, routes, delivery=alerting.delivery(), link=alerting.link())
     console.print(
