@@ -48,10 +48,13 @@ def probe(urls: dict[str, str], day: dt.date) -> dict[str, tuple[str | None, int
 
 def changed_tables(lake: Lake, urls: dict[str, str], day: dt.date) -> dict[str, tuple]:
     """The versioned tables whose window for ``day`` differs from what was last landed, with
-    what the probe saw (all of them when the day was never landed)."""
+    what the probe saw (those with rows when the day was never landed)."""
     out = {}
     for dataset, (newest, rows) in probe(urls, day).items():
-        state = lake.read_state(dataset, day) or {}
+        state = lake.read_state(dataset, day)
+        if state is None and rows == 0:
+            continue  # a day the shop has not sold on yet (or a lake of past data): nothing to do
+        state = state or {}
         landed = state.get("watermark")
         landed = None if landed is None else str(landed)
         if (newest, rows) != (landed, state.get("window_rows", -1)):
