@@ -55,3 +55,58 @@
         else {{ dataset }}
     end
 {%- endmacro %}
+
+{#- The daily signal of a rule that counts one kind of channel-statement exception per account and
+    statement day (rpt_channel_reconciliation's `status_reason`): the lost callbacks and the
+    duplicate charges are the same count of a different reason. Holds with at least `min_count`;
+    `measure` is the count, `volume` the statement's payment lines, and the count and its amount
+    are kept as `<name>` and `<name>_fen`. Every statement the reconciliation checked is listed. -#}
+{% macro reconciliation_exception_signal(rule, status_reason, name) -%}
+{#- (reads the variable itself, as alert_rule_rows does: alert_setting's `return` would end
+    this macro) -#}
+{%- set min_count = var('alerts')[rule]['min_count'] -%}
+with
+
+reconciliation as (
+    select * from {{ ref('rpt_channel_reconciliation') }}
+),
+
+accounts as (
+    select * from {{ ref('dim_channels') }}
+),
+
+daily as (
+    select
+        account_key,
+        statement_date as business_date,
+        count(*) filter (where item_type = 'payment' and channel_amount_fen is not null)
+            as payment_lines,
+        count(*) filter (where status_reason = '{{ status_reason }}') as exceptions,
+        coalesce(
+            sum(channel_amount_fen) filter (where status_reason = '{{ status_reason }}'), 0
+        ) as exception_fen
+    from reconciliation
+    group by account_key, statement_date
+),
+
+final as (
+    select
+        '{{ rule }}' as rule,  -- noqa: RF04
+        'channel_account' as entity_type,
+        daily.account_key as entity,
+        coalesce(accounts.account_name, daily.account_key) as entity_name,
+        coalesce(accounts.shop, 'all') as shop,
+        daily.business_date,
+        cast(daily.exceptions as double) as measure,
+        cast({{ min_count }} as double) as baseline,
+        daily.exceptions / {{ min_count }} as score,
+        cast(daily.payment_lines as bigint) as volume,
+        daily.exceptions >= {{ min_count }} as is_firing,
+        cast(daily.exceptions as bigint) as {{ name }},
+        cast(daily.exception_fen as bigint) as {{ name }}_fen
+    from daily
+    left join accounts on daily.account_key = accounts.account_key
+)
+
+select * from final
+{%- endmacro %}
