@@ -85,22 +85,9 @@ class LiveCycle:
     publication: Publication
 
 
-def land_day(
-    lake: Lake, sources: Path, urls: dict[str, str], day: dt.date
-) -> tuple[list[IngestResult], list[str]]:
-    """Land ``day`` of every shop database table again (each partition replaced whole) and
-    check each as the raw assets do: the row accounting must balance. Returns the results and
-    what failed."""
-    results, failures = [], []
-    for contract in live_contracts():
-        result = ingest(contract, day, lake, sources, urls)
-        results.append(result)
-        if not result.balanced or not lake.partition_is_whole(contract.dataset, day):
-            failures.append(
-                f"{contract.dataset} {day}: read {result.read} ≠ landed {result.landed} + "
-                f"quarantined {result.quarantined} + skipped {result.skipped}"
-            )
-    return results, failures
+def land_day(lake: Lake, sources: Path, urls: dict[str, str], day: dt.date) -> list[IngestResult]:
+    """Land ``day`` of every shop database table again (each partition replaced whole)."""
+    return [ingest(contract, day, lake, sources, urls) for contract in live_contracts()]
 
 
 class LiveCycleFailed(RuntimeError):
@@ -114,17 +101,15 @@ def live_cycle(
     urls: dict[str, str],
     day: dt.date,
     changed: list[str],
-    check: Callable[[Contract, Lake, dt.date], list[str]] | None = None,
+    check: Callable[[Contract, Lake, dt.date], list[str]],
 ) -> LiveCycle:
-    """One pass of the live loop: land today's shop tables, check them, rebuild what they feed
-    for today (models and their tests), publish the day. ``check`` adds the contract checks
-    the raw assets run (the GX suite), returning failures."""
+    """One pass of the live loop: land today's shop tables, check them with ``check`` (the
+    blocking checks the raw assets run, returning failures), rebuild what they feed for today
+    (models and their tests), publish the day."""
     lake = Lake(lake_root)
     started = time.perf_counter()
-    results, failures = land_day(lake, sources, urls, day)
-    if check is not None:
-        for contract in live_contracts():
-            failures += check(contract, lake, day)
+    results = land_day(lake, sources, urls, day)
+    failures = [f for contract in live_contracts() for f in check(contract, lake, day)]
     if failures:
         raise LiveCycleFailed("blocking checks failed; nothing published:\n" + "\n".join(failures))
     land_s = time.perf_counter() - started

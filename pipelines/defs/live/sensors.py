@@ -22,7 +22,7 @@ import time
 
 import dagster as dg
 
-from pipelines.defs.ingest.checks import contract_gx
+from pipelines.defs.ingest.checks import contract_gx, row_accounting
 from pipelines.lib.contracts import Contract
 from pipelines.lib.lake import Lake
 from pipelines.lib.live import (
@@ -60,11 +60,15 @@ class LiveSessionConfig(dg.Config):
     poll_s: float = 1.0  # probe the shop databases this often while idle
 
 
-def _gx_failures(contract: Contract, lake: Lake, day: dt.date) -> list[str]:
-    result = contract_gx(contract, lake, day)
-    if result.passed:
-        return []
-    return [f"{contract.dataset} {day}: contract check failed: {result.metadata.get('failed')}"]
+def _blocking_check_failures(contract: Contract, lake: Lake, day: dt.date) -> list[str]:
+    """The raw assets' blocking checks (row accounting, the contract's GX suite) on a landed
+    partition, as failure messages."""
+    return [
+        f"{contract.dataset} {day}: {result.check_name} failed: "
+        + ", ".join(f"{k}={v.value}" for k, v in result.metadata.items())
+        for result in (row_accounting(contract, lake, day), contract_gx(contract, lake, day))
+        if not result.passed
+    ]
 
 
 def _waiting_builds(context: dg.OpExecutionContext) -> list[dg.RunRecord]:
@@ -115,7 +119,9 @@ def live_session(
             return
         last_change = now
         try:
-            cycle = live_cycle(lake.lake.root, sources.path, urls, day, list(changed), _gx_failures)
+            cycle = live_cycle(
+                lake.lake.root, sources.path, urls, day, list(changed), _blocking_check_failures
+            )
         except LiveCycleFailed as exc:
             raise dg.Failure(description=str(exc)) from exc
         passes += 1
