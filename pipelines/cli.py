@@ -238,6 +238,13 @@ def run(
             "(after an upgrade that changed one of them).",
         ),
     ] = False,
+    timings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the wall time of each stage (ingest, models, publish, reports, tickets) "
+            "to this JSON file, as the run goes.",
+        ),
+    ] = None,
 ) -> None:
     """Run the daily cycle for those business days: land every source in the lake (validated,
     quarantined, accounted, checked), build the dbt models and their tests, and publish the marts
@@ -251,7 +258,7 @@ def run(
     import sqlalchemy.exc
 
     from pipelines.resources import default_resources, lake_root, sources_root
-    from pipelines.run import pending_days, run_cycle, source_days
+    from pipelines.run import Stages, pending_days, run_cycle, source_days
 
     src = (sources or sources_root()).resolve()
     lake_dir = (lake or lake_root()).resolve()
@@ -293,7 +300,13 @@ def run(
                 f"skipped {o.skipped:,} · {o.seconds:.1f} s"
             )
 
-        outcomes = run_cycle(src, lake_dir, days, shop_db_url, substation_db_url, on_day=on_day)
+        stages = Stages(timings)
+        with stages.stage("ingest", days=len(days)) as detail:
+            outcomes = run_cycle(src, lake_dir, days, shop_db_url, substation_db_url, on_day=on_day)
+            detail["landed"] = sum(o.landed for o in outcomes)
+            # step time summed over the tables of both lanes: landing vs the blocking checks
+            detail["land_step_s"] = round(sum(o.land_s for o in outcomes), 2)
+            detail["checks_step_s"] = round(sum(o.checks_s for o in outcomes), 2)
     failed = [o for o in outcomes if not o.success]
     if failed:
         console.print(
@@ -311,7 +324,7 @@ def run(
 
     with console.status("models: dbt build (staging → intermediate → marts, with tests)…"):
         try:
-            m = model_and_publish(lake_dir, days, full_refresh=full_refresh)
+            m = model_and_publish(lake_dir, days, full_refresh=full_refresh, stages=stages)
         except (DbtError, PublishError) as exc:
             console.print(f"[red]models failed; nothing was published:[/]\n{exc}")
             if "not found" in str(exc) or "schema" in str(exc).lower():
@@ -331,7 +344,8 @@ def run(
     from pipelines.lib.settlement import produce
 
     started = time.perf_counter()
-    outcomes = produce(lake_dir, days=days)
+    with stages.stage("reports"):
+        outcomes = produce(lake_dir, days=days)
     published = [o for o in outcomes if o.status == "published"]
     held = [o for o in outcomes if o.status == "held"]
     console.print(
@@ -339,7 +353,8 @@ def run(
         f"{len(outcomes) - len(published) - len(held)} unchanged, {len(held)} held in "
         f"{time.perf_counter() - started:.1f} s → {lake_dir / 'reports' / 'settlement'}"
     )
-    _sync_tickets(lake_dir)
+    with stages.stage("tickets"):
+        _sync_tickets(lake_dir)
     if held:
         _print_outcomes(held, lake_dir)
         console.print("[red]reports that do not tie out are held, not published[/]")

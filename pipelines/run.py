@@ -7,10 +7,12 @@ the serving file lake/warehouse.duckdb). Reports join it when they are built.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,6 +37,10 @@ class DayOutcome:
     quarantined: int
     skipped: int
     failures: list[str]
+    #: seconds the day's landing steps spent reading, validating and writing, and checking (summed
+    #: over the tables: two lanes run side by side, so these add up to more than ``seconds``)
+    land_s: float = 0.0
+    checks_s: float = 0.0
 
 
 def _innermost(error) -> str:
@@ -90,7 +96,11 @@ def _lanes(assets: list[dg.AssetsDefinition]) -> list[list[dg.AssetsDefinition]]
     return [main, rest]
 
 
-def _materialize_day(assets, day: dt.date, resources) -> tuple[list[str], dict[str, int]]:
+#: what a day's outcome adds up over its tables' materializations
+_TOTALS = ("landed", "quarantined", "skipped", "land_s", "checks_s")
+
+
+def _materialize_day(assets, day: dt.date, resources) -> tuple[list[str], dict[str, float]]:
     # an instance per lane, created and disposed in the lane's thread (its SQLite storage may
     # only be touched by the thread that opened it)
     with dg.DagsterInstance.ephemeral() as instance:
@@ -106,7 +116,7 @@ def _materialize_day(assets, day: dt.date, resources) -> tuple[list[str], dict[s
         return _outcome(result)
 
 
-def _outcome(result: dg.ExecuteInProcessResult) -> tuple[list[str], dict[str, int]]:
+def _outcome(result: dg.ExecuteInProcessResult) -> tuple[list[str], dict[str, float]]:
     failures = [
         f"{e.asset_key.to_user_string()} · {e.check_name}: "
         + ", ".join(
@@ -124,12 +134,12 @@ def _outcome(result: dg.ExecuteInProcessResult) -> tuple[list[str], dict[str, in
             causes[event.step_key] = _innermost(error)
         elif event.is_step_failure and error is not None:
             failures.append(f"{event.step_key}: {causes.get(event.step_key) or _innermost(error)}")
-    totals = {"landed": 0, "quarantined": 0, "skipped": 0}
+    totals: dict[str, float] = dict.fromkeys(_TOTALS, 0)
     for mat in result.get_asset_materialization_events():
         meta = mat.materialization.metadata
         for key in totals:
             if key in meta:
-                totals[key] += int(meta[key].value)
+                totals[key] += meta[key].value
     if not result.success and not failures:
         failures.append("the run failed without a step error (see the Dagster event log)")
     return failures, totals
@@ -158,15 +168,17 @@ def run_cycle(
                 pool.map(lambda lane, d=day: _materialize_day(lane, d, resources), lanes)
             )
             failures = [f for fs, _ in results for f in fs]
-            totals = {
-                k: sum(t[k] for _, t in results) for k in ("landed", "quarantined", "skipped")
-            }
+            totals = {k: sum(t[k] for _, t in results) for k in _TOTALS}
             outcome = DayOutcome(
                 day,
                 not failures,
                 (dt.datetime.now() - started).total_seconds(),
+                landed=int(totals["landed"]),
+                quarantined=int(totals["quarantined"]),
+                skipped=int(totals["skipped"]),
                 failures=failures,
-                **totals,
+                land_s=round(totals["land_s"], 3),
+                checks_s=round(totals["checks_s"], 3),
             )
             outcomes.append(outcome)
             if on_day:
@@ -174,6 +186,37 @@ def run_cycle(
             if not outcome.success:
                 break
     return outcomes
+
+
+class Stages:
+    """The wall clock of a run's stages (ingest, models, publish, reports, tickets), written as
+    JSON when the run ends, however it ends: ``cardlake run --timings FILE``. Each stage has its
+    start and end (Unix time, so a sampler outside the process can attribute memory to it), its
+    seconds and what the stage reported about itself."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.stages: list[dict] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str, **detail) -> Iterator[dict]:
+        """Time the block as stage ``name``; the block may add to the yielded detail."""
+        entry = {"stage": name, "start": time.time(), **detail}
+        started = time.perf_counter()
+        try:
+            yield entry
+        finally:
+            entry["seconds"] = round(time.perf_counter() - started, 3)
+            entry["end"] = time.time()
+            self.stages.append(entry)
+            self.write()
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"stages": self.stages}, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
 
 
 @dataclasses.dataclass
@@ -186,17 +229,32 @@ class ModelsOutcome:
     publication: Publication
 
 
-def model_and_publish(lake: Path, days: list[dt.date], full_refresh: bool = False) -> ModelsOutcome:
+def model_and_publish(
+    lake: Path, days: list[dt.date], full_refresh: bool = False, stages: Stages | None = None
+) -> ModelsOutcome:
     """``dbt build`` (every model and test) on the lake, then publish the marts for ``days`` (and
     any other day whose marts changed, e.g. through a late refund). A failing model or test raises
     ``DbtError`` and nothing is published: readers keep the previous snapshot. ``full_refresh``
     rebuilds the incremental models from all of the lake and republishes everything (after an
     upgrade that changed one of them, or to check the incremental state)."""
+    stages = stages or Stages(None)
     started = time.perf_counter()
     args = ["--full-refresh"] if full_refresh else []
-    nodes = run_dbt(lake, "build", args, days=[d.isoformat() for d in days])
+    with stages.stage("models") as detail:
+        nodes = run_dbt(lake, "build", args, days=[d.isoformat() for d in days])
+        detail["models"] = sum(n["node"].startswith("model.") for n in nodes)
+        detail["tests"] = sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes)
+        # the slowest nodes, as dbt timed them
+        detail["slowest"] = {
+            n["node"]: round(n["seconds"], 2)
+            for n in sorted(nodes, key=lambda n: n.get("seconds") or 0, reverse=True)[:15]
+            if n.get("seconds") is not None
+        }
     dbt_seconds = time.perf_counter() - started
-    publication = publish(lake, changed_days=None if full_refresh else days)
+    with stages.stage("publish") as detail:
+        publication = publish(lake, changed_days=None if full_refresh else days)
+        detail["files_written"] = publication.files_written
+        detail["phases"] = publication.phases
     return ModelsOutcome(
         models=sum(n["node"].startswith("model.") for n in nodes),
         tests=sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes),

@@ -104,7 +104,12 @@ def run_dbt(
     if results_path.exists():
         for r in json.loads(results_path.read_text()).get("results", []):
             nodes.append(
-                {"node": r["unique_id"], "status": r["status"], "message": r.get("message") or ""}
+                {
+                    "node": r["unique_id"],
+                    "status": r["status"],
+                    "message": r.get("message") or "",
+                    "seconds": r.get("execution_time"),
+                }
             )
     if proc.returncode != 0:
         failed = [n for n in nodes if n["status"] in ("error", "fail", "runtime error")]

@@ -89,6 +89,9 @@ class Publication:
     #: Parquet files written (partitions plus unpartitioned marts)
     files_written: int = 0
     removed_marts: tuple[str, ...] = field(default=())
+    #: where the time went: copying the serving file, digesting the marts, writing Parquet,
+    #: updating the tables, checkpoint and fsync (seconds)
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,17 +205,22 @@ def publish(
         _clean_stale_temps(lake)
         live = warehouse_path(lake)
         tmp = live.with_name(f".{live.name}.{uuid.uuid4().hex[:12]}.tmp")
+        phases: dict[str, float] = {}
+        mark = time.perf_counter()
         if not full and live.exists():
             shutil.copyfile(live, tmp)
+        phases["copy"] = time.perf_counter() - mark
         try:
             con = duckdb.connect()
             try:
-                result = _publish_with(con, lake, build, tmp, changed_days, run_id, pii_map)
+                result = _publish_with(con, lake, build, tmp, changed_days, run_id, pii_map, phases)
             finally:
                 con.close()
+            mark = time.perf_counter()
             _fsync(tmp)
             os.replace(tmp, live)
             _fsync(lake)
+            phases["fsync"] = time.perf_counter() - mark
         except BaseException:
             for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
                 leftover.unlink(missing_ok=True)
@@ -226,6 +234,7 @@ def publish(
         seconds=time.perf_counter() - started,
         files_written=files,
         removed_marts=removed,
+        phases={k: round(v, 3) for k, v in phases.items()},
     )
 
 
@@ -255,6 +264,7 @@ def _publish_with(
     changed_days: Sequence[dt.date] | None,
     run_id: str,
     pii: Mapping[str, frozenset[str]],
+    phases: dict[str, float],
 ):
     con.execute(f"attach {_lit(build)} as build (read_only)")
     marts = _marts(con, pii)
@@ -279,6 +289,7 @@ def _publish_with(
 
     plans: list[MartPlan] = []
     digests: dict[str, dict[Key, Digest]] = {}
+    mark = time.perf_counter()
     for mart in marts.values():
         current = _digests(con, mart)
         digests[mart.name] = current
@@ -292,6 +303,8 @@ def _publish_with(
         replace = not same_columns or (not mart.partitioned and bool(write))
         plans.append(MartPlan(mart.name, mart.partitioned, write, remove, replace))
 
+    phases["digest"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     files = 0
     for plan in plans:
         for key in plan.write:
@@ -304,6 +317,8 @@ def _publish_with(
         shutil.rmtree(Path(lake) / MARTS / name, ignore_errors=True)
         con.execute(f"drop table if exists wh.main.{_id(name)}")
 
+    phases["parquet"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     con.execute("begin")
     for plan in plans:
         _update_table(con, plan, marts[plan.name])
@@ -312,9 +327,12 @@ def _publish_with(
     rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
     _write_manifest(con, run_id, plans, rows, digests)
     con.execute("commit")
+    phases["tables"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     con.execute("checkpoint wh")
     con.execute("detach wh")
     con.execute("detach build")
+    phases["checkpoint"] = time.perf_counter() - mark
     days = tuple(sorted({d for plan in plans for d in plan.days}))
     return tuple(marts), rows, days, files, removed
 
