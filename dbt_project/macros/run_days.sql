@@ -27,3 +27,24 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- Staging of a versioned source as an incremental table (the latest version of each row): the
+    rows of the source to rank again in this run. They are every version of each key that has a
+    version in the run's days, or whose current row came from one of those days (re-landing a day
+    replaces its versions; a key left with no version at all is removed by the post-hook
+    `delete_stale_run_days('_landed_date')`). A key with no version in those days keeps its row, so
+    a run costs one scan of the key column instead of ranking every version ever landed, for every
+    model and test that reads the staging model. Everything outside an incremental run. -#}
+{% macro versions_to_rank(source_relation, source_key, model_key) -%}
+    {%- if is_incremental() and run_days() -%}
+        {{ source_key }} in (
+            select {{ source_key }} from {{ source_relation }}
+            where {{ in_run_days('business_date') }}
+            union
+            select {{ model_key }} from {{ this }}
+            where {{ in_run_days('_landed_date') }}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}

@@ -1,8 +1,19 @@
 -- Main shop card keys (dujiaoka `carmis`): the latest version of each key.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='card_key_id',
+        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
     select * from {{ source('shop', 'shop__carmis') }}
+    where {{ versions_to_rank(source('shop', 'shop__carmis'), 'id', 'card_key_id') }}
 ),
 
 versions as (
@@ -32,7 +43,9 @@ final as (
         deleted_at as voided_at,
         updated_at,
         _source,
-        _extracted_at
+        _extracted_at,
+        business_date as _landed_date,
+        cast('{{ run_started_at }}' as timestamptz) as _built_at
     from versions
     where version_rank = 1
 )

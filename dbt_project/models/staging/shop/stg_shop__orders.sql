@@ -1,9 +1,20 @@
 -- Main shop (dujiaoka) orders: the latest extracted version of each order, typed and renamed,
 -- with the status in the unified vocabulary shared with the substation.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
     select * from {{ source('shop', 'shop__orders') }}
+    where {{ versions_to_rank(source('shop', 'shop__orders'), 'id', 'order_id') }}
 ),
 
 versions as (
@@ -57,7 +68,9 @@ final as (
         deleted_at,
         {{ business_date('created_at') }} as created_date,
         _source,
-        _extracted_at
+        _extracted_at,
+        business_date as _landed_date,
+        cast('{{ run_started_at }}' as timestamptz) as _built_at
     from versions
     where version_rank = 1
 )

@@ -1,10 +1,21 @@
 -- Substation card keys (acg-faka `card`): the latest version of each key. A locked key (status 2)
 -- was found invalid and taken out of stock; acg-faka records no time for that, so it is voided
 -- when it was imported (the import check is what finds it).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='card_key_id',
+        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
     select * from {{ source('substation', 'substation__card') }}
+    where {{ versions_to_rank(source('substation', 'substation__card'), 'id', 'card_key_id') }}
 ),
 
 versions as (
@@ -30,7 +41,9 @@ final as (
         order_id,
         note,
         _source,
-        _extracted_at
+        _extracted_at,
+        business_date as _landed_date,
+        cast('{{ run_started_at }}' as timestamptz) as _built_at
     from versions
     where version_rank = 1
 )

@@ -1,9 +1,20 @@
 -- Substation (acg-faka) orders: the latest extracted version of each order, typed and renamed,
 -- with the status in the unified vocabulary shared with the main shop.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 source as (
     select * from {{ source('substation', 'substation__order') }}
+    where {{ versions_to_rank(source('substation', 'substation__order'), 'id', 'order_id') }}
 ),
 
 versions as (
@@ -44,7 +55,9 @@ final as (
         pay_time as paid_at,
         {{ business_date('create_time') }} as created_date,
         _source,
-        _extracted_at
+        _extracted_at,
+        business_date as _landed_date,
+        cast('{{ run_started_at }}' as timestamptz) as _built_at
     from versions
     where version_rank = 1
 )
