@@ -15,6 +15,8 @@ shop_refunds as (
     select * from {{ ref('stg_shop__refunds') }}
 ),
 
+-- `union all`: each part is distinct already and the parts never share a `source_system`, so a
+-- `union` would hash every row of the three for duplicates that cannot exist
 numbers as (
     select
         shop || '.orders' as source_system,
@@ -24,7 +26,7 @@ numbers as (
         order_id,
         'native' as match_rule
     from orders
-    union
+    union all
     select distinct
         account_key as source_system,
         merchant_order_no as source_order_no,
@@ -33,7 +35,7 @@ numbers as (
         order_id,
         match_rule
     from lines
-    union
+    union all
     select distinct
         'main.refunds' as source_system,
         shop_refunds.order_sn as source_order_no,

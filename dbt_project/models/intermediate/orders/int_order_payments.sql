@@ -18,9 +18,17 @@ lines as (
     where line_type = 'payment' and order_id is not null
 ),
 
+-- only the columns used below: the window sorts every payment line of the lake with what it carries
 ranked as (
     select
-        lines.*,
+        lines.shop,
+        lines.order_id,
+        lines.channel_txn_no,
+        lines.completed_at,
+        lines.amount_fen,
+        lines.fee_fen,
+        lines.statement_date,
+        lines.match_rule,
         row_number() over (
             partition by lines.shop, lines.order_id
             order by
