@@ -6,6 +6,8 @@ file in another process while `cardlake run` publishes never errs and never sees
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 import math
 import multiprocessing as mp
 import subprocess
@@ -94,6 +96,8 @@ def two_step_lake(realistic_shop, tmp_path_factory):
                 str(sources),
                 "--lake",
                 str(lake),
+                "--timings",
+                str(lake.parent / "timings.json"),
             ],
             capture_output=True,
             text=True,
@@ -133,6 +137,24 @@ def test_a_reader_never_errs_nor_sees_two_runs_while_cardlake_run_publishes(two_
     assert reads["queries"] > 10
     # the reader saw the lake before and after the publication, never anything in between
     assert len(reads["runs"]) >= 2
+
+
+def test_the_run_records_the_time_of_each_stage(two_step_lake) -> None:
+    """`cardlake run --timings` says where the run's time went, stage by stage, in order."""
+    _, _, lake, _, _ = two_step_lake
+    stages = json.loads((lake.parent / "timings.json").read_text())["stages"]
+    assert [s["stage"] for s in stages] == ["ingest", "models", "publish", "reports", "tickets"]
+    for before, after in itertools.pairwise(stages):
+        assert before["start"] <= before["end"] <= after["start"] <= after["end"]
+    for stage in stages:
+        assert stage["seconds"] == pytest.approx(stage["end"] - stage["start"], abs=0.05)
+    ingest, models, publish = stages[0], stages[1], stages[2]
+    assert ingest["days"] >= 1 and ingest["landed"] > 0
+    assert ingest["land_step_s"] > 0 and ingest["checks_step_s"] > 0
+    assert models["models"] > 50 and models["tests"] > 100
+    assert all(node.startswith(("model.", "test.", "unit_test.")) for node in models["slowest"])
+    assert set(publish["phases"]) == {"copy", "digest", "parquet", "tables", "checkpoint", "fsync"}
+    assert publish["files_written"] > 0
 
 
 def test_two_step_lake_equals_one_run_over_everything(two_step_lake, modelled_shop) -> None:
