@@ -1172,13 +1172,12 @@ create or replace temp table paid_orders as
 select order_no, paid_date, amount_fen, has_refund, refunded_fen, shop,
     coalesce(sku_code, 'unmapped') as sku_code,
     coalesce(split_part(sku_code, '-', 1), 'unmapped') as category_code,
-    coalesce(supplier_code, 'none') as supplier_code, coalesce(channel, 'unknown') as channel,
-    sku_code as order_sku_code, supplier_code as order_supplier_code, channel as order_channel
+    coalesce(supplier_code, 'none') as supplier_code, coalesce(channel, 'unknown') as channel
 from orders_f where is_paid
 union all
 select l.order_no, null, null, null, null, l.shop, coalesce(s.sku_code, 'unmapped'),
     coalesce(split_part(s.sku_code, '-', 1), 'unmapped'), coalesce(l.supplier_code, 'none'),
-    coalesce(l.channel, 'unknown'), s.sku_code, l.supplier_code, l.channel
+    coalesce(l.channel, 'unknown')
 from lake_orders as l
 left join listing_skus as s on l.shop = s.shop and l.listing_id = s.listing_id
 where l.is_paid;
@@ -1199,16 +1198,12 @@ cohort as (
         cast(sum(refunded_fen) as bigint) as refund_of_paid_fen
     from order_dims group by all
 ),
--- As the model does today: its `succeeded` selects fct_refunds.* (the order's own sku_code,
--- supplier_code and channel, not coalesced) before paid_orders' coalesced ones of the same names,
--- and DuckDB binds the first; so a refund of an order without a SKU, supplier (a manual top-up)
--- or channel has a NULL there, which UNPIVOT drops: it is missing from the 'unmapped' / 'none' /
--- 'unknown' rows of those breakdowns (refunds_on, and the reason cohort is unaffected). Kept here
--- so that the floor computes what the cycle computes; reported as a defect of the model.
+-- A refund counts in its order's breakdown rows with the coalesced values (`unmapped`, `none`,
+-- `unknown`), as the model's `succeeded` takes them from its paid orders.
 succeeded as (
     select r.refund_no, r.order_no, r.amount_fen, r.reason_code, bdate(r.succeeded_at) as succeeded_date,
-        p.paid_date, p.shop as order_shop, p.order_sku_code as sku_code, p.category_code,
-        p.order_supplier_code as supplier_code, p.order_channel as channel
+        p.paid_date, p.shop as order_shop, p.sku_code, p.category_code, p.supplier_code,
+        p.channel
     from refunds as r
     inner join paid_orders as p on r.order_no = p.order_no
     where r.refund_status = 'succeeded'

@@ -64,9 +64,12 @@ cohort as (
     group by all
 ),
 
+-- the order's breakdown values come from `paid_orders`, coalesced (`unmapped`, `none`, `unknown`):
+-- `fct_refunds` carries the same columns uncoalesced, and a second column of the same name would
+-- leave a refund of a manual top-up (no supplier) or an unmapped listing out of its breakdown row
 succeeded as (
     select
-        refunds.*,
+        refunds.* exclude (paid_date, sku_code, supplier_code, channel),
         paid_orders.paid_date,
         paid_orders.shop as order_shop,
         paid_orders.sku_code,
