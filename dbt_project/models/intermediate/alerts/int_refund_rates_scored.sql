@@ -23,7 +23,7 @@ suppliers as (
     select * from {{ ref('dim_suppliers') }}
 ),
 
-products as (
+products as not materialized (
     select * from {{ ref('dim_products') }}
 ),
 

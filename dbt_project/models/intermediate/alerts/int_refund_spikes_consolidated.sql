@@ -15,7 +15,7 @@ incidents as (
     select * from {{ ref('int_alert_incidents_grouped') }}
 ),
 
-explained as (
+explained as not materialized (
     select * from {{ ref('int_refund_spikes_explained') }}
 ),
 

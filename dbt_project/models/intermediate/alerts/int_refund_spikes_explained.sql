@@ -22,11 +22,11 @@ orders as (
     select * from {{ ref('fct_orders') }}
 ),
 
-movements as (
+movements as not materialized (
     select * from {{ ref('fct_key_movements') }}
 ),
 
-products as (
+products as not materialized (
     select * from {{ ref('dim_products') }}
 ),
 

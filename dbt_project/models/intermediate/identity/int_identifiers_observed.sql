@@ -20,7 +20,7 @@ main_orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),
 
-substation_orders as (
+substation_orders as not materialized (
     select * from {{ ref('stg_substation__orders') }}
 ),
 

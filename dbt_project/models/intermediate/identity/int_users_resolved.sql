@@ -8,7 +8,7 @@
 -- known users does the later-seen one take the earlier one's key.
 with
 
-components as (
+components as not materialized (
     select * from {{ ref('int_identity_components') }}
 ),
 

@@ -3,7 +3,7 @@
 -- main shop's refund records) → the standard `order_no` and the shop order it names.
 with
 
-orders as (
+orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
 ),
 

@@ -9,7 +9,7 @@
 --   any further payment line of the same order is a duplicate charge.
 with
 
-orders as (
+orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
 ),
 

@@ -40,7 +40,7 @@ affixes as (
     select * from {{ ref('order_no_affixes') }}
 ),
 
-orders as (
+orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
 ),
 

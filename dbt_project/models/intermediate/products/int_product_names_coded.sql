@@ -5,7 +5,7 @@
 -- null `sku_code` and says why in `unmapped_reason`.
 with
 
-names as (
+names as not materialized (
     select * from {{ ref('int_product_names') }}
 ),
 
@@ -13,11 +13,11 @@ categories as (
     select * from {{ ref('product_categories') }}
 ),
 
-brands as (
+brands as not materialized (
     select * from {{ ref('product_brands') }}
 ),
 
-aliases as (
+aliases as not materialized (
     select * from {{ ref('product_aliases') }}
 ),
 

@@ -3,7 +3,7 @@
 -- the listings and supplier items behind it.
 with
 
-listings as (
+listings as not materialized (
     select * from {{ ref('int_listings_mapped') }}
 ),
 

@@ -2,7 +2,7 @@
 -- seen in a delivery file, with how many of its items map to a canonical SKU.
 with
 
-register as (
+register as not materialized (
     select * from {{ ref('suppliers') }}
 ),
 

@@ -3,7 +3,7 @@
 -- key's unit cost from its supplier batch. Units and value are signed (+ in, − out).
 with
 
-keys as (
+keys as not materialized (
     select * from {{ ref('int_card_keys_costed') }}
 ),
 

@@ -3,7 +3,7 @@
 -- payment as shop and channel together know it, delivery, refunds and anomaly flags.
 with
 
-orders as (
+orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
 ),
 

@@ -8,7 +8,7 @@ lines as (
     where line_type = 'payment'
 ),
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 

@@ -8,15 +8,15 @@
 -- minutes for want of a key.
 with
 
-movements as (
+movements as not materialized (
     select * from {{ ref('fct_key_movements') }}
 ),
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 
-days as (
+days as not materialized (
     select * from {{ ref('int_business_days') }}
 ),
 

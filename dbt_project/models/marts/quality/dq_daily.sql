@@ -8,7 +8,7 @@ partitions as (
     select * from {{ ref('stg_lake__ingest_partitions') }}
 ),
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 

@@ -18,7 +18,7 @@ products as (
     select * from {{ ref('dim_products') }}
 ),
 
-days as (
+days as not materialized (
     select * from {{ ref('int_business_days') }}
 ),
 

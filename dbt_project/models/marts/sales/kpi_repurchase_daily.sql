@@ -8,7 +8,7 @@
 -- buyer never overlap, so running sums of +1/−1 events count each buyer once per window.
 with
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 

@@ -4,7 +4,7 @@
 -- buyer has no paid order in either shop before the day).
 with
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 

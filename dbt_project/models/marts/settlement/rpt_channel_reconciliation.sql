@@ -26,19 +26,19 @@
 -- are not listed yet.
 with
 
-lines as (
+lines as not materialized (
     select * from {{ ref('int_statement_lines') }}
 ),
 
-orders as (
+orders as not materialized (
     select * from {{ ref('fct_orders') }}
 ),
 
-refunds as (
+refunds as not materialized (
     select * from {{ ref('fct_refunds') }}
 ),
 
-accounts as (
+accounts as not materialized (
     select * from {{ ref('dim_channels') }}
 ),
 

@@ -10,7 +10,7 @@ items as (
     select * from {{ ref('rpt_channel_reconciliation') }}
 ),
 
-accounts as (
+accounts as not materialized (
     select * from {{ ref('dim_channels') }}
 ),
 

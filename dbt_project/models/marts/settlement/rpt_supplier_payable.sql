@@ -5,7 +5,7 @@
 -- day has data: its statement is then final unless late refunds arrive (a new version).
 with
 
-lines as (
+lines as not materialized (
     select * from {{ ref('rpt_supplier_payable_lines') }}
 ),
 
