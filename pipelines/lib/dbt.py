@@ -45,6 +45,22 @@ def mart_pii_columns(project: Path = DBT_DIR) -> dict[str, frozenset[str]]:
     return {name: frozenset(cols) for name, cols in out.items()}
 
 
+def mart_keys(project: Path = DBT_DIR) -> dict[str, str]:
+    """Each mart's key column: the first column the dbt project's YAML tests both ``unique`` and
+    ``not_null`` (read from the files, as the PII columns are). A build that passed its tests has
+    every row's key distinct and present, so ordering by it alone is a total order."""
+    out: dict[str, str] = {}
+    for path in sorted((project / "models" / "marts").rglob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for model in doc.get("models") or []:
+            for column in model.get("columns") or []:
+                tests = column.get("data_tests") or column.get("tests") or []
+                names = {t if isinstance(t, str) else next(iter(t), None) for t in tests}
+                if {"unique", "not_null"} <= names:
+                    out.setdefault(model["name"], column["name"])
+    return out
+
+
 def dbt_env(
     lake: Path, target_path: Path | str | None = None, log_path: Path | str | None = None
 ) -> dict[str, str]:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lib.dbt import build_db, mart_pii_columns
+from pipelines.lib.dbt import build_db, mart_keys, mart_pii_columns
 
 WAREHOUSE = "warehouse.duckdb"
 MARTS = "marts"
@@ -245,6 +245,8 @@ class _Mart:
     comment: str | None
     column_comments: Mapping[str, str | None]
     pii: frozenset[str] = frozenset()
+    #: the column its Parquet rows are sorted by (unique and never null), None for every column
+    key: str | None = None
 
     @property
     def partitioned(self) -> bool:
@@ -267,7 +269,7 @@ def _publish_with(
     phases: dict[str, float],
 ):
     con.execute(f"attach {_lit(build)} as build (read_only)")
-    marts = _marts(con, pii)
+    marts = _marts(con, pii, mart_keys())
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
     try:
@@ -337,7 +339,7 @@ def _publish_with(
     return tuple(marts), rows, days, files, removed
 
 
-def _marts(con, pii: Mapping[str, frozenset[str]]) -> dict[str, _Mart]:
+def _marts(con, pii: Mapping[str, frozenset[str]], keys: Mapping[str, str]) -> dict[str, _Mart]:
     """Every table (and view) of the build's ``marts`` schema, with dbt's descriptions and its
     PII columns."""
     relations = con.execute(
@@ -371,6 +373,7 @@ def _marts(con, pii: Mapping[str, frozenset[str]]) -> dict[str, _Mart]:
             comment,
             {c: note for c, _, note in mine},
             frozenset(marked),
+            keys.get(name) if keys.get(name) in {c for c, _, _ in mine} else None,
         )
     return out
 
@@ -432,18 +435,21 @@ def _digests(con, mart: _Mart) -> dict[Key, Digest]:
 
 
 def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
-    """Write one partition's file atomically (temp file, fsync, rename), rows sorted."""
+    """Write one partition's file atomically (temp file, fsync, rename), rows sorted: by the mart's
+    key where it has one (a total order: the same rows give the same bytes, for a fraction of the
+    cost of comparing every column of a million-row day), else by every column."""
     final = partition_path(lake, mart.name, key)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
     source = f"build.marts.{_id(mart.name)}"
+    order = _id(mart.key) if mart.key else "all"
     if key is None:
-        query = f"select * from {source} order by all"
+        query = f"select * from {source} order by {order}"
     else:
         kept = ", ".join(_id(c) for c, _ in mart.columns if c != PARTITION_COLUMN)
         query = (
             f"select {kept} from {source} where {_id(PARTITION_COLUMN)} = {_lit(key)}::date "
-            "order by all"
+            f"order by {order}"
         )
     try:
         con.execute(f"copy ({query}) to {_lit(tmp)} ({PARQUET_OPTIONS})")

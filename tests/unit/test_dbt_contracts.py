@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from pipelines.lib.contracts import load_contracts
+from pipelines.lib.dbt import mart_keys
 from pipelines.lib.dbt_sources import DUCKDB_TYPES, STAGING_DIR, render
 
 pytestmark = pytest.mark.unit
@@ -75,3 +76,17 @@ def test_staging_models_declare_enforced_columns() -> None:
         model = doc["models"][0]
         assert model["name"] == sql.stem and model["description"]
         assert all(c.get("data_type") and c.get("description") for c in model["columns"])
+
+
+def test_a_marts_key_is_a_column_tested_unique_and_not_null() -> None:
+    """Publishing sorts a mart's Parquet rows by its key alone: only a column both tests hold
+    for can be one (a total order, so the same rows give the same bytes)."""
+    keys = mart_keys()
+    assert keys["fct_orders"] == "order_no" and keys["dim_users"] == "user_key"
+    assert "kpi_sales_daily" not in keys  # no single-column key: sorted by every column
+    marts = STAGING_DIR.parent / "marts"
+    for mart, key in keys.items():
+        (path,) = marts.rglob(f"{mart}.yml")
+        (model,) = [m for m in yaml.safe_load(path.read_text())["models"] if m["name"] == mart]
+        (column,) = [c for c in model["columns"] if c["name"] == key]
+        assert {"unique", "not_null"} <= set(column["data_tests"]), (mart, key)
