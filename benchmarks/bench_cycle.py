@@ -214,9 +214,11 @@ def main() -> int:
         if not args.skip_live:
             log("live: freshness at 50 orders/s")
             live = live_freshness(work)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        log(f"kept {work}: the logs of every step are there")
+        raise
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
 
     orders_new, orders_early = orders_on(sources, days[-1]), orders_on(sources, days[1])
     cycle_s = cycle["wall_s"]
