@@ -33,8 +33,9 @@
     version in the run's days, or whose current row came from one of those days (re-landing a day
     replaces its versions; a key left with no version at all is removed by the post-hook
     `delete_stale_run_days('_landed_date')`). A key with no version in those days keeps its row, so
-    a run costs one scan of the key column instead of ranking every version ever landed, for every
-    model and test that reads the staging model. Everything outside an incremental run. -#}
+    a run ranks the versions of the changed keys once (still scanning the source for them: the
+    history is read, not ranked) instead of ranking every version ever landed for every model and
+    test that reads the staging model. Everything outside an incremental run. -#}
 {% macro versions_to_rank(source_relation, source_key, model_key) -%}
     {%- if is_incremental() and run_days() -%}
         {{ source_key }} in (
