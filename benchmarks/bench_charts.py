@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipelines.lib.publish import READER_CONFIG  # noqa: E402 (the repo root joins the path first)
-from pipelines.lib.superset import ADMIN, Superset, stop, wait_ready  # noqa: E402
+from pipelines.lib.superset import ADMIN, Superset, api_session, stop, wait_ready  # noqa: E402
 from tests.live_harness import percentile  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as the browser tests use (make setup)
@@ -224,23 +224,8 @@ def serving_view(lake: Path, home: Path) -> tuple[Path, bool]:
 
 
 def login(url: str, password: str, username: str = ADMIN):
-    """A ``requests`` session logged in through the REST API (JWT), with the CSRF token and the
-    Referer header Superset wants on a POST (as tests/conftest.py's ``SupersetServer.login``)."""
-    import requests
-
-    s = requests.Session()
-    r = s.post(
-        f"{url}/api/v1/security/login",
-        json={"username": username, "password": password, "provider": "db", "refresh": True},
-        timeout=30,
-    )
-    r.raise_for_status()
-    s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-    s.headers["Referer"] = url
-    r = s.get(f"{url}/api/v1/security/csrf_token/", timeout=30)
-    r.raise_for_status()
-    s.headers["X-CSRFToken"] = r.json()["result"]
-    return s
+    """A session logged in through the REST API, as the tests log in."""
+    return api_session(url, username, password)
 
 
 def catalogue(session, url: str) -> dict[str, Any]:

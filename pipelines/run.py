@@ -238,26 +238,24 @@ def model_and_publish(
     rebuilds the incremental models from all of the lake and republishes everything (after an
     upgrade that changed one of them, or to check the incremental state)."""
     stages = stages or Stages(None)
-    started = time.perf_counter()
     args = ["--full-refresh"] if full_refresh else []
-    with stages.stage("models") as detail:
+    with stages.stage("models") as built:
         nodes = run_dbt(lake, "build", args, days=[d.isoformat() for d in days])
-        detail["models"] = sum(n["node"].startswith("model.") for n in nodes)
-        detail["tests"] = sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes)
+        built["models"] = sum(n["node"].startswith("model.") for n in nodes)
+        built["tests"] = sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes)
         # the slowest nodes, as dbt timed them
-        detail["slowest"] = {
+        built["slowest"] = {
             n["node"]: round(n["seconds"], 2)
             for n in sorted(nodes, key=lambda n: n.get("seconds") or 0, reverse=True)[:15]
             if n.get("seconds") is not None
         }
-    dbt_seconds = time.perf_counter() - started
     with stages.stage("publish") as detail:
         publication = publish(lake, changed_days=None if full_refresh else days)
         detail["files_written"] = publication.files_written
         detail["phases"] = publication.phases
     return ModelsOutcome(
-        models=sum(n["node"].startswith("model.") for n in nodes),
-        tests=sum(n["node"].startswith(("test.", "unit_test.")) for n in nodes),
-        dbt_seconds=dbt_seconds,
+        models=built["models"],
+        tests=built["tests"],
+        dbt_seconds=built["seconds"],
         publication=publication,
     )

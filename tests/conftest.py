@@ -207,28 +207,14 @@ class SupersetServer:
     def login(self, username: str, password: str | None = None):
         """A ``requests`` session logged in through the REST API (JWT), with the CSRF token and
         Referer header Superset wants on writes."""
-        import requests
-
-        from pipelines.lib.superset import ADMIN, demo_logins
+        from pipelines.lib.superset import ADMIN, api_session, demo_logins
 
         if password is None:
             if username == ADMIN:
                 password = self.admin_password
             else:
                 password = dict(demo_logins().values())[username]
-        s = requests.Session()
-        r = s.post(
-            f"{self.url}/api/v1/security/login",
-            json={"username": username, "password": password, "provider": "db", "refresh": True},
-            timeout=30,
-        )
-        r.raise_for_status()
-        s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        s.headers["Referer"] = self.url
-        r = s.get(f"{self.url}/api/v1/security/csrf_token/", timeout=30)
-        r.raise_for_status()
-        s.headers["X-CSRFToken"] = r.json()["result"]
-        return s
+        return api_session(self.url, username, password)
 
 
 def _free_port() -> int:

@@ -213,6 +213,26 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
     raise SupersetError(f"Superset did not answer at {url} within {timeout:.0f} s")
 
 
+def api_session(url: str, username: str, password: str):
+    """A ``requests`` session logged in to Superset's REST API (JWT), with the CSRF token and the
+    Referer header Superset wants on a POST."""
+    import requests
+
+    s = requests.Session()
+    r = s.post(
+        f"{url}/api/v1/security/login",
+        json={"username": username, "password": password, "provider": "db", "refresh": True},
+        timeout=30,
+    )
+    r.raise_for_status()
+    s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    s.headers["Referer"] = url
+    r = s.get(f"{url}/api/v1/security/csrf_token/", timeout=30)
+    r.raise_for_status()
+    s.headers["X-CSRFToken"] = r.json()["result"]
+    return s
+
+
 def demo_logins() -> dict[str, tuple[str, str]]:
     """Role → (user, password) of the demo users that provisioning creates."""
     config = yaml.safe_load(ROLES.read_text(encoding="utf-8"))
