@@ -45,7 +45,7 @@ demo: setup ## generate a demo shop into ./sources, run the daily cycle into ./l
 	cardlake simulate $(DEMO_ARGS) --out sources
 	cardlake run --sources sources --lake lake
 	$(MAKE) --no-print-directory docs
-	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb)"
+	@echo "Sources: ./sources (answer key in ./sources/_truth) · lake: ./lake (raw/, quarantine/, marts/, warehouse.duckdb → _serving/)"
 	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
 	@echo "Settlement reports (CSV/XLSX/PDF): ./lake/reports/settlement · cardlake report settlement --help"
 	@echo "Live orders: make live (in another terminal), then watch the overview dashboard"

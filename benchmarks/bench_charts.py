@@ -219,7 +219,7 @@ def serving_view(lake: Path, home: Path) -> tuple[Path, bool]:
     view.mkdir(parents=True)
     for name in SERVED:
         if (lake / name).exists():
-            (view / name).symlink_to((lake / name).resolve())
+            (view / name).symlink_to((lake / name).absolute())  # follows publications
     return view, (lake / "ops.duckdb").exists()
 
 

@@ -3,7 +3,8 @@
     lake/_build/cardlake.duckdb                       dbt builds here; no reader opens it
     lake/marts/<mart>/business_date=YYYY-MM-DD/part-0.parquet   a mart with a ``business_date``
     lake/marts/<mart>/part-0.parquet                  a mart without one (dimensions)
-    lake/warehouse.duckdb                             the same marts as tables, for readers
+    lake/warehouse.duckdb                             the same marts as tables, for readers (a
+                                                      symlink to its version in lake/_serving/)
 
 A publication rewrites only what changed. A mart's partition (one business day; the whole table
 for an unpartitioned mart) is rewritten when the caller names its day in ``changed_days`` or when
@@ -17,13 +18,15 @@ price of never missing a past day that changed, as refund KPIs do when refunds l
 As in the raw zone, a partition file holds every column but ``business_date``, which its folder
 name carries (Hive style: Spark, Trino, DuckDB and polars read it back from the path).
 
-The serving file is never written in place. The current one is copied to a temp file beside it,
-the changed partitions are replaced in the copy (delete the days, insert their new rows), it is
-checkpointed, closed and fsynced, and then renamed over ``warehouse.duckdb``. A reader that opened
-the old file keeps reading it; one that opens afterwards sees the new one; none ever sees a mix,
-and none blocks, or is blocked by, a publisher. Every mart is a real table inside the file, so
-readers open it with every file operation disabled (``open_warehouse``). A lock file keeps two
-publishers from interleaving.
+The serving file is never written in place. The current version is copied to a temp file in
+``lake/_serving/``, the changed partitions are replaced in the copy (delete the days, insert their
+new rows), it is checkpointed, closed and fsynced, and then installed as the next version:
+``warehouse.duckdb`` is a symlink that is swapped to it (``pipelines.lib.serving`` says why a
+rename over the file itself is not enough for DuckDB). A reader that opened the old version keeps
+reading it; one that opens afterwards sees the new one; none ever sees a mix, and none blocks, or
+is blocked by, a publisher. Every mart is a real table inside the file, so readers open it with
+every file operation disabled (``open_warehouse``). A lock file keeps two publishers from
+interleaving.
 
 Columns the dbt project marks ``meta: {pii: true}`` (raw contacts) never enter the serving file,
 which every reader and the Analyst's SQL Lab see: a SQL parser's table check is no wall (DuckDB
@@ -47,6 +50,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.lib import serving
 from pipelines.lib.dbt import build_db, mart_keys, mart_pii_columns
 
 WAREHOUSE = "warehouse.duckdb"
@@ -118,15 +122,15 @@ def open_warehouse(lake: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published marts, with every file operation and every
     setting change disabled: the way any reader (CLI, Superset, tests) opens ``warehouse.duckdb``.
 
-    A connection keeps reading the publication it opened, however many are published after it;
-    and DuckDB hands a process that still holds a connection to this file that same database
-    again. So open one per query or session and close it (a pool must not keep one open) to see
-    the latest publication.
+    A connection keeps reading the publication it opened, however many are published after it,
+    so open one per query or session and close it (a pool must not keep one open) to see the
+    latest publication. It opens the version ``warehouse.duckdb`` links to (``pipelines.lib.
+    serving``), never the link: a swap while DuckDB is opening the file cannot mix two versions.
     """
     path = warehouse_path(lake)
     if not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}: run `cardlake run` first")
-    return duckdb.connect(str(path), read_only=True, config=dict(READER_CONFIG))
+    return serving.connect_read_only(path, READER_CONFIG)
 
 
 def plan_partitions(
@@ -204,11 +208,11 @@ def publish(
     with _publish_lock(lake):
         _clean_stale_temps(lake)
         live = warehouse_path(lake)
-        tmp = live.with_name(f".{live.name}.{uuid.uuid4().hex[:12]}.tmp")
+        tmp = serving.new_file(live)
         phases: dict[str, float] = {}
         mark = time.perf_counter()
         if not full and live.exists():
-            shutil.copyfile(live, tmp)
+            shutil.copyfile(serving.current(live), tmp)
         phases["copy"] = time.perf_counter() - mark
         try:
             con = duckdb.connect()
@@ -217,9 +221,7 @@ def publish(
             finally:
                 con.close()
             mark = time.perf_counter()
-            _fsync(tmp)
-            os.replace(tmp, live)
-            _fsync(lake)
+            serving.install(live, tmp)
             phases["fsync"] = time.perf_counter() - mark
         except BaseException:
             for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
@@ -285,7 +287,7 @@ def _publish_with(
         # a full publication starts from an empty file; the live one says which marts it held
         # (if it cannot be read, a full publication is how it gets replaced)
         with contextlib.suppress(duckdb.Error):
-            con.execute(f"attach {_lit(live)} as prev (read_only)")
+            con.execute(f"attach {_lit(serving.current(live))} as prev (read_only)")
             previous_marts = _previous(con, "prev")[0]
             con.execute("detach prev")
 
@@ -453,12 +455,12 @@ def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
         )
     try:
         con.execute(f"copy ({query}) to {_lit(tmp)} ({PARQUET_OPTIONS})")
-        _fsync(tmp)
+        serving.fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync(final.parent)
+    serving.fsync(final.parent)
 
 
 def _remove_partition(lake: Path, mart: str, key: Key) -> None:
@@ -578,20 +580,11 @@ def _publish_lock(lake: Path) -> Iterator[None]:
 
 def _clean_stale_temps(lake: Path) -> None:
     """Remove temp files a crashed publisher left (never visible to readers). Under the lock."""
-    for path in Path(lake).glob(f".{WAREHOUSE}.*.tmp*"):
-        path.unlink(missing_ok=True)
+    serving.remove_stale(warehouse_path(lake))
     marts = Path(lake) / MARTS
     for pattern in (f"*/.{PART_FILE}.*.tmp", f"*/*/.{PART_FILE}.*.tmp"):
         for path in marts.glob(pattern):
             path.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _as_date(value: dt.date | str) -> dt.date:

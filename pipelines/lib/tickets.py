@@ -4,7 +4,8 @@ The ``alerts`` mart says, after every publication, which incidents exist and whe
 holds. This module keeps the human side of them in the lake:
 
     lake/tickets/events/events-<seq>.parquet   the append-only event log (the source of truth)
-    lake/ops.duckdb                            tickets + history for the dashboard, read-only
+    lake/ops.duckdb                            tickets + history for the dashboard, read-only (a
+                                               symlink to its version in lake/_serving/)
 
 Every change is an event (``opened``, ``alert_updated``, ``alert_resolved``, ``reopened``,
 ``notified``, ``delivery_failed``, ``acknowledged``, ``resolved``); a ticket's state is the fold of
@@ -33,7 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.lib import notify
+from pipelines.lib import notify, serving
 from pipelines.lib.publish import READER_CONFIG, WarehouseMissing, open_warehouse
 
 EVENTS = Path("tickets") / "events"
@@ -611,30 +612,36 @@ def _last(t: Ticket, kinds: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 def refresh_ops_db(lake: Path, routes: Mapping[str, Sequence[Any]] | None = None) -> Path:
-    """Rebuild ``lake/ops.duckdb`` (tickets and their history) beside it and rename it over the
-    old one: readers open it read-only and never see it half-written."""
+    """Build the next version of ``lake/ops.duckdb`` (tickets and their history) and swap the link
+    to it (``pipelines.lib.serving``): readers open it read-only and never see it half-written."""
     lake = Path(lake)
     target = lake / OPS_DB
     counts = _route_counts(lake) if routes is None else {k: len(v) for k, v in routes.items()}
     # under the log's lock throughout, so that an older snapshot never replaces a newer one
     with _locked(lake):
-        for stale in lake.glob(f".{OPS_DB}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        serving.remove_stale(target)
         table = ticket_table(load_tickets(lake), counts)
         events = read_events(lake)
-        tmp = lake / f".{OPS_DB}.{uuid.uuid4().hex[:8]}.tmp"
-        con = duckdb.connect(str(tmp))
+        tmp = serving.new_file(target)
         try:
-            con.register("t", table.to_arrow())
-            con.register("e", events.to_arrow())
-            con.execute("create table tickets as select * from t order by ticket_id")
-            con.execute("create table ticket_events as select * from e order by seq")
-            con.execute("comment on table tickets is '工单：每个告警事件一张，状态为其事件的折叠'")
-            con.execute("comment on table ticket_events is '工单的全部历史（只追加）'")
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        os.replace(tmp, target)
+            con = duckdb.connect(str(tmp))
+            try:
+                con.register("t", table.to_arrow())
+                con.register("e", events.to_arrow())
+                con.execute("create table tickets as select * from t order by ticket_id")
+                con.execute("create table ticket_events as select * from e order by seq")
+                con.execute(
+                    "comment on table tickets is '工单：每个告警事件一张，状态为其事件的折叠'"
+                )
+                con.execute("comment on table ticket_events is '工单的全部历史（只追加）'")
+                con.execute("checkpoint")
+            finally:
+                con.close()
+            serving.install(target, tmp)
+        except BaseException:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            raise
     return target
 
 
@@ -658,4 +665,4 @@ def open_ops_db(lake: Path) -> duckdb.DuckDBPyConnection:
     path = Path(lake) / OPS_DB
     if not path.exists():
         refresh_ops_db(lake)
-    return duckdb.connect(str(path), read_only=True, config=dict(READER_CONFIG))
+    return serving.connect_read_only(path, READER_CONFIG)

@@ -20,7 +20,7 @@ def test_a_partition_materialises_models_checks_and_the_warehouse(modelled_shop,
     shutil.copytree(
         modelled_shop.lake,
         lake,
-        ignore=shutil.ignore_patterns("_build", "marts", "warehouse.duckdb"),
+        ignore=shutil.ignore_patterns("_build", "_serving", "marts", "warehouse.duckdb"),
     )
     day = modelled_shop.cfg.start
     result = dg.materialize(

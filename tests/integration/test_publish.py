@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.lib import serving
 from pipelines.lib.dbt import build_db
 from pipelines.lib.publish import (
     LOCK,
@@ -71,6 +72,11 @@ def _warehouse(lake: Path) -> dict[str, object]:
             if table != "_publication":
                 out[table] = _rows(con, f'select * from "{table}"')
     return out
+
+
+def _temp_files(lake: Path) -> list[Path]:
+    """What a publisher builds in and swaps with: none may be left behind."""
+    return serving.temp_files(warehouse_path(lake)) + list(lake.glob(".warehouse.duckdb*"))
 
 
 def _parquet(lake: Path) -> dict[str, str]:
@@ -195,7 +201,7 @@ def test_incremental_publications_equal_a_full_rebuild(tmp_path: Path) -> None:
     third = publish(lake, changed_days=[])
     assert third.files_written == 0 and third.days == ()
     assert _warehouse(lake) == before and _parquet(lake) == _parquet(rebuilt)
-    assert not list(lake.glob(".warehouse.duckdb*")), "a temp file was left beside the warehouse"
+    assert not _temp_files(lake), "a temp file was left beside the warehouse"
 
 
 def test_readers_can_query_the_marts_and_nothing_else(tmp_path: Path) -> None:
@@ -260,7 +266,7 @@ def test_a_failed_publication_leaves_the_last_one_in_place(tmp_path: Path) -> No
     with pytest.raises(PublishError, match="without a business_date"):
         publish(lake, changed_days=[_day(0)])
     assert (_warehouse(lake), _parquet(lake)) == before
-    assert not list(lake.glob(".warehouse.duckdb*"))
+    assert not _temp_files(lake)
 
 
 def test_a_full_publication_replaces_an_unreadable_warehouse(tmp_path: Path) -> None:

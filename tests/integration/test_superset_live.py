@@ -1,8 +1,8 @@
 """Dashboards keep answering while ``cardlake run`` publishes a new snapshot.
 
-Superset opens ``lake/warehouse.duckdb`` read-only, per query; the publisher builds the next file
-beside it and renames it over. So chart queries issued before, during and after a run all answer,
-and the ones after it see the new publication.
+Superset opens ``lake/warehouse.duckdb`` read-only, per query; the publisher builds the next
+version in ``lake/_serving/`` and swaps the link to it. So chart queries issued before, during and
+after a run all answer, and the ones after it see the new publication.
 """
 
 from __future__ import annotations
