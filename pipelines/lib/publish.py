@@ -42,9 +42,11 @@ import fcntl
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +103,8 @@ class Publication:
 @dataclass(frozen=True)
 class MartPlan:
     """What to do with one mart: the partitions to write and to remove, and whether its table in
-    the serving file is replaced whole (new mart, changed columns, full publication)."""
+    the serving file is replaced whole (new mart, changed columns, full publication, most of its
+    rows changed)."""
 
     name: str
     partitioned: bool
@@ -304,16 +307,20 @@ def _publish_with(
             partitions_on_disk(lake, mart.name),
             changed_days if same_columns else None,
         )
-        replace = not same_columns or (not mart.partitioned and bool(write))
+        # a partitioned table most of whose rows changed is cheaper rebuilt than patched: deleting
+        # and inserting 30 days of a 30-day table took 1.3× its rebuild
+        written_rows = sum(current[k][0] for k in write if k in current)
+        replace = (
+            not same_columns
+            or (not mart.partitioned and bool(write))
+            or (mart.partitioned and written_rows * 2 > sum(n for n, _ in current.values()))
+        )
         plans.append(MartPlan(mart.name, mart.partitioned, write, remove, replace))
 
     phases["digest"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    files = 0
+    files = _write_partitions(con, lake, [(marts[p.name], key) for p in plans for key in p.write])
     for plan in plans:
-        for key in plan.write:
-            _write_parquet(con, lake, marts[plan.name], key)
-            files += 1
         for key in plan.remove:
             _remove_partition(lake, plan.name, key)
     removed = tuple(sorted(set(previous_marts) - set(marts)))
@@ -434,6 +441,37 @@ def _digests(con, mart: _Mart) -> dict[Key, Digest]:
         f"select count(*), coalesce(sum({row_hash}), 0) from {source}"
     ).fetchall()
     return {None: (int(n), int(h))}
+
+
+def _write_partitions(con, lake: Path, jobs: Sequence[tuple[_Mart, Key]]) -> int:
+    """Write the partitions' files, one per core at a time. A day of a few hundred thousand rows
+    is one Parquet row group, which DuckDB encodes on one thread: written one after the other,
+    the files of a publication that touches many days used one core of two. Each file is still
+    written whole and atomically by one statement (``_write_parquet``), so the bytes do not
+    depend on the order. Returns the number of files written."""
+    if not jobs:
+        return 0
+    local = threading.local()
+    cursors: list[duckdb.DuckDBPyConnection] = []
+    guard = threading.Lock()
+
+    def write(job: tuple[_Mart, Key]) -> None:
+        cursor = getattr(local, "cursor", None)
+        if cursor is None:
+            cursor = local.cursor = con.cursor()  # same database, its own connection
+            with guard:
+                cursors.append(cursor)
+        _write_parquet(cursor, lake, *job)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1)))
+    try:
+        for future in [pool.submit(write, job) for job in jobs]:
+            future.result()  # the first failure stops the files not yet started
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for cursor in cursors:
+            cursor.close()
+    return len(jobs)
 
 
 def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
