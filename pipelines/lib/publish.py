@@ -20,7 +20,9 @@ name carries (Hive style: Spark, Trino, DuckDB and polars read it back from the 
 
 The serving file is never written in place. The current version is copied to a temp file in
 ``lake/_serving/``, the changed partitions are replaced in the copy (delete the days, insert their
-new rows), it is checkpointed, closed and fsynced, and then installed as the next version:
+new rows; a table most of whose rows changed is rebuilt whole, and a publication that rewrites
+most rows of the file starts from an empty one instead of a copy), it is checkpointed, closed and
+fsynced, and then installed as the next version:
 ``warehouse.duckdb`` is a symlink that is swapped to it (``pipelines.lib.serving`` says why a
 rename over the file itself is not enough for DuckDB). A reader that opened the old version keeps
 reading it; one that opens afterwards sees the new one; none ever sees a mix, and none blocks, or
@@ -207,16 +209,11 @@ def publish(
     run_id = run_id or new_run_id()
     if changed_days is not None:
         changed_days = [_as_date(d) for d in changed_days]
-    full = changed_days is None
     with _publish_lock(lake):
         _clean_stale_temps(lake)
         live = warehouse_path(lake)
         tmp = serving.new_file(live)
         phases: dict[str, float] = {}
-        mark = time.perf_counter()
-        if not full and live.exists():
-            shutil.copyfile(serving.current(live), tmp)
-        phases["copy"] = time.perf_counter() - mark
         try:
             con = duckdb.connect()
             try:
@@ -277,22 +274,23 @@ def _publish_with(
     marts = _marts(con, pii, mart_keys())
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
-    try:
-        con.execute(f"attach {_lit(tmp)} as wh")
-        previous_marts, previous_digests, previous_columns = _previous(con, "wh")
-    except duckdb.Error as exc:
-        raise PublishError(
-            f"cannot read the published warehouse {warehouse_path(lake)} ({exc}); "
-            "a full publication (changed_days=None) rebuilds it"
-        ) from exc
     live = warehouse_path(lake)
-    if changed_days is None and live.exists():
-        # a full publication starts from an empty file; the live one says which marts it held
-        # (if it cannot be read, a full publication is how it gets replaced)
-        with contextlib.suppress(duckdb.Error):
+    previous_marts, previous_digests, previous_columns = {}, {}, {}
+    if live.exists():
+        try:
             con.execute(f"attach {_lit(serving.current(live))} as prev (read_only)")
-            previous_marts = _previous(con, "prev")[0]
+            previous_marts, previous_digests, previous_columns = _previous(con, "prev")
             con.execute("detach prev")
+        except duckdb.Error as exc:
+            # a full publication is how an unreadable file gets replaced
+            if changed_days is not None:
+                raise PublishError(
+                    f"cannot read the published warehouse {live} ({exc}); "
+                    "a full publication (changed_days=None) rebuilds it"
+                ) from exc
+    if changed_days is None:
+        # everything is written again; the live file only says which marts it held
+        previous_digests, previous_columns = {}, {}
 
     plans: list[MartPlan] = []
     digests: dict[str, dict[Key, Digest]] = {}
@@ -318,6 +316,18 @@ def _publish_with(
         plans.append(MartPlan(mart.name, mart.partitioned, write, remove, replace))
 
     phases["digest"] = time.perf_counter() - mark
+    # The tables go into a copy of the live file, patched, unless most of their rows are rewritten:
+    # then into an empty file, every table copied from the build. Patching leaves the blocks of
+    # what it replaced free inside the copy (one day of the 30-day lake rewriting most of its KPI
+    # rows grew the file from 1.2 to 2.0 GB), and rebuilding costs about as much as patching then.
+    mark = time.perf_counter()
+    total = sum(n for d in digests.values() for n, _ in d.values())
+    rewritten = sum(_rows_rewritten(p, digests[p.name]) for p in plans)
+    fresh = changed_days is None or not live.exists() or rewritten * 2 > total
+    if not fresh:
+        shutil.copyfile(serving.current(live), tmp)
+    con.execute(f"attach {_lit(tmp)} as wh")
+    phases["copy"] = time.perf_counter() - mark
     mark = time.perf_counter()
     files = _write_partitions(con, lake, [(marts[p.name], key) for p in plans for key in p.write])
     for plan in plans:
@@ -332,7 +342,7 @@ def _publish_with(
     mark = time.perf_counter()
     con.execute("begin")
     for plan in plans:
-        _update_table(con, plan, marts[plan.name])
+        _update_table(con, plan, marts[plan.name], fresh)
     for mart in marts.values():
         _copy_comments(con, mart)
     rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
@@ -508,14 +518,22 @@ def _remove_partition(lake: Path, mart: str, key: Key) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _update_table(con, plan: MartPlan, mart: _Mart) -> None:
-    """Bring the mart's table in the serving file up to the build: replace it whole, or delete
-    the changed days and insert their rows. Row order carries no meaning in a table, so a whole
-    table is copied as it is (sorting a large fact table would triple the cost of a full
-    publication); inserted days go in by day, which keeps each day's rows together."""
+def _rows_rewritten(plan: MartPlan, digest: Mapping[Key, Digest]) -> int:
+    """The rows of the mart's table the plan writes: all of them when it replaces the table."""
+    if plan.replace_table:
+        return sum(n for n, _ in digest.values())
+    return sum(digest[k][0] for k in plan.write if k in digest)
+
+
+def _update_table(con, plan: MartPlan, mart: _Mart, fresh: bool = False) -> None:
+    """Bring the mart's table in the serving file up to the build: replace it whole (always, in
+    a ``fresh`` file), or delete the changed days and insert their rows. Row order carries no
+    meaning in a table, so a whole table is copied as it is (sorting a large fact table would
+    triple the cost of a full publication); inserted days go in by day, which keeps each day's
+    rows together."""
     target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
     served = ", ".join(_id(c) for c, _ in mart.served)
-    if plan.replace_table:
+    if plan.replace_table or fresh:
         con.execute(f"create or replace table {target} as select {served} from {source}")
         return
     if not plan.days:

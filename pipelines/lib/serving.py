@@ -38,7 +38,9 @@ import duckdb
 
 VERSIONS = "_serving"
 #: how long a superseded version stays for readers that resolved the link just before the swap
-RETIRE_AFTER_S = 30.0
+#: (they need it for the instant between resolving and opening; a live session publishes every
+#: 20 s or so, and each version kept is a whole serving file on disk)
+RETIRE_AFTER_S = 10.0
 #: how often a reader resolves the link again when the version it resolved is gone
 _ATTEMPTS = 3
 
