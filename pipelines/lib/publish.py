@@ -306,7 +306,7 @@ def _publish_with(
             changed_days if same_columns else None,
         )
         # a partitioned table most of whose rows changed is cheaper rebuilt than patched: deleting
-        # and inserting 30 days of a 30-day table took 1.3× its rebuild
+        # and inserting every day of the 30-day lake's tables took 24.4 s, rebuilding them 17.5 s
         written_rows = sum(current[k][0] for k in write if k in current)
         replace = (
             not same_columns
