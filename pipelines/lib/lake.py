@@ -74,7 +74,7 @@ class Lake:
             tmp.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(tmp / "part-0.parquet", **PARQUET_OPTS)
             (tmp / "_token").write_text(token)
-            _fsync_dir(tmp)
+            fsync(tmp)
             staged.append((tmp, final))
         state = {**state, "token": token}
         state_path = self.state_path(dataset, day)
@@ -107,7 +107,8 @@ class Lake:
                     shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """fsync a file or a folder (a rename is durable once its folder is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

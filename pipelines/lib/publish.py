@@ -56,6 +56,7 @@ import duckdb
 
 from pipelines.lib import serving
 from pipelines.lib.dbt import build_db, mart_keys, mart_pii_columns
+from pipelines.lib.lake import fsync
 
 WAREHOUSE = "warehouse.duckdb"
 MARTS = "marts"
@@ -503,12 +504,12 @@ def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
         )
     try:
         con.execute(f"copy ({query}) to {_lit(tmp)} ({PARQUET_OPTIONS})")
-        serving.fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    serving.fsync(final.parent)
+    fsync(final.parent)
 
 
 def _remove_partition(lake: Path, mart: str, key: Key) -> None:

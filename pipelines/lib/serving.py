@@ -36,6 +36,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.lib.lake import fsync
+
 VERSIONS = "_serving"
 #: how long a superseded version stays for readers that resolved the link just before the swap
 #: (they need it for the instant between resolving and opening; a live session publishes every
@@ -141,12 +143,3 @@ def connect_read_only(link: Path, config: Mapping[str, object]) -> duckdb.DuckDB
             if path.exists() or attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
-
-
-def fsync(path: Path) -> None:
-    """fsync a file or a folder (a rename is durable once its folder is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

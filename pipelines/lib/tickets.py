@@ -35,6 +35,7 @@ import duckdb
 import polars as pl
 
 from pipelines.lib import notify, serving
+from pipelines.lib.lake import fsync
 from pipelines.lib.publish import READER_CONFIG, WarehouseMissing, open_warehouse
 
 EVENTS = Path("tickets") / "events"
@@ -173,11 +174,7 @@ def _append(lake: Path, events: list[dict[str, Any]]) -> None:
     final = folder / f"events-{first:012d}.parquet"
     tmp = folder / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
     frame.write_parquet(tmp, compression="zstd")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync(tmp)
     os.replace(tmp, final)
 
 
