@@ -42,7 +42,6 @@ import random
 import re
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -53,12 +52,9 @@ from typing import Any
 
 from benchlib import machine, save
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pipelines.lib.publish import READER_CONFIG  # noqa: E402 (the repo root joins the path first)
-from pipelines.lib.superset import ADMIN, Superset, api_session, stop, wait_ready  # noqa: E402
-from tests.live_harness import percentile  # noqa: E402
+from pipelines.lib.publish import READER_CONFIG
+from pipelines.lib.superset import ADMIN, Superset, api_session, stop, wait_ready
+from simulator.live_harness import percentile
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's, as the browser tests use (make setup)
 CHART_DATA = "/api/v1/chart/data"

@@ -27,18 +27,17 @@ from pathlib import Path
 
 from benchlib import machine, save
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.live_harness import (  # noqa: E402 (the repo root joins the path first)
+from pipelines.lib.calendar import business_today
+from simulator.live_harness import (
     SessionCpu,
-    business_today,
     dagster_daemon,
     live_simulator,
     percentile,
     wait_until,
     watching,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cardlake(*args: str) -> None:

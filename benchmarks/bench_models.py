@@ -26,12 +26,14 @@ ROOT = Path(__file__).resolve().parent
 DAY = dt.date(2026, 10, 13)  # the day bench_ingest.py lands
 CHILD = """
 import datetime as dt, json, sys, time
-from pathlib import Path
-from pipelines.run import model_and_publish
+from pipelines import cycle
 t = time.perf_counter()
-m = model_and_publish(Path(sys.argv[1]), [dt.date.fromisoformat(d) for d in sys.argv[2:]])
-print(json.dumps({"dbt_s": m.dbt_seconds, "publish_s": m.publication.seconds,
-                  "models": m.models, "tests": m.tests, "total_s": time.perf_counter() - t}))
+run = cycle.Cycle.configure(lake=sys.argv[1])
+days = [dt.date.fromisoformat(d) for d in sys.argv[2:]]
+m = cycle.build_models(run, days)
+p = cycle.publish(run, days)
+print(json.dumps({"dbt_s": m.seconds, "publish_s": p.seconds,
+                  "models": len(m.models), "tests": m.tests, "total_s": time.perf_counter() - t}))
 """
 
 

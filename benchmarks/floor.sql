@@ -34,7 +34,8 @@
 --     rows of fct_orders), the orders paid on the day (dujiaoka expires an unpaid order after
 --     5 minutes, so an order paid on the day was created at most minutes before it; an hour is
 --     allowed), and older main-shop orders that changed on the day (a delivery after a stock-out:
---     such an order is paid on the day when no statement holds its payment, metrics.md paid_at).
+--     such an order is paid on the day when no statement holds its payment,
+--     docs/metrics.md#paid_at).
 --   * refunds (main shop): those of the orders above, and every refund requested or settled
 --     since `lo` (the day's refunds_on).
 --   * card keys (both shops): every key with a movement since `lo` (main: updated_at, the latest
@@ -525,7 +526,8 @@ set variable older_from = (
     where created_at < getvariable('d_start')
 );
 
--- the first version of an older main-shop order seen in a paid status (metrics.md: paid_at until
+-- the first version of an older main-shop order seen in a paid status (docs/metrics.md#paid_at:
+-- paid_at until
 -- a statement holds the payment): today's row and the versions the lake landed before the day
 create or replace temp table main_first_paid as
 with older as (

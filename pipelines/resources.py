@@ -1,40 +1,22 @@
-"""Resources: where the sources, the shop databases and the lake are. The one place that reads
-the environment (``CARDLAKE_SOURCES``, ``CARDLAKE_LAKE``, ``CARDLAKE_SHOP_DB_URL``,
-``CARDLAKE_SUBSTATION_DB_URL``, ``CARDLAKE_ALERTS_CONFIG`` and the robot URLs and secrets that
-config names; dbt reads ``CARDLAKE_LAKE`` too, set from here); every path is relative to those
-roots."""
+"""Dagster resources: where the sources, the shop databases and the lake are, and how alerts are
+routed. Their defaults come from the environment through ``pipelines.lib.settings`` (the one
+place that reads it); ``as_cycle`` turns them into the cycle's ``Cycle``."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from pipelines.cycle import Cycle
 from pipelines.lib.lake import Lake
-
-MAIN_DB_FILE = "db/shop_main.sqlite"
-SUBSTATION_DB_FILE = "db/shop_substation.sqlite"
-
-
-def sources_root() -> Path:
-    return Path(os.environ.get("CARDLAKE_SOURCES", "sources")).resolve()
-
-
-def lake_root() -> Path:
-    return Path(os.environ.get("CARDLAKE_LAKE", "lake")).resolve()
-
-
-def alerts_config_path() -> Path:
-    """Where alerts are routed (config/alerts.yml unless ``CARDLAKE_ALERTS_CONFIG`` says)."""
-    default = Path(__file__).resolve().parents[1] / "config" / "alerts.yml"
-    return Path(os.environ.get("CARDLAKE_ALERTS_CONFIG", default)).resolve()
-
-
-def superset_home() -> Path:
-    """Superset's state folder (metadata DB, caches, secret key, admin password); git-ignored."""
-    default = Path(__file__).resolve().parents[1] / ".state" / "superset"
-    return Path(os.environ.get("CARDLAKE_SUPERSET_HOME", default)).resolve()
+from pipelines.lib.settings import (
+    AlertRouting,
+    alerts_config_path,
+    lake_root,
+    shop_db_urls,
+    sources_root,
+)
 
 
 class SourcesResource(dg.ConfigurableResource):
@@ -58,7 +40,7 @@ class ShopDatabasesResource(dg.ConfigurableResource):
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake root: raw/, quarantine/, _state/ (and marts/, reports/ later)."""
+    """The lake root (``pipelines.lib.lake.Lake`` knows its zones)."""
 
     root: str
 
@@ -67,60 +49,35 @@ class LakeResource(dg.ConfigurableResource):
         return Lake(Path(self.root))
 
 
-class ModelsResource(dg.ConfigurableResource):
-    """The dbt project run against the lake (dbt-duckdb builds into ``<lake>/_build``).
-
-    dagster-dbt's CLI resource passes the process environment to dbt; ``environment()`` supplies
-    the lake's path (``CARDLAKE_LAKE``) and dbt's own locations for the length of one invocation.
-    """
-
-    lake_root: str
-
-    def cli_resource(self):
-        from dagster_dbt import DbtCliResource
-
-        from pipelines.lib.dbt import DBT_DIR, dbt_executable
-
-        return DbtCliResource(
-            project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
-        )
-
-    def environment(self) -> dict[str, str]:
-        from pipelines.lib.dbt import build_env
-
-        return build_env(Path(self.lake_root))
-
-    def target_path(self) -> Path:
-        """dbt's artefacts for the Dagster runs (kept between runs, so parsing is partial)."""
-        return Path(self.lake_root).resolve() / "_build" / "dbt_target_dagster"
-
-
 class AlertsResource(dg.ConfigurableResource):
-    """Alert routing (``config/alerts.yml``): the group robots of each role, their URLs and
-    signing secrets read from the environment variables the file names, and delivery settings."""
+    """Alert routing (``config/alerts.yml``, ``pipelines.lib.settings.AlertRouting``)."""
 
     config_path: str
 
-    def config(self) -> dict:
-        import yaml
-
-        path = Path(self.config_path)
-        if not path.exists():
-            return {}
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    @property
+    def routing(self) -> AlertRouting:
+        return AlertRouting(Path(self.config_path))
 
     def routes(self):
-        """(routes per role, notes on robots skipped because their variables are unset)."""
-        from pipelines.lib.notify import load_routes
-
-        return load_routes(self.config().get("routes"), os.environ)
+        return self.routing.routes()
 
     def delivery(self) -> dict:
-        return dict(self.config().get("delivery") or {})
+        return self.routing.delivery()
 
     def link(self) -> str | None:
-        name = self.delivery().get("link_env")
-        return os.environ.get(name) or None if name else None
+        return self.routing.link()
+
+
+def as_cycle(
+    sources: SourcesResource,
+    shop_dbs: ShopDatabasesResource,
+    lake: LakeResource,
+    alerting: AlertsResource,
+) -> Cycle:
+    """The cycle these resources describe."""
+    return Cycle(
+        lake=lake.lake, sources=sources.path, urls=shop_dbs.urls(), alerts=alerting.routing
+    )
 
 
 def default_resources(
@@ -130,17 +87,10 @@ def default_resources(
     substation_db_url: str | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
     src = (sources or sources_root()).resolve()
+    urls = shop_db_urls(src, shop_db_url, substation_db_url)
     return {
         "sources": SourcesResource(root=str(src)),
-        "shop_dbs": ShopDatabasesResource(
-            main_url=shop_db_url
-            or os.environ.get("CARDLAKE_SHOP_DB_URL")
-            or f"sqlite:///{src / MAIN_DB_FILE}",
-            substation_url=substation_db_url
-            or os.environ.get("CARDLAKE_SUBSTATION_DB_URL")
-            or f"sqlite:///{src / SUBSTATION_DB_FILE}",
-        ),
+        "shop_dbs": ShopDatabasesResource(main_url=urls["main"], substation_url=urls["substation"]),
         "lake": LakeResource(root=str((lake or lake_root()).resolve())),
-        "models": ModelsResource(lake_root=str((lake or lake_root()).resolve())),
         "alerting": AlertsResource(config_path=str(alerts_config_path())),
     }

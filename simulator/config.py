@@ -22,7 +22,7 @@ CST_OFFSET_S = 8 * 3600
 
 @dataclasses.dataclass(frozen=True)
 class MessProfile:
-    """Rates of every kind of mess in ``shared/sources.md``; 0 switches a kind off.
+    """Rates of every kind of mess the simulated sources carry; 0 switches a kind off.
 
     Rates are per eligible record (per order, per member, per key, per file) unless noted.
     """

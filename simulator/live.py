@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from simulator.build import MAIN_DB, SUBSTATION_DB
 from simulator.config import CST_OFFSET_S, SimConfig
 from simulator.orders import MAIN_PAYS, SUB_PAYS, channel_txn_no, substation_trade_no, unique_codes
-from simulator.run import MAIN_DB, SUBSTATION_DB
 from simulator.text import DIGITS, UPPER_ALNUM, random_codes
 
 TICK_S = 0.5

@@ -1,7 +1,7 @@
 """The answer key (``_truth/``): who is who, what is what, every injected anomaly, and the day-level
-figures of ``shared/metrics.md`` computed from the simulated events themselves (never from files).
+figures of ``docs/metrics.md`` computed from the simulated events themselves (never from files).
 
-Choices where ``metrics.md`` leaves room (also in ``_truth/README.md``):
+Choices where ``docs/metrics.md`` leaves room (also in ``_truth/README.md``):
 - ``gmv_fen`` sums the shop's order amount after coupons (``actual_price``); a channel amount that
   differs is an ``amount_mismatch`` anomaly, not GMV.
 - A refund of a duplicate charge counts as a successful refund of its order (the definition says
@@ -64,7 +64,7 @@ def daily_metrics(
     keys: pl.DataFrame,
     by_shop: bool = False,
 ) -> pl.DataFrame:
-    """Every day-level KPI of metrics.md, overall or per shop."""
+    """Every day-level KPI of docs/metrics.md, overall or per shop."""
     keys_by = ["shop"] if by_shop else []
     o = orders.filter(~pl.col("is_test"))
     days = pl.DataFrame({"day": list(range(cfg.days))}, schema={"day": pl.Int64})

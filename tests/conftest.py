@@ -15,10 +15,36 @@ from pathlib import Path
 
 import pytest
 
+from simulator.build import Summary, simulate
 from simulator.config import SimConfig
-from simulator.run import Summary, simulate
 
 SMALL = {"seed": 7, "start": dt.date(2026, 10, 5), "days": 6, "orders_per_day": 800, "skus": 150}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run of the cycle records itself in a Dagster instance: the tests' own, one per test
+    process (and the ``cardlake`` children it starts), never the project's ``dagster_home/``."""
+    import tempfile
+
+    if "DAGSTER_HOME" not in os.environ or Path(os.environ["DAGSTER_HOME"]).resolve() == (
+        Path(__file__).resolve().parents[1] / "dagster_home"
+    ):
+        os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="cardlake-dagster-")
+
+
+def land_days(sources: Path, lake: Path, days: list[dt.date] | None = None):
+    """The cycle's landing stage for ``days`` (default: every day the sources hold): a list of
+    ``pipelines.cycle.DayLanding``, stopping after a day that failed."""
+    from pipelines import cycle
+
+    run = cycle.Cycle.configure(sources, lake)
+    return cycle.land(run, cycle.source_days(run) if days is None else days)
+
+
+def source_days(sources: Path, lake: Path | None = None) -> list[dt.date]:
+    from pipelines import cycle
+
+    return cycle.source_days(cycle.Cycle.configure(sources, lake))
 
 
 @pytest.fixture(scope="session")
@@ -173,15 +199,12 @@ def modelled_shop(
 ) -> ModelledShop:
     """The realistic shop landed in a lake and modelled by ``dbt build`` (once per session)."""
     from pipelines.lib.dbt import run_dbt
-    from pipelines.resources import default_resources
-    from pipelines.run import run_cycle, source_days
 
     cfg, summary = realistic_shop
     lake = tmp_path_factory.mktemp("modelled") / "lake"
-    urls = default_resources(summary.out, lake)["shop_dbs"].urls()
-    outcomes = run_cycle(summary.out, lake, source_days(summary.out, urls))
+    outcomes = land_days(summary.out, lake)
     assert all(o.success for o in outcomes), [o.failures for o in outcomes]
-    run_dbt(lake, "build")
+    run_dbt(lake, "build")  # everything, dbt's unit tests included
     return ModelledShop(cfg, summary.out, lake)
 
 

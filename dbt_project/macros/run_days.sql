@@ -1,9 +1,16 @@
-{#- The business days a run (re)builds: the daily partitions Dagster (or `cardlake run`) passes as
-    the `cardlake_days` variable. An incremental model rebuilds only those days' rows; without the
-    variable (a first build, a full refresh, a manual `dbt build`) it rebuilds everything. -#}
+{#- The business days a run (re)builds: the cycle passes them in the environment variable
+    `CARDLAKE_DAYS` (comma-separated ISO days), read only while the models execute. Read at parse
+    time, or passed as a `--vars` value, a new set of days would make dbt re-parse the project on
+    every run; read under `execute`, it leaves the parsed project as it was. An incremental model
+    rebuilds only those days' rows; without the variable (a first build, a full refresh, a manual
+    `dbt build`) it rebuilds everything. -#}
 
 {% macro run_days() -%}
-    {{ return(var('cardlake_days', []) or []) }}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set days = env_var('CARDLAKE_DAYS', '') | trim -%}
+    {{ return(days.split(',') if days else []) }}
 {%- endmacro %}
 
 {#- A filter keeping the run's days in an incremental build, and everything otherwise. -#}

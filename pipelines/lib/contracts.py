@@ -19,8 +19,9 @@ from typing import Any
 import polars as pl
 import yaml
 
+from pipelines.lib.calendar import BUSINESS_TZ
+
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
-LOCAL_TZ = "Asia/Shanghai"
 #: earliest plausible timestamp in any source; anything before is a broken value (zero dates, 0)
 PLAUSIBLE_AFTER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 #: a timestamp later than the extraction time plus this is "in the future" (a broken clock)
@@ -158,7 +159,7 @@ def _parse(col: Column) -> pl.Expr:
         # `%.f`: an optional fraction — a MySQL DATETIME(6) column reads back as `…:14.000000`
         return (
             text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
-            .dt.replace_time_zone(LOCAL_TZ, non_existent="null", ambiguous="earliest")
+            .dt.replace_time_zone(BUSINESS_TZ, non_existent="null", ambiguous="earliest")
             .dt.convert_time_zone("UTC")
         )
     if col.type == "epoch":

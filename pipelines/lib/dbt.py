@@ -1,34 +1,42 @@
-"""Running the dbt project (``dbt_project/``) against a lake, in-process.
+"""The one dbt runner: the dbt project (``dbt_project/``) run against a lake.
 
-dbt builds into a private DuckDB file under the lake (``<lake>/_build/cardlake.duckdb``) that no
-reader opens; publishing (``pipelines.lib.publish``) copies the marts out of it. The lake's path
-reaches dbt through ``CARDLAKE_LAKE`` (read by ``profiles.yml`` and the sources' locations).
+dbt builds into a private DuckDB file under the lake (``Lake.build_db``) that no reader opens;
+publishing (``pipelines.lib.publish``) copies the marts out of it. The lake's path reaches dbt
+through ``CARDLAKE_LAKE`` (read by ``profiles.yml`` and the sources' locations), the run's days
+through ``CARDLAKE_DAYS``. The cycle (``pipelines.cycle``), the Dagster assets and the tests all
+run dbt through ``DbtProject``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
+from pipelines.lib.lake import Lake
+
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-BUILD_DB = Path("_build") / "cardlake.duckdb"
 
 
 class DbtError(RuntimeError):
-    """A dbt command failed; the message lists the failing nodes and their errors."""
+    """A dbt command failed; the message lists the failing nodes and their errors, ``nodes``
+    holds every node's result (those that ran before and beside the failure too)."""
+
+    def __init__(self, message: str, nodes: Sequence[dict] = ()) -> None:
+        super().__init__(message)
+        self.nodes = list(nodes)
 
 
-def build_db(lake: Path) -> Path:
-    return Path(lake).resolve() / BUILD_DB
+def build_db(lake: Lake | Path) -> Path:
+    return Lake.of(lake).build_db
 
 
 def mart_pii_columns(project: Path = DBT_DIR) -> dict[str, frozenset[str]]:
@@ -61,78 +69,123 @@ def mart_keys(project: Path = DBT_DIR) -> dict[str, str]:
     return out
 
 
-def dbt_env(
-    lake: Path, target_path: Path | str | None = None, log_path: Path | str | None = None
-) -> dict[str, str]:
-    """Environment for a dbt command on ``lake`` (also used by dagster-dbt's CLI resource):
-    where the lake is, where dbt's profile, artefacts and logs go. Creates nothing."""
-    lake = Path(lake).resolve()
-    return {
-        "CARDLAKE_LAKE": str(lake),
-        "DBT_PROFILES_DIR": str(DBT_DIR),
-        "DBT_TARGET_PATH": str(target_path or lake / "_build" / "dbt_target"),
-        "DBT_LOG_PATH": str(log_path or lake / "_build" / "dbt_logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
+def mart_docs(project: Path = DBT_DIR) -> dict[str, tuple[str | None, dict[str, str]]]:
+    """Each mart's description and its columns' descriptions, from the dbt project's YAML.
+    Publishing puts them on the serving tables, so the build itself need not write them into its
+    own file (``persist_docs``) on every run."""
+    out: dict[str, tuple[str | None, dict[str, str]]] = {}
+    for path in sorted((project / "models" / "marts").rglob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for model in doc.get("models") or []:
+            columns = {
+                c["name"]: c["description"].strip()
+                for c in model.get("columns") or []
+                if (c.get("description") or "").strip()
+            }
+            out[model["name"]] = ((model.get("description") or "").strip() or None, columns)
+    return out
 
 
-def build_env(lake: Path) -> dict[str, str]:
-    """``dbt_env`` for a build, with the private build folder under the lake created."""
-    build_db(lake).parent.mkdir(parents=True, exist_ok=True)
-    return dbt_env(lake)
+#: dbt's unit tests check the SQL on fixed inputs, not the day's data: the daily build leaves them
+#: out; a full refresh and the test suite run them
+NO_UNIT_TESTS = ("--exclude", "resource_type:unit_test")
 
 
-@contextlib.contextmanager
-def temporary_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the length of a block (dagster-dbt's CLI resource hands the
-    process environment to dbt and takes no environment of its own)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+class DbtProject:
+    """The dbt project run against one lake: its environment, its one target folder (kept from
+    run to run, so dbt parses only what changed) and the one way every caller runs dbt.
+
+    The business days of a run reach the models in ``CARDLAKE_DAYS``, which the models read only
+    while executing (``macros/run_days.sql``): days passed as ``--vars`` would change dbt's
+    parse inputs on every run and make it re-parse the whole project."""
+
+    def __init__(self, lake: Lake | Path) -> None:
+        self.lake = Lake.of(lake)
+
+    @property
+    def target(self) -> Path:
+        return self.lake.dbt_target
+
+    @property
+    def logs(self) -> Path:
+        return self.lake.dbt_logs
+
+    def environment(self, days: Sequence[dt.date | str] = ()) -> dict[str, str]:
+        """The environment of a dbt command on this lake (creates nothing)."""
+        return {
+            "CARDLAKE_LAKE": str(self.lake.root),
+            "CARDLAKE_DAYS": ",".join(str(d) for d in days),
+            "DBT_PROFILES_DIR": str(DBT_DIR),
+            "DBT_TARGET_PATH": str(self.target),
+            "DBT_LOG_PATH": str(self.logs),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+
+    def run(
+        self,
+        command: str = "build",
+        args: Sequence[str] = (),
+        days: Sequence[dt.date | str] = (),
+    ) -> list[dict]:
+        """Run one dbt command and return its node results; raise ``DbtError`` naming every
+        failed node. ``days`` restricts the incremental models to those business days.
+
+        dbt runs in a child process: dbt-duckdb keeps its DuckDB handle open for the life of the
+        process, which would lock the build file against the publishing step."""
+        self.lake.build.mkdir(parents=True, exist_ok=True)
+        cli = [dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
+        env = {**os.environ, **self.environment(days)}
+        results_path = self.target / "run_results.json"
+        results_path.unlink(missing_ok=True)  # never report a previous command's results
+        proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+        nodes = []
+        if results_path.exists():
+            for r in json.loads(results_path.read_text()).get("results", []):
+                nodes.append(
+                    {
+                        "node": r["unique_id"],
+                        "status": r["status"],
+                        "message": r.get("message") or "",
+                        "seconds": r.get("execution_time"),
+                    }
+                )
+        if proc.returncode != 0:
+            failed = [n for n in nodes if n["status"] in ("error", "fail", "runtime error")]
+            detail = "\n".join(f"  {n['node']}: {n['status']}: {n['message']}" for n in failed)
+            tail = "\n".join(proc.stdout.splitlines()[-15:])
+            raise DbtError(
+                f"dbt {command} failed (exit {proc.returncode})\n{detail}\n{tail}", nodes
+            )
+        return nodes
+
+    def build(
+        self,
+        days: Sequence[dt.date | str] = (),
+        *,
+        select: Sequence[str] = (),
+        full_refresh: bool = False,
+        unit_tests: bool | None = None,
+    ) -> list[dict]:
+        """``dbt build`` of ``select`` (default: the whole project) for ``days``: models, seeds
+        and their data tests; dbt's unit tests only on a full refresh (or when asked)."""
+        args: list[str] = []
+        if select:
+            args += ["--select", *select]
+        if not (full_refresh if unit_tests is None else unit_tests):
+            args += NO_UNIT_TESTS
+        if full_refresh:
+            args.append("--full-refresh")
+        return self.run("build", args, days=days)
 
 
 def run_dbt(
-    lake: Path,
+    lake: Lake | Path,
     command: str = "build",
     args: Sequence[str] = (),
-    days: Sequence[str] | None = None,
+    days: Sequence[dt.date | str] = (),
 ) -> list[dict]:
-    """Run one dbt command on ``lake`` and return its node results; raise ``DbtError`` naming
-    every failed node. ``days`` restricts incremental models to those business days.
-
-    dbt runs in a child process, as dagster-dbt runs it: dbt-duckdb keeps its DuckDB handle open
-    for the life of the process, which would lock the build file against the publishing step.
-    """
-    cli = [dbt_executable(), command, "--project-dir", str(DBT_DIR), *args]
-    if days:
-        cli += ["--vars", json.dumps({"cardlake_days": list(days)})]
-    env = {**os.environ, **build_env(lake)}
-    proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
-    results_path = Path(env["DBT_TARGET_PATH"]) / "run_results.json"
-    nodes = []
-    if results_path.exists():
-        for r in json.loads(results_path.read_text()).get("results", []):
-            nodes.append(
-                {
-                    "node": r["unique_id"],
-                    "status": r["status"],
-                    "message": r.get("message") or "",
-                    "seconds": r.get("execution_time"),
-                }
-            )
-    if proc.returncode != 0:
-        failed = [n for n in nodes if n["status"] in ("error", "fail", "runtime error")]
-        detail = "\n".join(f"  {n['node']}: {n['status']}: {n['message']}" for n in failed)
-        tail = "\n".join(proc.stdout.splitlines()[-15:])
-        raise DbtError(f"dbt {command} failed (exit {proc.returncode})\n{detail}\n{tail}")
-    return nodes
+    """One dbt command on ``lake`` (``DbtProject(lake).run``)."""
+    return DbtProject(lake).run(command, args, days=days)
 
 
 def dbt_executable() -> str:
@@ -171,7 +224,12 @@ def ensure_manifest(lake: Path) -> Path:
         if _fresh(manifest):
             return manifest
         with tempfile.TemporaryDirectory(dir=MANIFEST_TARGET, prefix=".parse-") as tmp:
-            env = {**os.environ, **dbt_env(lake, target_path=tmp, log_path=tmp)}
+            env = {
+                **os.environ,
+                **DbtProject(lake).environment(),
+                "DBT_TARGET_PATH": tmp,
+                "DBT_LOG_PATH": tmp,
+            }
             cli = [dbt_executable(), "parse", "--project-dir", str(DBT_DIR)]
             proc = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:

@@ -20,9 +20,9 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from pipelines.lib.calendar import CST, day_start
 from pipelines.lib.contracts import FUTURE_TOLERANCE, PLAUSIBLE_AFTER, Contract
 
-CST = dt.timezone(dt.timedelta(hours=8))
 NULL_MARK_CODE = 0xE000
 NULL_MARK = chr(NULL_MARK_CODE)
 
@@ -37,7 +37,7 @@ class Window:
 
 
 def day_window(day: dt.date, overlap_minutes: int) -> Window:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=CST).astimezone(dt.UTC)
+    start = day_start(day)
     return Window(start - dt.timedelta(minutes=overlap_minutes), start + dt.timedelta(days=1))
 
 

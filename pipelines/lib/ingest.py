@@ -17,9 +17,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipelines.lib.calendar import CST
 from pipelines.lib.contracts import Contract, validate
 from pipelines.lib.extract import (
-    CST,
     build_query,
     day_window,
     dialect_of,

@@ -1,8 +1,16 @@
-"""The lake's layout and its atomic writes.
+"""The lake: its layout (every zone, in one place) and the atomic writes of its raw zone.
 
     lake/raw/<dataset>/business_date=YYYY-MM-DD/part-0.parquet         landed rows (typed)
     lake/quarantine/<dataset>/business_date=YYYY-MM-DD/part-0.parquet  rejected rows + reason
     lake/_state/<dataset>/business_date=YYYY-MM-DD.json                 accounting, files, watermark
+    lake/_build/                  dbt's private build file, its target folder and logs, locks
+    lake/marts/<mart>/...         the published marts as Parquet (pipelines.lib.publish)
+    lake/_serving/                immutable versions of the serving files (pipelines.lib.serving)
+    lake/warehouse.duckdb         symlink to the current version of the marts' serving file
+    lake/ops.duckdb               symlink to the current version of the tickets' serving file
+    lake/reports/                 settlement reports, versioned (pipelines.lib.settlement)
+    lake/tickets/                 the tickets' append-only event log (pipelines.lib.tickets)
+    lake/docs/                    the dbt docs site (make docs)
 
 A partition of a dataset is published as one unit: its raw file, its quarantine file and its
 state are written into a fresh folder, then swapped in by renames. A crash before the swap leaves
@@ -26,14 +34,92 @@ PARQUET_OPTS = {"compression": "zstd", "statistics": True}
 
 
 class Lake:
-    def __init__(self, root: Path) -> None:
+    """A lake at ``root``: every path in it is spelled here."""
+
+    def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
+    @classmethod
+    def of(cls, lake: Lake | Path | str) -> Lake:
+        """``lake`` itself, or the lake at that path (resolved)."""
+        return lake if isinstance(lake, Lake) else cls(Path(lake).resolve())
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __fspath__(self) -> str:
+        # a Lake goes wherever its root path went (``Path(lake)``, ``open``, ``subprocess``)
+        return str(self.root)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Lake) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    # ------------------------------------------------------------------------------- zones
+    def zone(self, zone: str) -> Path:
+        """A landing zone: raw, quarantine (partitioned like raw) or _state."""
+        return self.root / zone
+
+    @property
+    def build(self) -> Path:
+        """Private to the writers: dbt's build file, its target folder and logs, the locks."""
+        return self.root / "_build"
+
+    @property
+    def build_db(self) -> Path:
+        return self.build / "cardlake.duckdb"
+
+    @property
+    def dbt_target(self) -> Path:
+        return self.build / "dbt_target"
+
+    @property
+    def dbt_logs(self) -> Path:
+        return self.build / "dbt_logs"
+
+    @property
+    def marts(self) -> Path:
+        return self.root / "marts"
+
+    @property
+    def serving(self) -> Path:
+        """The immutable versions the serving links point at."""
+        return self.root / "_serving"
+
+    @property
+    def warehouse(self) -> Path:
+        """The marts' serving file (a symlink into ``serving``)."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def ops_db(self) -> Path:
+        """The tickets' serving file (a symlink into ``serving``)."""
+        return self.root / "ops.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def tickets(self) -> Path:
+        return self.root / "tickets"
+
+    @property
+    def docs(self) -> Path:
+        return self.root / "docs"
+
+    # ------------------------------------------------------------------- raw partitions
+
     def partition_dir(self, zone: str, dataset: str, day: dt.date) -> Path:
-        return self.root / zone / dataset / f"business_date={day.isoformat()}"
+        return self.zone(zone) / dataset / f"business_date={day.isoformat()}"
 
     def state_path(self, dataset: str, day: dt.date) -> Path:
-        return self.root / "_state" / dataset / f"business_date={day.isoformat()}.json"
+        return self.zone("_state") / dataset / f"business_date={day.isoformat()}.json"
 
     def read_state(self, dataset: str, day: dt.date) -> dict[str, Any] | None:
         path = self.state_path(dataset, day)
@@ -42,7 +128,7 @@ class Lake:
         return json.loads(path.read_text())
 
     def states(self, dataset: str) -> dict[dt.date, dict[str, Any]]:
-        folder = self.root / "_state" / dataset
+        folder = self.zone("_state") / dataset
         out = {}
         for path in sorted(folder.glob("business_date=*.json")):
             day = dt.date.fromisoformat(path.stem.split("=", 1)[1])
@@ -101,7 +187,7 @@ class Lake:
     def clean_stale_temps(self, dataset: str) -> None:
         """Remove folders a crashed run left half-written (never visible to readers)."""
         for zone in ("raw", "quarantine", "_state"):
-            folder = self.root / zone / dataset
+            folder = self.zone(zone) / dataset
             if folder.exists():
                 for tmp in folder.glob(".*.tmp"):
                     shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()

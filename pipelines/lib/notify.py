@@ -48,9 +48,10 @@ from collections.abc import Mapping
 import requests
 import tenacity
 
+from pipelines.lib.calendar import CST  # the time shown in messages: Beijing time
+
 log = logging.getLogger(__name__)
 
-CST = dt.timezone(dt.timedelta(hours=8))  # the time shown in messages: Beijing time
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 PHASES = ("firing", "resolved")

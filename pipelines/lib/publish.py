@@ -55,12 +55,11 @@ from pathlib import Path
 import duckdb
 
 from pipelines.lib import serving
-from pipelines.lib.dbt import build_db, mart_keys, mart_pii_columns
-from pipelines.lib.lake import fsync
+from pipelines.lib.dbt import mart_docs, mart_keys, mart_pii_columns
+from pipelines.lib.lake import Lake, fsync
 
-WAREHOUSE = "warehouse.duckdb"
-MARTS = "marts"
-LOCK = Path("_build") / "publish.lock"
+#: the publishers' lock, in the lake's build zone
+LOCK = "publish.lock"
 PARTITION_COLUMN = "business_date"
 PART_FILE = "part-0.parquet"
 #: fixed writer settings: the same rows give the same bytes
@@ -120,11 +119,11 @@ class MartPlan:
         return tuple(sorted(k for k in {*self.write, *self.remove} if k is not None))
 
 
-def warehouse_path(lake: Path) -> Path:
-    return Path(lake) / WAREHOUSE
+def warehouse_path(lake: Lake | Path) -> Path:
+    return Lake.of(lake).warehouse
 
 
-def open_warehouse(lake: Path) -> duckdb.DuckDBPyConnection:
+def open_warehouse(lake: Lake | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published marts, with every file operation and every
     setting change disabled: the way any reader (CLI, Superset, tests) opens ``warehouse.duckdb``.
 
@@ -165,17 +164,17 @@ def plan_partitions(
     return tuple(sorted(write, key=_key_order)), tuple(sorted(remove, key=_key_order))
 
 
-def partition_path(lake: Path, mart: str, key: Key) -> Path:
+def partition_path(lake: Lake | Path, mart: str, key: Key) -> Path:
     """The Parquet file of a partition (``key`` None: of an unpartitioned mart)."""
-    folder = Path(lake) / MARTS / mart
+    folder = Lake.of(lake).marts / mart
     if key is None:
         return folder / PART_FILE
     return folder / f"{PARTITION_COLUMN}={key.isoformat()}" / PART_FILE
 
 
-def partitions_on_disk(lake: Path, mart: str) -> set[Key]:
+def partitions_on_disk(lake: Lake | Path, mart: str) -> set[Key]:
     """The partition files a mart has under ``lake/marts/<mart>/`` (None: the unpartitioned file)."""
-    folder = Path(lake) / MARTS / mart
+    folder = Lake.of(lake).marts / mart
     found: set[Key] = set()
     if (folder / PART_FILE).exists():
         found.add(None)
@@ -191,7 +190,7 @@ def new_run_id() -> str:
 
 
 def publish(
-    lake: Path,
+    lake: Lake | Path,
     changed_days: Sequence[dt.date] | None = None,
     run_id: str | None = None,
     pii: Mapping[str, Iterable[str]] | None = None,
@@ -201,9 +200,9 @@ def publish(
     partition whose content changed since the last publication; ``changed_days`` None rewrites
     everything and builds the serving file afresh. ``pii`` names each mart's PII columns (default:
     the dbt project's ``meta: {pii: true}`` columns). Blocks while another publisher runs."""
-    lake = Path(lake).resolve()
+    lake = Lake.of(lake)
     pii_map = {m: frozenset(c) for m, c in (mart_pii_columns() if pii is None else pii).items()}
-    build = build_db(lake)
+    build = lake.build_db
     if not build.exists():
         raise PublishError(f"no build database at {build}: run the dbt models first")
     started = time.perf_counter()
@@ -263,7 +262,7 @@ class _Mart:
 
 def _publish_with(
     con: duckdb.DuckDBPyConnection,
-    lake: Path,
+    lake: Lake,
     build: Path,
     tmp: Path,
     changed_days: Sequence[dt.date] | None,
@@ -272,7 +271,7 @@ def _publish_with(
     phases: dict[str, float],
 ):
     con.execute(f"attach {_lit(build)} as build (read_only)")
-    marts = _marts(con, pii, mart_keys())
+    marts = _marts(con, pii, mart_keys(), mart_docs())
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
     live = warehouse_path(lake)
@@ -336,7 +335,7 @@ def _publish_with(
             _remove_partition(lake, plan.name, key)
     removed = tuple(sorted(set(previous_marts) - set(marts)))
     for name in removed:
-        shutil.rmtree(Path(lake) / MARTS / name, ignore_errors=True)
+        shutil.rmtree(Lake.of(lake).marts / name, ignore_errors=True)
         con.execute(f"drop table if exists wh.main.{_id(name)}")
 
     phases["parquet"] = time.perf_counter() - mark
@@ -359,9 +358,14 @@ def _publish_with(
     return tuple(marts), rows, days, files, removed
 
 
-def _marts(con, pii: Mapping[str, frozenset[str]], keys: Mapping[str, str]) -> dict[str, _Mart]:
-    """Every table (and view) of the build's ``marts`` schema, with dbt's descriptions and its
-    PII columns."""
+def _marts(
+    con,
+    pii: Mapping[str, frozenset[str]],
+    keys: Mapping[str, str],
+    docs: Mapping[str, tuple[str | None, Mapping[str, str]]],
+) -> dict[str, _Mart]:
+    """Every table (and view) of the build's ``marts`` schema, with its PII columns and its
+    descriptions: the dbt project's (``docs``), else what the build file holds."""
     relations = con.execute(
         """
         select table_name, comment from duckdb_tables()
@@ -387,11 +391,12 @@ def _marts(con, pii: Mapping[str, frozenset[str]], keys: Mapping[str, str]) -> d
         marked = pii.get(name, frozenset())
         if unknown := marked - {c for c, _, _ in mine}:
             raise PublishError(f"mart {name}: PII columns {sorted(unknown)} are not in the table")
+        described, column_docs = docs.get(name, (None, {}))
         out[name] = _Mart(
             name,
             tuple((c, t) for c, t, _ in mine),
-            comment,
-            {c: note for c, _, note in mine},
+            described or comment,
+            {c: column_docs.get(c) or note for c, _, note in mine},
             frozenset(marked),
             keys.get(name) if keys.get(name) in {c for c, _, _ in mine} else None,
         )
@@ -623,9 +628,9 @@ _MANIFEST_DOCS = {
 
 
 @contextlib.contextmanager
-def _publish_lock(lake: Path) -> Iterator[None]:
+def _publish_lock(lake: Lake) -> Iterator[None]:
     """An exclusive ``flock`` on ``lake/_build/publish.lock`` for the whole publication."""
-    path = Path(lake) / LOCK
+    path = lake.build / LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -635,10 +640,10 @@ def _publish_lock(lake: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _clean_stale_temps(lake: Path) -> None:
+def _clean_stale_temps(lake: Lake) -> None:
     """Remove temp files a crashed publisher left (never visible to readers). Under the lock."""
     serving.remove_stale(warehouse_path(lake))
-    marts = Path(lake) / MARTS
+    marts = lake.marts
     for pattern in (f"*/.{PART_FILE}.*.tmp", f"*/*/.{PART_FILE}.*.tmp"):
         for path in marts.glob(pattern):
             path.unlink(missing_ok=True)

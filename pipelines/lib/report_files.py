@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import xlsxwriter
@@ -49,9 +48,10 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
+from pipelines.lib.calendar import BUSINESS_TZ, CST
+
 Kind = Literal["text", "int", "fen", "date", "datetime"]
 
-TZ = "Asia/Shanghai"
 SUMMARY_SHEET = "汇总"
 DETAIL_SHEET = "明细"
 EXCEPTIONS_SHEET = "异常"
@@ -138,13 +138,13 @@ def _beijing(moment: dt.datetime) -> dt.datetime:
     """A naive Beijing wall-clock time (tz-aware values converted, naive ones taken as they are)."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
+    return moment.astimezone(CST).replace(tzinfo=None)
 
 
 def _local(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A datetime column as naive Beijing time (tz-aware columns converted to Asia/Shanghai)."""
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        return expr.dt.convert_time_zone(TZ).dt.replace_time_zone(None)
+        return expr.dt.convert_time_zone(BUSINESS_TZ).dt.replace_time_zone(None)
     return expr
 
 
@@ -551,7 +551,7 @@ def _cached(kind: Kind, value: int) -> float | int:
 def _utc_naive(moment: dt.datetime) -> dt.datetime:
     """``as_of`` for xlsxwriter, which writes the time it is given with a ``Z`` (UTC) suffix:
     naive values are Beijing time, so convert them (and aware ones) to naive UTC."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(TZ))
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=CST)
     return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
 

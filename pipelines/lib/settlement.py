@@ -10,7 +10,7 @@ A report is *due* when its data is complete: a channel's statement day once ever
 channel has a statement for it in the marts (the last statement to arrive triggers it), a supplier's
 month once a later day has data (the month has closed). It is built from the serving file
 (``warehouse.duckdb``: the same publication the settlement dashboard shows) and published only when
-it ties out (metrics.md, Settlement): the report's totals equal the sums of its detail rows, the
+it ties out (docs/metrics.md#tie-out): the report's totals equal the sums of its detail rows, the
 settlement marts and the statements' own footers (channel), or Σ cost of the delivered keys in
 ``fct_key_movements`` (supplier). A report that does not tie out is *held*: nothing is written
 but ``held.json`` beside the versions, naming every difference, and the run fails.
@@ -41,6 +41,7 @@ from typing import Literal
 import duckdb
 import polars as pl
 
+from pipelines.lib.lake import Lake
 from pipelines.lib.publish import open_warehouse
 from pipelines.lib.report_files import (
     Column,
@@ -52,7 +53,8 @@ from pipelines.lib.report_files import (
     write_xlsx,
 )
 
-REPORTS = Path("reports") / "settlement"
+#: where the settlement reports live, under the lake's reports zone
+SETTLEMENT = "settlement"
 #: reports built side by side (this machine has two cores), from this many reports on
 WORKERS = 2
 PARALLEL_FROM = 4
@@ -116,7 +118,7 @@ class ReportKey:
     period: str  # YYYY-MM-DD (channel) or YYYY-MM (supplier)
 
     def folder(self, lake: Path) -> Path:
-        return Path(lake) / REPORTS / self.kind / self.subject / self.period
+        return Lake.of(lake).reports / SETTLEMENT / self.kind / self.subject / self.period
 
     def stem(self, version: int) -> str:
         prefix = "settlement" if self.kind == "channel" else "payable"
@@ -677,7 +679,7 @@ def change_summary(kind: Kind, old: dict[str, int], new: dict[str, int]) -> str:
 
 @contextlib.contextmanager
 def _lock(lake: Path) -> Iterator[None]:
-    root = Path(lake) / REPORTS
+    root = Lake.of(lake).reports / SETTLEMENT
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -128,9 +128,10 @@ class Superset:
         """The tickets file the alerts dashboard reads (``lake/ops.duckdb``), built from the
         ticket log (empty on a fresh lake) when the lake has none yet: its charts then show no
         data rather than an error. Built here because the builder lives in this environment."""
-        from pipelines.lib.tickets import OPS_DB, refresh_ops_db
+        from pipelines.lib.lake import Lake
+        from pipelines.lib.tickets import refresh_ops_db
 
-        if not (self.lake / OPS_DB).exists():
+        if not Lake(self.lake).ops_db.exists():
             refresh_ops_db(self.lake)
 
     def export(self, bundle: Path = BUNDLE) -> list[str]:

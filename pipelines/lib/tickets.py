@@ -35,13 +35,14 @@ import duckdb
 import polars as pl
 
 from pipelines.lib import notify, serving
-from pipelines.lib.lake import fsync
+from pipelines.lib.lake import Lake, fsync
 from pipelines.lib.publish import READER_CONFIG, WarehouseMissing, open_warehouse
 
-EVENTS = Path("tickets") / "events"
-LOCK = Path("tickets") / ".lock"
-DELIVERY_LOCK = Path("tickets") / ".delivery.lock"
-OPS_DB = "ops.duckdb"
+#: under the lake's tickets zone: the event log, the writers' lock, the deliverer's lock
+EVENTS = "events"
+LOCK = ".lock"
+DELIVERY_LOCK = ".delivery.lock"
+ROUTES = "routes.json"
 SYSTEM = "cardlake"
 
 STATES = ("open", "acknowledged", "resolved")
@@ -136,8 +137,8 @@ def incident_key(alert: Mapping[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def _locked(lake: Path, name: Path = LOCK, blocking: bool = True) -> Iterator[bool]:
-    path = Path(lake) / name
+def _locked(lake: Path, name: str = LOCK, blocking: bool = True) -> Iterator[bool]:
+    path = Lake.of(lake).tickets / name
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -153,7 +154,7 @@ def _locked(lake: Path, name: Path = LOCK, blocking: bool = True) -> Iterator[bo
 
 def read_events(lake: Path) -> pl.DataFrame:
     """Every event in order (an empty frame with the schema when there are none)."""
-    folder = Path(lake) / EVENTS
+    folder = Lake.of(lake).tickets / EVENTS
     files = sorted(folder.glob("events-*.parquet")) if folder.exists() else []
     if not files:
         return pl.DataFrame(schema=EVENT_SCHEMA)
@@ -164,7 +165,7 @@ def _append(lake: Path, events: list[dict[str, Any]]) -> None:
     """Append a batch of events as one file (call under the lock)."""
     if not events:
         return
-    folder = Path(lake) / EVENTS
+    folder = Lake.of(lake).tickets / EVENTS
     folder.mkdir(parents=True, exist_ok=True)
     files = sorted(folder.glob("events-*.parquet"))  # the last file holds the highest seq
     last = pl.read_parquet(files[-1], columns=["seq"])["seq"].max() if files else None
@@ -611,8 +612,7 @@ def _last(t: Ticket, kinds: tuple[str, ...]) -> dict[str, Any] | None:
 def refresh_ops_db(lake: Path, routes: Mapping[str, Sequence[Any]] | None = None) -> Path:
     """Build the next version of ``lake/ops.duckdb`` (tickets and their history) and swap the link
     to it (``pipelines.lib.serving``): readers open it read-only and never see it half-written."""
-    lake = Path(lake)
-    target = lake / OPS_DB
+    target = Lake.of(lake).ops_db
     counts = _route_counts(lake) if routes is None else {k: len(v) for k, v in routes.items()}
     # under the log's lock throughout, so that an older snapshot never replaces a newer one
     with _locked(lake):
@@ -645,12 +645,12 @@ def refresh_ops_db(lake: Path, routes: Mapping[str, Sequence[Any]] | None = None
 def _route_counts(lake: Path) -> dict[str, int]:
     """Routes per role as the last sync recorded them (the ops file is rebuilt by commands that
     do not read the configuration)."""
-    path = Path(lake) / "tickets" / "routes.json"
+    path = Lake.of(lake).tickets / ROUTES
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def record_routes(lake: Path, routes: Mapping[str, Sequence[Any]]) -> None:
-    path = Path(lake) / "tickets" / "routes.json"
+    path = Lake.of(lake).tickets / ROUTES
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".routes.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps({k: len(v) for k, v in sorted(routes.items())}))
@@ -659,7 +659,7 @@ def record_routes(lake: Path, routes: Mapping[str, Sequence[Any]]) -> None:
 
 def open_ops_db(lake: Path) -> duckdb.DuckDBPyConnection:
     """Read-only, no file access: the way the dashboard's connection opens it."""
-    path = Path(lake) / OPS_DB
+    path = Lake.of(lake).ops_db
     if not path.exists():
         refresh_ops_db(lake)
     return serving.connect_read_only(path, READER_CONFIG)

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from pipelines.lib.dbt import run_dbt
+from simulator.build import simulate
 from simulator.config import SimConfig
-from simulator.run import simulate
 from tests.conftest import cardlake, truth
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,9 @@ import pytest
 
 from pipelines.lib.contracts import load_contracts
 from pipelines.lib.lake import Lake
-from pipelines.resources import default_resources
-from pipelines.run import run_cycle, source_days
+from simulator.build import simulate
 from simulator.config import SimConfig
-from simulator.run import simulate
-from tests.conftest import cardlake
+from tests.conftest import cardlake, land_days, source_days
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,9 +32,8 @@ def landed(tmp_path_factory: pytest.TempPathFactory):
     cfg = SimConfig(**HOSTILE, mess="hostile")
     sources = simulate(cfg, base / "sources").out
     lake = base / "lake"
-    urls = default_resources(sources, lake)["shop_dbs"].urls()
-    days = source_days(sources, urls)
-    outcomes = run_cycle(sources, lake, days)
+    days = source_days(sources, lake)
+    outcomes = land_days(sources, lake, days)
     return cfg, sources, lake, days, outcomes
 
 
@@ -210,7 +207,7 @@ def test_rerun_and_resent_files_change_nothing(landed, tmp_path: Path) -> None:
     resent = original.with_name(original.stem + "(7).csv")
     shutil.copy(original, resent)
     try:
-        outcomes = run_cycle(sources, lake, [day])
+        outcomes = land_days(sources, lake, [day])
         assert outcomes[0].success
         _assert_same_lake(before, lake)
         state = Lake(lake).read_state("alipay__statement_lines", day)
@@ -218,7 +215,7 @@ def test_rerun_and_resent_files_change_nothing(landed, tmp_path: Path) -> None:
         assert entry["status"] == "skipped_duplicate"
     finally:
         resent.unlink()
-        run_cycle(sources, lake, [day])
+        land_days(sources, lake, [day])
 
 
 def test_a_corrected_statement_supersedes_the_earlier_one(landed) -> None:
@@ -249,7 +246,7 @@ def test_a_corrected_statement_supersedes_the_earlier_one(landed) -> None:
         "\r\n".join([*kept, lines[summary_at], ",".join(values)]) + "\r\n", encoding="utf-8"
     )
     try:
-        outcomes = run_cycle(sources, lake, [day])
+        outcomes = land_days(sources, lake, [day])
         assert outcomes[0].success, outcomes[0].failures
         state = Lake(lake).read_state("wechat__bill_lines", day)
         status = {Path(f["file"]).name: f["status"] for f in state["files"]}
@@ -260,7 +257,7 @@ def test_a_corrected_statement_supersedes_the_earlier_one(landed) -> None:
         assert raw.filter(pl.col("_source").str.ends_with(original.name)).is_empty()
     finally:
         corrected.unlink()
-        run_cycle(sources, lake, [day])
+        land_days(sources, lake, [day])
 
 
 def test_a_run_killed_mid_write_then_rerun_equals_an_uninterrupted_run(
@@ -324,7 +321,7 @@ def test_unmapped_supplier_header_rejects_the_file_and_tampering_fails_accountin
     lake = tmp_path / "lake"
     part = lake / "raw" / "shop__orders" / f"business_date={days[1]}" / "_token"
     part.write_text("tampered")
-    from pipelines.defs.ingest.checks import row_accounting
+    from pipelines.lib.checks import row_accounting
 
     result = row_accounting(load_contracts()["shop__orders"], Lake(lake), days[1])
     assert not result.passed

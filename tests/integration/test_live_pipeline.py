@@ -16,18 +16,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.lib.calendar import business_today
 from pipelines.lib.contracts import load_contracts
 from pipelines.lib.lake import Lake
 from pipelines.lib.live import changed_tables
-from tests.conftest import cardlake
-from tests.live_harness import (
-    business_today,
+from simulator.live_harness import (
     dagster_daemon,
     live_simulator,
     percentile,
     wait_until,
     watching,
 )
+from tests.conftest import cardlake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipelines import cycle
 from pipelines.lib.publish import open_warehouse
-from pipelines.resources import default_resources
-from pipelines.run import model_and_publish, run_cycle, source_days
 from tests.conftest import truth
 
 pytestmark = pytest.mark.integration
@@ -73,12 +72,12 @@ def two_step_lake(realistic_shop, tmp_path_factory):
     cfg, summary = realistic_shop
     sources = summary.out
     lake = tmp_path_factory.mktemp("two-step") / "lake"
-    urls = default_resources(sources, lake)["shop_dbs"].urls()
-    days = source_days(sources, urls)
+    run = cycle.Cycle.configure(sources, lake)
     cut = cfg.start + dt.timedelta(days=2)
-    early = [d for d in days if d <= cut]
-    assert all(o.success for o in run_cycle(sources, lake, early))
-    model_and_publish(lake, early)
+    early = [d for d in cycle.source_days(run) if d <= cut]
+    assert all(o.success for o in cycle.land(run, early))
+    cycle.build_models(run, early)
+    cycle.publish(run, early)
     before = {d: _refunds(lake, d) for d in early if d >= cfg.start}
 
     ctx = mp.get_context("spawn")
@@ -143,14 +142,14 @@ def test_the_run_records_the_time_of_each_stage(two_step_lake) -> None:
     """`cardlake run --timings` says where the run's time went, stage by stage, in order."""
     _, _, lake, _, _ = two_step_lake
     stages = json.loads((lake.parent / "timings.json").read_text())["stages"]
-    assert [s["stage"] for s in stages] == ["ingest", "models", "publish", "reports", "tickets"]
+    assert [s["stage"] for s in stages] == list(cycle.STAGES)
     for before, after in itertools.pairwise(stages):
         assert before["start"] <= before["end"] <= after["start"] <= after["end"]
     for stage in stages:
         assert stage["seconds"] == pytest.approx(stage["end"] - stage["start"], abs=0.05)
-    ingest, models, publish = stages[0], stages[1], stages[2]
-    assert ingest["days"] >= 1 and ingest["landed"] > 0
-    assert ingest["land_step_s"] > 0 and ingest["checks_step_s"] > 0
+    land, models, publish = stages[0], stages[1], stages[2]
+    assert land["days"] >= 1 and land["landed"] > 0
+    assert land["land_step_s"] > 0 and land["checks_step_s"] > 0
     assert models["models"] > 50 and models["tests"] > 100
     assert all(node.startswith(("model.", "test.", "unit_test.")) for node in models["slowest"])
     assert set(publish["phases"]) == {"copy", "digest", "parquet", "tables", "checkpoint", "fsync"}

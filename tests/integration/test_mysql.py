@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.build import MAIN_DB, SUBSTATION_DB, simulate
 from simulator.config import SimConfig
-from simulator.run import MAIN_DB, SUBSTATION_DB, simulate
 from tests.conftest import SMALL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.lib import serving
 from pipelines.lib.dbt import build_db
+from pipelines.lib.lake import Lake
 from pipelines.lib.publish import (
     LOCK,
     PublishError,
@@ -107,7 +108,7 @@ FIRST = (
     """create or replace table marts.dim_skus as
     select 'SKU' || i as sku_code, '点卡 ' || i as sku_name, i % 3 as category_id from range(50) t(i)""",
     "create or replace table marts.kpi_retired as select 1 as x",
-    "comment on table marts.kpi_sales_daily is 'Sales KPIs per business day and shop (metrics.md).'",
+    "comment on table marts.kpi_sales_daily is 'Sales KPIs per business day and shop (docs/metrics.md).'",
     "comment on column marts.kpi_sales_daily.gmv_fen is 'Σ amount paid of paid orders, in fen.'",
     "comment on column marts.dim_skus.sku_code is 'Canonical SKU.'",
 )
@@ -286,7 +287,8 @@ def test_a_full_publication_replaces_an_unreadable_warehouse(tmp_path: Path) -> 
 def test_a_second_publisher_waits_for_the_lock(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     _build(lake, *FIRST)
-    lock = lake / LOCK
+    lock = Lake(lake).build / LOCK
+    lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     ctx = mp.get_context("spawn")

@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 
 from pipelines.lib.settlement import ReportKey, produce, read_index
+from simulator.build import simulate
 from simulator.config import SimConfig
-from simulator.run import simulate
 from tests.conftest import cardlake, truth
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import openpyxl
 import polars as pl
 import pytest
 
+from simulator.build import MAIN_DB, SUBSTATION_DB, simulate
 from simulator.config import MessProfile, SimConfig
-from simulator.run import MAIN_DB, SUBSTATION_DB, simulate
 from tests.conftest import SMALL, truth
 
 pytestmark = pytest.mark.integration

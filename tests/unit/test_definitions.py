@@ -66,11 +66,11 @@ def test_asset_graph_snapshot() -> None:
 
 
 def test_schedule_sensor_and_job() -> None:
-    schedule = defs.get_schedule_def("ingest_schedule")
+    schedule = defs.get_schedule_def("daily_cycle_schedule")
     assert schedule.cron_schedule == "30 0 * * *"
     assert schedule.execution_timezone == "Asia/Shanghai"
     assert defs.get_sensor_def("new_files_sensor")
-    job = defs.resolve_job_def("ingest_job")
+    job = defs.resolve_job_def("daily_cycle_job")
     assert job.tags["dagster/max_retries"] == "2"
 
 
@@ -91,7 +91,7 @@ def test_settlement_reports_follow_the_warehouse() -> None:
     assert daily.cron_schedule == "30 10 * * *" and monthly.cron_schedule == "0 11 2 * *"
     assert daily.execution_timezone == monthly.execution_timezone == "Asia/Shanghai"
     # the daily ingest leaves the reports to their sensor (a monthly partition cannot join it)
-    ingest = defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
+    ingest = defs.resolve_job_def("daily_cycle_job").asset_layer.selected_asset_keys
     assert not {k.to_user_string() for k in ingest} & {
         "settlement_channel_reports",
         "settlement_supplier_statements",
@@ -151,7 +151,7 @@ def test_models_are_assets_downstream_of_raw_with_tests_as_checks() -> None:
     assert {"unique_fct_orders_order_no", "not_null_fct_orders_user_key"} <= checks
     # publishing waits for the models
     assert dg.AssetKey("kpi_sales_daily") in graph.get(dg.AssetKey("warehouse")).parent_keys
-    job = defs.resolve_job_def("ingest_job")
+    job = defs.resolve_job_def("daily_cycle_job")
     assert {"warehouse", "fct_orders", "raw_shop__orders"} <= {
         k.to_user_string() for k in job.asset_layer.selected_asset_keys
     }
@@ -160,13 +160,13 @@ def test_models_are_assets_downstream_of_raw_with_tests_as_checks() -> None:
 def test_live_session_job_and_sensor() -> None:
     job = defs.resolve_job_def("live_job")
     assert [n.name for n in job.graph.nodes] == ["live_session"]
-    assert job.tags["cardlake/dbt"] == defs.resolve_job_def("ingest_job").tags["cardlake/dbt"]
+    assert job.tags["cardlake/dbt"] == defs.resolve_job_def("daily_cycle_job").tags["cardlake/dbt"]
     assert job.tags["cardlake/trigger"] == "live"
     sensor = defs.get_sensor_def("live_sensor")
     assert sensor.minimum_interval_seconds == 5
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     # the file sensor's runs sync tickets too (a statement can raise a lost-callback alert)
-    ingest = defs.resolve_job_def("ingest_job").asset_layer.selected_asset_keys
+    ingest = defs.resolve_job_def("daily_cycle_job").asset_layer.selected_asset_keys
     assert "alert_tickets" in {k.to_user_string() for k in ingest}
 
 
@@ -175,13 +175,13 @@ def test_live_passes_rebuild_what_the_shop_tables_feed() -> None:
     downstream of the shop databases, none fed only by files."""
     import json
 
+    from pipelines.cycle import LIVE_SELECTION
     from pipelines.lib.dbt import MANIFEST_TARGET
-    from pipelines.lib.live import LIVE_SELECT
 
     manifest = json.loads((MANIFEST_TARGET / "manifest.json").read_text())
     children = manifest["child_map"]
     roots = [k for k in manifest["sources"] if k.split(".")[2] in ("shop", "substation", "lake")]
-    assert LIVE_SELECT == ["--select", "source:shop+", "source:substation+", "source:lake+"]
+    assert LIVE_SELECTION == ("source:shop+", "source:substation+", "source:lake+")
     seen, todo = set(), list(roots)
     while todo:
         for child in children.get(todo.pop(), []):

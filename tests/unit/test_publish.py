@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.cli import statement_complete
+from pipelines.cli.sql import statement_complete
 from pipelines.lib.publish import (
     MartPlan,
     partition_path,

@@ -1,15 +1,22 @@
-"""One partitioned asset per source table or file kind, built from its data contract."""
+"""One partitioned asset per source table or file kind, built from its data contract; each runs
+the cycle's landing stage for its table and day (``pipelines.cycle.land_table``)."""
 
 import datetime as dt
-import time
 
 import dagster as dg
 
+from pipelines import cycle
 from pipelines.defs.ingest import checks
 from pipelines.defs.ingest.partitions import daily
+from pipelines.defs.record import check_result, landing_metadata
 from pipelines.lib.contracts import Contract, load_contracts
-from pipelines.lib.ingest import ingest
-from pipelines.resources import LakeResource, ShopDatabasesResource, SourcesResource
+from pipelines.resources import (
+    AlertsResource,
+    LakeResource,
+    ShopDatabasesResource,
+    SourcesResource,
+    as_cycle,
+)
 
 KINDS = {
     "database": {"sql", "parquet"},
@@ -63,40 +70,24 @@ def raw_asset(contract: Contract) -> dg.AssetsDefinition:
         sources: SourcesResource,
         shop_dbs: ShopDatabasesResource,
         lake: LakeResource,
+        alerting: AlertsResource,
     ) -> dg.MaterializeResult:
         day = dt.date.fromisoformat(context.partition_key)
-        started = time.perf_counter()
-        result = ingest(contract, day, lake.lake, sources.path, shop_dbs.urls())
-        landed_at = time.perf_counter()
+        run = as_cycle(sources, shop_dbs, lake, alerting)
+        # retried by the asset's retry policy, not inside the stage
+        t = cycle.land_table(run, contract, day, retries=0)
+        r = t.result
         context.log.info(
-            f"{contract.dataset} {day}: read {result.read}, landed {result.landed}, "
-            f"quarantined {result.quarantined}, skipped {result.skipped}"
+            f"{contract.dataset} {day}: read {r.read}, landed {r.landed}, "
+            f"quarantined {r.quarantined}, skipped {r.skipped}"
         )
-        meta = {
-            "read": result.read,
-            "landed": result.landed,
-            "quarantined": result.quarantined,
-            "skipped": result.skipped,
-            "dagster/row_count": result.landed,
-            "quarantine_rules": dg.MetadataValue.json(result.detail.get("rules", {})),
-            "path": dg.MetadataValue.path(
-                str(lake.lake.partition_dir("raw", contract.dataset, day))
-            ),
-        }
-        if "files" in result.detail:
-            meta["files"] = dg.MetadataValue.json(result.detail["files"])
-        if result.detail.get("window"):
-            meta["window"] = result.detail["window"]
-            meta["watermark"] = str(result.detail.get("watermark"))
-        check_results = [
-            checks.row_accounting(contract, lake.lake, day),
-            checks.contract_gx(contract, lake.lake, day),
-            checks.volume(contract, lake.lake, day),
-        ]
-        # where a landing's time goes (the daily cycle's benchmark splits landing from checks)
-        meta["land_s"] = round(landed_at - started, 3)
-        meta["checks_s"] = round(time.perf_counter() - landed_at, 3)
-        return dg.MaterializeResult(metadata=meta, check_results=check_results)
+        meta = landing_metadata(t)
+        meta["path"] = dg.MetadataValue.path(
+            str(lake.lake.partition_dir("raw", contract.dataset, day))
+        )
+        return dg.MaterializeResult(
+            metadata=meta, check_results=[check_result(c) for c in t.checks]
+        )
 
     return _raw
 

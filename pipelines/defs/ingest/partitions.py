@@ -1,8 +1,9 @@
-"""Business days in Asia/Shanghai: the partition of every raw dataset."""
+"""Business days (the business calendar's zone): the partition of every raw dataset."""
 
 import dagster as dg
 
-BUSINESS_TZ = "Asia/Shanghai"
-FIRST_DAY = "2024-01-01"
+from pipelines.lib.calendar import BUSINESS_TZ, FIRST_DAY
 
-daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, timezone=BUSINESS_TZ, end_offset=1)
+daily = dg.DailyPartitionsDefinition(
+    start_date=FIRST_DAY.isoformat(), timezone=BUSINESS_TZ, end_offset=1
+)

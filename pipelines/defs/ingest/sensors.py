@@ -8,7 +8,7 @@ import hashlib
 import dagster as dg
 
 from pipelines.defs.alerts.assets import alert_tickets
-from pipelines.defs.ingest.schedules import ingest_job
+from pipelines.defs.daily import daily_cycle_job
 from pipelines.defs.models.assets import cardlake_models, warehouse
 from pipelines.lib.contracts import load_contracts
 from pipelines.lib.ingest import discover
@@ -20,7 +20,7 @@ def file_contracts():
 
 
 @dg.sensor(
-    job=ingest_job,
+    job=daily_cycle_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Lands the day of any statement, CRM export or supplier file that is new or "

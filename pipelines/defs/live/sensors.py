@@ -1,14 +1,16 @@
 """The shop's day as it happens. When an order, payment, delivery or refund changed in a shop
 database, ``live_sensor`` (every 5 s) starts a live session: one Dagster run that loops, and on
-every change lands today's partitions of the shop tables again, rebuilds the models they feed for
-today (with their tests), publishes the day and turns new incidents into tickets and messages.
+every change runs the cycle over today's shop tables (``pipelines.cycle.live_scope``): lands
+today's partitions again, rebuilds the models they feed for today (with their tests), publishes
+the day and turns new incidents into tickets and messages.
 
 Why one run that loops rather than one run per change: on this 2-core machine Dagster needs
 20-30 s to create and launch a run of the ~100 assets involved (the run's plan and snapshot, a
 fresh process importing the definitions), as long as the work itself, which would double the
-time from a paid order to the dashboard. A session logs the materializations of every asset a
-pass rebuilt (raw tables and models with today's partition, the serving file, tickets), so the
-asset catalogue stays true; dbt's tests still gate each publication.
+time from a paid order to the dashboard. A session records every stage of every pass in its run
+(``pipelines.defs.record.OpRecorder``: raw tables and models with today's partition and their
+checks, the serving file, tickets), so the asset catalogue stays true; dbt's tests still gate
+each publication.
 
 A session ends when the shop has been quiet for ``idle_stop_s``, when the business day ends, after
 ``max_s``, or as soon as another run that builds the models (nightly, file sensor) is waiting: the
@@ -22,22 +24,16 @@ import time
 
 import dagster as dg
 
-from pipelines.defs.ingest.checks import contract_gx, row_accounting
-from pipelines.lib.contracts import Contract
-from pipelines.lib.lake import Lake
-from pipelines.lib.live import (
-    LiveCycleFailed,
-    business_today,
-    changed_tables,
-    live_contracts,
-    live_cycle,
-)
-from pipelines.lib.tickets import sync
+from pipelines import cycle
+from pipelines.defs.record import OpRecorder
+from pipelines.lib.calendar import business_today
+from pipelines.lib.live import changed_tables
 from pipelines.resources import (
     AlertsResource,
     LakeResource,
     ShopDatabasesResource,
     SourcesResource,
+    as_cycle,
 )
 
 DBT_TAG = {"cardlake/dbt": "build"}
@@ -58,17 +54,6 @@ class LiveSessionConfig(dg.Config):
     idle_stop_s: float = 300.0  # end after this long without a change in the shop
     max_s: float = 3600.0  # a fresh run (and a fresh log) every hour at most
     poll_s: float = 1.0  # probe the shop databases this often while idle
-
-
-def _blocking_check_failures(contract: Contract, lake: Lake, day: dt.date) -> list[str]:
-    """The raw assets' blocking checks (row accounting, the contract's GX suite) on a landed
-    partition, as failure messages."""
-    return [
-        f"{contract.dataset} {day}: {result.check_name} failed: "
-        + ", ".join(f"{k}={v.value}" for k, v in result.metadata.items())
-        for result in (row_accounting(contract, lake, day), contract_gx(contract, lake, day))
-        if not result.passed
-    ]
 
 
 def _waiting_builds(context: dg.OpExecutionContext) -> list[dg.RunRecord]:
@@ -96,6 +81,7 @@ def live_session(
 ) -> dg.Nothing:
     day = business_today()
     urls = shop_dbs.urls()
+    run = as_cycle(sources, shop_dbs, lake, alerting)
     started = last_change = time.monotonic()
     passes = 0
     while True:
@@ -118,58 +104,20 @@ def live_session(
             context.log.info(f"{passes} passes in {config.max_s:g} s; a new session follows")
             return
         last_change = now
-        try:
-            cycle = live_cycle(
-                lake.lake.root, sources.path, urls, day, list(changed), _blocking_check_failures
+        started_pass = time.perf_counter()
+        result = cycle.run(run, cycle.live_scope(day), OpRecorder(context))
+        if result.failed_landing:
+            raise dg.Failure(
+                description="blocking checks failed; nothing published:\n"
+                + "\n".join(result.failed_landing.failures)
             )
-        except LiveCycleFailed as exc:
-            raise dg.Failure(description=str(exc)) from exc
         passes += 1
-        _log_materializations(context, cycle)
-        routes, _ = alerting.routes()
-        tickets = sync(lake.lake.root, routes, delivery=alerting.delivery(), link=alerting.link())
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key="alert_tickets",
-                partition=day.isoformat(),
-                metadata={
-                    "opened": tickets.opened,
-                    "resolved": tickets.resolved,
-                    "messages_sent": tickets.sent,
-                    "messages_failed": tickets.failed,
-                },
-            )
-        )
+        took = {r.stage: f"{r.seconds:.1f} s" for r in result.stages}
         context.log.info(
-            f"pass {passes}: {', '.join(cycle.changed)} changed; landed in {cycle.land_s:.1f} s, "
-            f"{len(cycle.models)} models and {cycle.tests} tests in {cycle.dbt_s:.1f} s, "
-            f"published in {cycle.publish_s:.1f} s"
+            f"pass {passes}: {', '.join(sorted(changed))} changed; {len(result.models.models)} "
+            f"models and {result.models.tests} tests; {took} "
+            f"({time.perf_counter() - started_pass:.1f} s in all)"
         )
-
-
-def _log_materializations(context: dg.OpExecutionContext, cycle) -> None:
-    partition = cycle.day.isoformat()
-    for contract in live_contracts():
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=contract.asset_name,
-                partition=partition,
-                metadata={"landed": cycle.landed.get(contract.dataset, 0), "trigger": "live"},
-            )
-        )
-    for model in cycle.models:
-        context.log_event(dg.AssetMaterialization(asset_key=model, partition=partition))
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key="warehouse",
-            partition=partition,
-            metadata={
-                "run_id": cycle.publication.run_id,
-                "marts": len(cycle.publication.marts),
-                "seconds": cycle.publication.seconds,
-            },
-        )
-    )
 
 
 @dg.job(tags={**DBT_TAG, **LIVE_TAG}, description=live_session.description)

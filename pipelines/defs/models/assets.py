@@ -1,19 +1,28 @@
-"""The dbt models as Dagster assets (dagster-dbt): each model an asset downstream of the raw
-assets it reads (the dbt sources carry the raw assets' keys), dbt tests as asset checks, and the
-daily partition passed to dbt as the business days to (re)build. Publishing follows the marts."""
+"""The dbt models as Dagster assets: dagster-dbt declares each model an asset downstream of the
+raw assets it reads (the dbt sources carry the raw assets' keys) and each data test an asset
+check; the cycle's one dbt runner (``pipelines.cycle.build_models``) builds them for the daily
+partition's business days. Publishing follows the marts."""
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
+from pipelines import cycle
 from pipelines.defs.ingest.partitions import daily
-from pipelines.lib.dbt import ensure_manifest, temporary_environ
-from pipelines.lib.publish import publish
-from pipelines.resources import LakeResource, ModelsResource, lake_root
+from pipelines.defs.record import dbt_check_key, publication_metadata, test_passed
+from pipelines.lib.calendar import day_range
+from pipelines.lib.dbt import DbtError, ensure_manifest
+from pipelines.lib.settings import lake_root
+from pipelines.resources import (
+    AlertsResource,
+    LakeResource,
+    ShopDatabasesResource,
+    SourcesResource,
+    as_cycle,
+)
 
 MODELS_GROUP = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
 
@@ -41,21 +50,38 @@ TRANSLATOR = CardlakeTranslator(
 )
 
 
-def partition_days(context: dg.AssetExecutionContext) -> list[str]:
+def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
     """The business days of the run's partition range (a backfill may cover many)."""
     if not (context.has_partition_key or context.has_partition_key_range):
         return []
     window = context.partition_time_window
-    first = window.start.date()
-    n = (window.end.date() - first).days
-    return [(first + dt.timedelta(days=i)).isoformat() for i in range(n)]
+    return day_range(window.start.date(), window.end.date() - dt.timedelta(days=1))
 
 
-class DbtBuildConfig(dg.Config):
-    """How a run builds the models. The live job leaves out dbt's unit tests: they test the SQL
-    on fixed inputs, not the day's data, and run in the nightly build and in CI."""
+def _selection(context: dg.AssetExecutionContext) -> list[str]:
+    """dbt's ``--select`` for the run's subset of the models (empty: all of them)."""
+    if context.selected_asset_keys == set(context.assets_def.keys):
+        return []
+    return sorted(key.path[-1] for key in context.selected_asset_keys)
 
-    unit_tests: bool = True
+
+def _dbt_events(context: dg.AssetExecutionContext, nodes: list[dict]):
+    """A materialization per model built and a check result per data test (dagster-dbt's asset
+    checks), from the one dbt runner's node results."""
+    selected = context.selected_asset_check_keys
+    for node in nodes:
+        kind, *_, name = node["node"].split(".")
+        if kind in ("model", "seed") and node["status"] == "success":
+            yield dg.MaterializeResult(
+                asset_key=name, metadata={"dbt_seconds": node.get("seconds") or 0.0}
+            )
+        elif kind == "test" and (key := dbt_check_key(node["node"])) in selected:
+            yield dg.AssetCheckResult(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=test_passed(node),
+                metadata={"status": node["status"], "message": node.get("message") or ""},
+            )
 
 
 @dbt_assets(
@@ -66,20 +92,22 @@ class DbtBuildConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def cardlake_models(
-    context: dg.AssetExecutionContext, models: ModelsResource, config: DbtBuildConfig
+    context: dg.AssetExecutionContext,
+    sources: SourcesResource,
+    shop_dbs: ShopDatabasesResource,
+    lake: LakeResource,
+    alerting: AlertsResource,
 ):
-    """`dbt build` of the project for the run's business days: staging, intermediate, marts and
-    their tests. A failing test fails its asset check, which stops publishing."""
-    args = ["build", "--vars", json.dumps({"cardlake_days": partition_days(context)})]
-    if not config.unit_tests:
-        args += ["--exclude", "resource_type:unit_test"]
-    with temporary_environ(models.environment()):
-        # one target folder per lake, not one per run: dbt then re-parses only what changed
-        # (runs that build the models never overlap: the run queue's cardlake/dbt limit)
-        invocation = models.cli_resource().cli(
-            args, context=context, target_path=models.target_path()
-        )
-        yield from invocation.stream()
+    """The cycle's models stage (``pipelines.cycle.build_models``): `dbt build` of the project for
+    the run's business days, staging, intermediate, marts and their data tests. A failing test
+    fails its asset check, which stops publishing."""
+    run = as_cycle(sources, shop_dbs, lake, alerting)
+    try:
+        built = cycle.build_models(run, partition_days(context), _selection(context))
+    except DbtError as exc:
+        yield from _dbt_events(context, exc.nodes)
+        raise dg.Failure(description=str(exc)) from exc
+    yield from _dbt_events(context, built.nodes)
 
 
 @dg.asset(
@@ -90,16 +118,16 @@ def cardlake_models(
     kinds={"duckdb", "parquet"},
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def warehouse(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """The published marts: Parquet under lake/marts/ and the read-only serving file
-    lake/warehouse.duckdb, swapped in atomically after the models built and passed their tests."""
-    days = [dt.date.fromisoformat(d) for d in partition_days(context)] or None
-    result = publish(lake.lake.root, changed_days=days, run_id=context.run_id)
-    return dg.MaterializeResult(
-        metadata={
-            "run_id": result.run_id,
-            "marts": len(result.marts),
-            "rows": dg.MetadataValue.json(result.rows),
-            "seconds": result.seconds,
-        }
-    )
+def warehouse(
+    context: dg.AssetExecutionContext,
+    sources: SourcesResource,
+    shop_dbs: ShopDatabasesResource,
+    lake: LakeResource,
+    alerting: AlertsResource,
+) -> dg.MaterializeResult:
+    """The cycle's publish stage: the marts as Parquet under lake/marts/ and the read-only
+    serving file lake/warehouse.duckdb, swapped in atomically after the models built and passed
+    their tests."""
+    run = as_cycle(sources, shop_dbs, lake, alerting)
+    result = cycle.publish(run, partition_days(context) or None, run_id=context.run_id)
+    return dg.MaterializeResult(metadata=publication_metadata(result))

@@ -7,11 +7,20 @@ import datetime as dt
 
 import dagster as dg
 
+from pipelines import cycle
 from pipelines.defs.models.assets import warehouse
+from pipelines.defs.record import report_metadata
 from pipelines.defs.reports.partitions import months, statement_days
+from pipelines.lib.calendar import day_range
 from pipelines.lib.publish import open_warehouse
-from pipelines.lib.settlement import Outcome, ReportKey, due_reports, produce
-from pipelines.resources import LakeResource
+from pipelines.lib.settlement import Outcome, ReportKey, due_reports
+from pipelines.resources import (
+    AlertsResource,
+    LakeResource,
+    ShopDatabasesResource,
+    SourcesResource,
+    as_cycle,
+)
 
 
 def _result(outcomes: list[Outcome], waiting: list[str]) -> dg.MaterializeResult:
@@ -21,18 +30,7 @@ def _result(outcomes: list[Outcome], waiting: list[str]) -> dg.MaterializeResult
             description="settlement reports that do not tie out are held, not published",
             metadata={str(o.key): dg.MetadataValue.json(o.problems) for o in held},
         )
-    return dg.MaterializeResult(
-        metadata={
-            "published": dg.MetadataValue.json(
-                [f"{o.key} v{o.version}" for o in outcomes if o.status == "published"]
-            ),
-            "unchanged": len([o for o in outcomes if o.status == "unchanged"]),
-            "waiting": dg.MetadataValue.json(waiting),
-            "changes": dg.MetadataValue.json(
-                {str(o.key): o.change_summary for o in outcomes if o.change_summary}
-            ),
-        }
-    )
+    return dg.MaterializeResult(metadata=report_metadata(outcomes, waiting))
 
 
 def _due(lake, kind: str, periods: set[str]) -> list[ReportKey]:
@@ -53,7 +51,11 @@ def _due(lake, kind: str, periods: set[str]) -> list[ReportKey]:
     owners=["team:finance"],
 )
 def settlement_channel_reports(
-    context: dg.AssetExecutionContext, lake: LakeResource
+    context: dg.AssetExecutionContext,
+    sources: SourcesResource,
+    shop_dbs: ShopDatabasesResource,
+    lake: LakeResource,
+    alerting: AlertsResource,
 ) -> dg.MaterializeResult:
     """Each channel's statement check and settlement for the statement day (lake/reports/
     settlement/channel/<channel>/<day>/): every statement line and shop payment or refund with its
@@ -62,10 +64,10 @@ def settlement_channel_reports(
     content changed (late data), each tied out against the marts and the statements' footers."""
     first = dt.date.fromisoformat(context.partition_key_range.start)
     last = dt.date.fromisoformat(context.partition_key_range.end)
-    periods = {(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
-    keys = _due(lake.lake.root, "channel", periods)
+    periods = {d.isoformat() for d in day_range(first, last)}
+    keys = _due(lake.lake, "channel", periods)
     waiting = sorted(periods - {k.period for k in keys})
-    return _result(produce(lake.lake.root, keys=keys), waiting)
+    return _result(cycle.reports(as_cycle(sources, shop_dbs, lake, alerting), keys=keys), waiting)
 
 
 @dg.asset(
@@ -77,12 +79,17 @@ def settlement_channel_reports(
     owners=["team:finance"],
 )
 def settlement_supplier_statements(
-    context: dg.AssetExecutionContext, lake: LakeResource
+    context: dg.AssetExecutionContext,
+    sources: SourcesResource,
+    shop_dbs: ShopDatabasesResource,
+    lake: LakeResource,
+    alerting: AlertsResource,
 ) -> dg.MaterializeResult:
     """Each supplier's payable statement for the calendar month (lake/reports/settlement/supplier/
     <supplier>/<YYYY-MM>/): keys delivered and charged back per day, batch and SKU, and the amount
     payable. Due once the month has closed (a later day has data); late refunds that change it
     publish a new version."""
     month = context.partition_key[:7]
-    keys = _due(lake.lake.root, "supplier", {month})
-    return _result(produce(lake.lake.root, keys=keys), [] if keys else [month])
+    keys = _due(lake.lake, "supplier", {month})
+    run = as_cycle(sources, shop_dbs, lake, alerting)
+    return _result(cycle.reports(run, keys=keys), [] if keys else [month])

@@ -2,7 +2,10 @@
 
 import dagster as dg
 
-from pipelines.defs.ingest.partitions import BUSINESS_TZ, FIRST_DAY, daily
+from pipelines.defs.ingest.partitions import daily
+from pipelines.lib.calendar import BUSINESS_TZ, FIRST_DAY
 
 statement_days = daily
-months = dg.MonthlyPartitionsDefinition(start_date=FIRST_DAY, timezone=BUSINESS_TZ, end_offset=1)
+months = dg.MonthlyPartitionsDefinition(
+    start_date=FIRST_DAY.isoformat(), timezone=BUSINESS_TZ, end_offset=1
+)

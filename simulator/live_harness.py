@@ -22,13 +22,10 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.lib.calendar import CST
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CST = dt.timezone(dt.timedelta(hours=8))
-
-
-def business_today() -> dt.date:
-    return dt.datetime.now(CST).date()
 
 
 @contextlib.contextmanager

@@ -114,7 +114,7 @@ def simulate(
     substation_db_url: str | None = None,
     step: Step | None = None,
 ) -> Summary:
-    """Write every source system of ``shared/sources.md`` into ``out`` and the answer key beside it.
+    """Write every simulated source system into ``out`` and the answer key beside it.
 
     The folder is replaced whole (written to ``out.tmp`` first), so a failed run leaves the
     previous sources untouched.

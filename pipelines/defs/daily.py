@@ -1,12 +1,13 @@
-"""The daily run: at 00:30 Asia/Shanghai, land the business day that just ended, rebuild the
-models for it and publish the marts."""
+"""The daily cycle as a Dagster job: at 00:30 (business time) land the business day that just
+ended, rebuild the models for it, publish the marts and sync the tickets; each asset runs one
+stage of ``pipelines.cycle``. The settlement reports follow on their own (the settlement sensor)."""
 
 import dagster as dg
 
 from pipelines.lib.contracts import load_contracts
 
-ingest_job = dg.define_asset_job(
-    "ingest_job",
+daily_cycle_job = dg.define_asset_job(
+    "daily_cycle_job",
     selection=dg.AssetSelection.assets(
         *[c.asset_name for c in load_contracts().values()]
     ).downstream()
@@ -20,15 +21,16 @@ ingest_job = dg.define_asset_job(
         "cardlake/dbt": "build",
     },
     description=(
-        "Land one business day of every source in the lake, rebuild the models and publish."
+        "The daily cycle for one business day: land every source in the lake, rebuild the "
+        "models, publish the marts, sync the tickets."
     ),
 )
 
-ingest_schedule = dg.build_schedule_from_partitioned_job(
-    ingest_job,
+daily_cycle_schedule = dg.build_schedule_from_partitioned_job(
+    daily_cycle_job,
     hour_of_day=0,
     minute_of_hour=30,
-    name="ingest_schedule",
-    description="00:30 Asia/Shanghai: land the previous business day.",
+    name="daily_cycle_schedule",
+    description="00:30 (business time, Asia/Shanghai): the daily cycle of the previous business day.",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

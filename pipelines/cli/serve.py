@@ -1,0 +1,104 @@
+"""``cardlake serve``: Superset and the Dagster UI on a lake, until Ctrl-C.
+
+(`pipelines/cli/__init__.py` registers the command on the app.)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.cli.dashboards import open_superset
+from pipelines.cli.render import HomeOption, LakeOption, console, err_console
+
+
+def serve(
+    lake: LakeOption = None,
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Interface both UIs listen on.")] = "127.0.0.1",
+    superset_port: Annotated[int, typer.Option(help="Superset's port.")] = 8088,
+    dagster_port: Annotated[int, typer.Option(help="Dagster UI's port (0: no Dagster UI).")] = 3000,
+) -> None:
+    """Provision Superset and start it with the Dagster UI (schedules, sensors, runs); print the
+    URLs and the demo logins, and keep serving until Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+
+    from pipelines.lib.superset import ADMIN, SupersetError, demo_logins, stop, wait_ready
+
+    superset = open_superset(lake, home)
+    procs: list[subprocess.Popen] = []
+    try:
+        console.print(f"provisioning Superset ({superset.home}) …")
+        console.print(superset.provision(), markup=False)
+        web = superset.start(host=host, port=superset_port)
+        procs.append(web)
+        if dagster_port:
+            root = Path(__file__).resolve().parents[2]
+            env = {**os.environ, "CARDLAKE_LAKE": str(superset.lake)}
+            env.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
+            log = (superset.home / "dagster.log").open("ab")
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dagster",
+                        "dev",
+                        "-m",
+                        "pipelines.definitions",
+                        "-h",
+                        host,
+                        "-p",
+                        str(dagster_port),
+                    ],
+                    env=env,
+                    cwd=root,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        url = f"http://{host}:{superset_port}"
+        wait_ready(url, web)
+    except SupersetError as exc:
+        for proc in procs:
+            stop(proc)
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+
+    table = Table(title="cardlake is serving", show_lines=False)
+    table.add_column("what")
+    table.add_column("where / login")
+    table.add_row("Superset (dashboards, SQL Lab)", url)
+    if dagster_port:
+        table.add_row("Dagster (pipelines)", f"http://{host}:{dagster_port}")
+    table.add_row("admin", f"{ADMIN} / {superset.admin_password()}")
+    for role, (user, password) in demo_logins().items():
+        table.add_row(role, f"{user} / {password}")
+    console.print(table)
+    console.print(f"logs: {superset.home}/superset.log, dagster.log · Ctrl-C stops both")
+
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            stop(proc)
+    if not stopping and any(p.returncode not in (None, 0, -15) for p in procs):
+        raise typer.Exit(1)
