@@ -4,12 +4,16 @@ stage of ``pipelines.cycle``. The settlement reports follow on their own (the se
 
 import dagster as dg
 
+from pipelines.defs.models.assets import cardlake_models
 from pipelines.lib.contracts import load_contracts
 
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
-    selection=dg.AssetSelection.assets(
-        *[c.asset_name for c in load_contracts().values()]
+    # every raw table and every model (those over the lake's own accounts of what landed, the
+    # ingest state and quarantine, included), and all that follows them
+    selection=(
+        dg.AssetSelection.assets(*[c.asset_name for c in load_contracts().values()])
+        | dg.AssetSelection.assets(cardlake_models)
     ).downstream()
     # reports follow on their own (the settlement sensor), per statement day and per month
     - dg.AssetSelection.groups("reports"),

@@ -207,6 +207,40 @@ def stage_events(name: str, outcome: Any, scope: cycle.Scope) -> Iterator[Event]
 
 
 # --------------------------------------------------------------------------------- recorders
+def _targeted(instance: dg.DagsterInstance, event: dg.AssetCheckEvaluation, seen: dict):
+    """The evaluation pointing at the materialization it checked (of its partition, else the
+    asset's latest), as Dagster links a check run in the asset's own step: the UI shows a check's
+    result against the materialization it belongs to."""
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+    from dagster._core.storage.event_log.base import AssetRecordsFilter
+
+    if (event.asset_key, event.partition) not in seen:
+        partitions = [event.partition] if event.partition else None
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=event.asset_key, asset_partitions=partitions), limit=1
+        ).records
+        seen[event.asset_key, event.partition] = found[0] if found else None
+    if (mat := seen[event.asset_key, event.partition]) is None:
+        return event
+    target = AssetCheckEvaluationTargetMaterializationData(
+        storage_id=mat.storage_id, run_id=mat.event_log_entry.run_id, timestamp=mat.timestamp
+    )
+    return dg.AssetCheckEvaluation(
+        asset_key=event.asset_key,
+        check_name=event.check_name,
+        passed=event.passed,
+        metadata=event.metadata,
+        target_materialization_data=target,
+        severity=event.severity,
+        description=event.description,
+        blocking=event.blocking,
+        partition=event.partition,
+    )
+
+
+
 class OpRecorder(cycle.Observer):
     """Logs each stage's events into the running op (the live session)."""
 
@@ -236,20 +270,29 @@ class DagsterRecorder(cycle.Observer):
 
     def record(self, scope: cycle.Scope, error: str | None = None) -> str:
         """Record the run (``error``: why it stopped short); returns the Dagster run id."""
-        events, stages = list(self.events), list(self.stages)
+        stages = list(self.stages)
+        materializations = [e for e in self.events if isinstance(e, dg.AssetMaterialization)]
+        checks = [e for e in self.events if isinstance(e, dg.AssetCheckEvaluation)]
 
-        @dg.op(name=self.JOB, description="The stages `cardlake run` ran, as it ran them.")
-        def cardlake_run(context) -> None:  # (unannotated: annotations are strings here)
+        @dg.op(name="materializations", description="What the stages built, as they built it.")
+        def record_materializations(context) -> bool:  # (unannotated: strings here)
             for record in stages:
                 context.log.info(f"{record.stage}: {record.seconds:.1f} s {record.detail}")
-            for event in events:
+            for event in materializations:
                 context.log_event(event)
+            return True
+
+        @dg.op(name="checks", description="Every check's result, on what it checked.")
+        def record_checks(context, _after: bool) -> None:
+            seen: dict = {}
+            for event in checks:
+                context.log_event(_targeted(context.instance, event, seen))
             if error:
                 raise dg.Failure(description=error)
 
         @dg.job(name=self.JOB, description="A run of the daily cycle by `cardlake run`.")
         def job() -> None:
-            cardlake_run()
+            record_checks(record_materializations())
 
         days = [d.isoformat() for d in scope.days]
         tags = {

@@ -60,7 +60,7 @@ def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
 
 def _selection(context: dg.AssetExecutionContext) -> list[str]:
     """dbt's ``--select`` for the run's subset of the models (empty: all of them)."""
-    if context.selected_asset_keys == set(context.assets_def.keys):
+    if context.selected_asset_keys >= set(cardlake_models.keys):
         return []
     return sorted(key.path[-1] for key in context.selected_asset_keys)
 
@@ -68,14 +68,16 @@ def _selection(context: dg.AssetExecutionContext) -> list[str]:
 def _dbt_events(context: dg.AssetExecutionContext, nodes: list[dict]):
     """A materialization per model built and a check result per data test (dagster-dbt's asset
     checks), from the one dbt runner's node results."""
-    selected = context.selected_asset_check_keys
+    selected, checks = context.selected_asset_keys, context.selected_asset_check_keys
     for node in nodes:
         kind, *_, name = node["node"].split(".")
         if kind in ("model", "seed") and node["status"] == "success":
+            if dg.AssetKey(name) not in selected:
+                continue
             yield dg.MaterializeResult(
                 asset_key=name, metadata={"dbt_seconds": node.get("seconds") or 0.0}
             )
-        elif kind == "test" and (key := dbt_check_key(node["node"])) in selected:
+        elif kind == "test" and (key := dbt_check_key(node["node"])) in checks:
             yield dg.AssetCheckResult(
                 asset_key=key.asset_key,
                 check_name=key.name,
