@@ -1,4 +1,4 @@
--- Tie-out (metrics.md, Settlement): each statement's settlement figures equal the sums of its
+-- Tie-out (docs/metrics.md#tie-out): each statement's settlement figures equal the sums of its
 -- reconciliation items. Returns the statements that do not tie out.
 with
 

@@ -1,5 +1,5 @@
--- Tie-out (metrics.md, Settlement): per supplier, the month rows, the day rows and the detail lines
--- carry the same totals, the delivered cost equals Σ cost of the delivered keys in
+-- Tie-out (docs/metrics.md#tie-out): per supplier, the month rows, the day rows and the detail
+-- lines carry the same totals, the delivered cost equals Σ cost of the delivered keys in
 -- fct_key_movements, and payable = delivered − charged back. Returns the suppliers that do not.
 with
 

@@ -1,7 +1,8 @@
 {%- set s = 'low_days_of_cover' -%}
 {%- set demand_days = alert_setting(s, 'demand_days') | int(1) -%}
 -- Rule `low_days_of_cover`, its daily signal: per shop and SKU and day, the SKU's days_of_cover
--- (metrics.md, from kpi_inventory_daily: day-end stock value / the mean daily COGS of the last 30
+-- (docs/metrics.md#turnover-and-days-of-cover, from kpi_inventory_daily: day-end stock value / the
+-- mean daily COGS of the last 30
 -- days) for SKUs with real demand — at least `min_daily_units` keys delivered a day on average
 -- over the last `demand_days` days, all of them in the lake (a lake's first days hold the
 -- opening stock running out, not demand). A slow seller with two keys left is not short of stock; a

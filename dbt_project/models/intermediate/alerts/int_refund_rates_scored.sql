@@ -2,7 +2,8 @@
 {%- set window_days = alert_setting(s, 'window_days') | int(1) -%}
 {%- set baseline_days = alert_setting(s, 'baseline_days') | int(1) -%}
 -- Rule `refund_spike`, its daily signal: per supplier (of the delivered key), category and SKU and
--- payment day, the refund rate of metrics.md (the payment-day cohort, from kpi_refunds_daily) of
+-- payment day, the refund rate of docs/metrics.md#refund-rate (the payment-day cohort, from
+-- kpi_refunds_daily) of
 -- the orders paid in the `window_days` days ending on the day, against the entity's own baseline:
 -- the same rate over the `baseline_days` windows before (not overlapping the day's window).
 -- Robust z = (rate − median) / σ, σ = the larger of 1.4826 × MAD and the binomial standard error

@@ -1,6 +1,7 @@
 {%- set s = 'stockout' -%}
 -- Rule `stockout`, its daily signal: per shop and SKU and payment day, the stock-out orders of
--- metrics.md (paid, automatic delivery, not delivered within 10 minutes for want of a key:
+-- docs/metrics.md#stock-outs (paid, automatic delivery, not delivered within 10 minutes for want of
+-- a key:
 -- fct_orders.is_stockout, the orders anomaly_orders lists as `undelivered_10m`) among the day's
 -- paid automatic-delivery orders, with those still undelivered now and the SKU's stock at the
 -- end of the day (kpi_inventory_daily). Stock is per shop, so the entity is the shop's SKU. Only

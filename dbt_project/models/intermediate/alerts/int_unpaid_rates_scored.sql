@@ -1,7 +1,8 @@
 {%- set s = 'unpaid_rate_surge' -%}
 {%- set baseline_days = alert_setting(s, 'baseline_days') | int(1) -%}
 -- Rule `unpaid_rate_surge`, its daily signal: per channel account and creation day, the share of
--- orders created on the day that did not become paid orders (1 − metrics.md's conversion_rate,
+-- orders created on the day that did not become paid orders (1 − the conversion_rate of
+-- docs/metrics.md#sales,
 -- for the account the order was to be paid through), against the account's own trailing
 -- baseline, scored by the same robust z as refund spikes (median and MAD of the daily shares, σ
 -- floored by the binomial standard error). A payment channel that fails, or a checkout that

@@ -1,6 +1,7 @@
 -- The business days the marts report on: from the first day the shops have orders to the last.
 -- (Keys imported before the first day still count as opening stock; the 30-day windows see only
--- these days, as metrics.md's "over the same 30 day-ends" read within the data's horizon.)
+-- these days, as "over the same 30 day-ends" (docs/metrics.md#turnover-and-days-of-cover) reads
+-- within the data's horizon.)
 with
 
 orders as (

@@ -1,5 +1,5 @@
 -- One row per order: whether and when it was paid, combining what the shop recorded with what the
--- channel's statement says (metrics.md, "Paid order" and "paid_at"):
+-- channel's statement says (docs/metrics.md#paid-order and docs/metrics.md#paid_at):
 -- - paid when the shop shows a paid status, or when a statement holds a payment for it (a lost
 --   callback: the channel took the money, the shop never heard);
 -- - `paid_at` is the substation's own `pay_time`; for the main shop (dujiaoka keeps no payment

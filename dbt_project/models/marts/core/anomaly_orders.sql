@@ -1,4 +1,5 @@
--- Anomaly orders (metrics.md, Fulfilment): one row per order and anomaly, with a reason code.
+-- Anomaly orders (docs/metrics.md#anomaly-orders): one row per order and anomaly, with a reason
+-- code.
 -- - `undelivered_10m`: paid (the shop knows it) but not delivered 10 minutes after payment;
 -- - `lost_callback`: the channel shows the payment, the shop still shows the order unpaid;
 -- - `duplicate_payment`: the channel charged the order more than once;

@@ -1,4 +1,5 @@
--- The stock ledger (metrics.md, Inventory): one row per movement of a card key — received (the
+-- The stock ledger (docs/metrics.md#stock-ledger): one row per movement of a card key — received
+-- (the
 -- shop imported it), delivered (sold to an order) or voided (found invalid before sale) — with the
 -- key's unit cost from its supplier batch. Units and value are signed (+ in, − out).
 with

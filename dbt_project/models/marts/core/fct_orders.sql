@@ -158,8 +158,8 @@ final as (
         delivered_keys,
         delivered_cost_fen,
         supplier_code,
-        -- metrics.md: paid, not delivered within 10 minutes because no key was in stock; an
-        -- automatic delivery takes seconds, so a longer wait is a wait for stock
+        -- docs/metrics.md#stock-outs: paid, not delivered within 10 minutes because no key was in
+        -- stock; an automatic delivery takes seconds, so a longer wait is a wait for stock
         is_paid_in_shop and not is_manual and (
             (delivered_at is null and epoch(data_as_of) - epoch(paid_at) > 600)
             or epoch(delivered_at) - epoch(paid_at) > 600

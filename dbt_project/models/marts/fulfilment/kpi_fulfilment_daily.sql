@@ -1,4 +1,5 @@
--- Fulfilment KPIs per payment day (metrics.md, Fulfilment), overall (`shop` = 'all') and per shop:
+-- Fulfilment KPIs per payment day (docs/metrics.md#fulfilment), overall (`shop` = 'all') and per
+-- shop:
 -- delivery seconds (`delivered_at − paid_at`) of automatic-delivery orders paid on the day and
 -- delivered, their p50/p95 (linear interpolation), the share delivered within 30 s among the day's
 -- paid automatic-delivery orders, and the day's stock-out orders.

@@ -1,4 +1,5 @@
--- Inventory KPIs per business day (metrics.md, Inventory) from the stock ledger, at three scopes:
+-- Inventory KPIs per business day (docs/metrics.md#inventory) from the stock ledger, at three
+-- scopes:
 -- `overall` (every SKU of both shops), `shop`, and `sku` (one row per shop and SKU that ever held
 -- stock). Stock is counted at the end of the day and includes keys imported before the first
 -- reported day (opening stock). `inventory_turnover_30d` = Σ COGS over [d-29, d] / mean day-end

@@ -1,4 +1,5 @@
--- Refund KPIs per payment day (metrics.md, Refunds: a cohort by payment day, so a refund that lands
+-- Refund KPIs per payment day (docs/metrics.md#refunds: a cohort by payment day, so a refund that
+-- lands
 -- days later changes its payment day's figures on the next run), overall and broken down by shop,
 -- sku, category, supplier (of the delivered key), payment channel and refund reason.
 -- `breakdown` names the dimension and `breakdown_value` its value ('all' for the overall row).
@@ -69,7 +70,7 @@ cohort as (
 -- leave a refund of a manual top-up (no supplier) or an unmapped listing out of its breakdown row
 succeeded as (
     select
-        refunds.* exclude (paid_date, sku_code, supplier_code, channel),
+        refunds.* exclude (paid_date, sku_code, supplier_code, channel),  -- noqa: RF02
         paid_orders.paid_date,
         paid_orders.shop as order_shop,
         paid_orders.sku_code,

@@ -1,4 +1,5 @@
--- Repurchase (metrics.md): `repurchase_rate_30d(d)` = among buyers with ≥ 1 paid order in the 30
+-- Repurchase (docs/metrics.md#repurchase): `repurchase_rate_30d(d)` = among buyers with ≥ 1 paid
+-- order in the 30
 -- business days [d-29, d], the share with paid orders on ≥ 2 distinct business days in that window;
 -- overall (`shop` = 'all', a buyer's days in either shop) and per shop.
 --

@@ -1,4 +1,5 @@
--- Sales KPIs per business day, overall (`shop` = 'all') and per shop, exactly as metrics.md defines
+-- Sales KPIs per business day, overall (`shop` = 'all') and per shop, exactly as
+-- docs/metrics.md#sales defines
 -- them: created and paid orders, GMV (amount actually paid after coupons, of orders paid on the
 -- day), conversion, average order value, 客单价, buyers and new buyers (unified `user_key`; a new
 -- buyer has no paid order in either shop before the day).

@@ -1,5 +1,5 @@
--- The channel statement check (metrics.md, Settlement): one row per statement line and per shop
--- payment or refund, a matched pair being one row, each with its status:
+-- The channel statement check (docs/metrics.md#channel-reconciliation): one row per statement line
+-- and per shop payment or refund, a matched pair being one row, each with its status:
 --
 --   matched               both sides, same amount
 --   amount_mismatch       both sides, different amounts

@@ -1,4 +1,5 @@
--- Settlement per channel account and statement day (metrics.md, Settlement): gross receipts,
+-- Settlement per channel account and statement day (docs/metrics.md#channel-settlement): gross
+-- receipts,
 -- refunds, the channel's fee as stated and as expected from the account's contracted rate, and net
 -- settlement = gross − refunds − fees (the fee as stated: it is what the channel keeps), with the
 -- reconciliation's item counts per status and the totals the statement states about itself.

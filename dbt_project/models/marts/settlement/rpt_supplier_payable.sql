@@ -1,4 +1,5 @@
--- Supplier payable per supplier and period (metrics.md, Settlement): Σ cost of the supplier's keys
+-- Supplier payable per supplier and period (docs/metrics.md#supplier-payable): Σ cost of the
+-- supplier's keys
 -- delivered in the period − Σ cost of its keys charged back in the period (refunds for an invalid
 -- key, by refund success day) = the amount payable; per business day (`period = 'day'`) and per
 -- calendar month (`period = 'month'`, `period_start` the 1st). A month is `is_closed` once a later

@@ -1,5 +1,5 @@
--- The supplier payable's detail (metrics.md, Settlement): per supplier, day, batch and SKU, the
--- keys delivered to orders and their cost, and the keys charged back and their cost.
+-- The supplier payable's detail (docs/metrics.md#supplier-payable): per supplier, day, batch and
+-- SKU, the keys delivered to orders and their cost, and the keys charged back and their cost.
 --
 -- A charge-back is a successful refund whose reason is an invalid key (卡密无效), dated by the
 -- refund's success day. The buyer reports that the order's keys do not work, not which ones: the

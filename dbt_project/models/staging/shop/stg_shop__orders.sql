@@ -20,7 +20,7 @@ source as (
 versions as (
     select
         *,
-        -- the first version seen in a paid status: metrics.md's fallback for paid_at
+        -- the first version seen in a paid status: paid_at's fallback (docs/metrics.md#paid_at)
         min(updated_at) filter (where status in (2, 3, 4, 5, 6)) over (partition by id)
             as first_seen_paid_at,
         row_number() over (
