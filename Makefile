@@ -66,14 +66,14 @@ dashboards-export: setup ## write the dashboards as Superset holds them now back
 # with plain asserts. Run `pytest` directly for assertion introspection while debugging.
 PYTEST_ARGS ?= -n 2 --dist loadfile -q --assert=plain
 
-test: setup ## run every test (unit, integration, property, browser: a real Superset and Chromium)
+test: setup lint ## the linters, then every test (unit, integration, property, browser: a real Superset and Chromium)
 	pytest $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests only
 	pytest -q -m unit --assert=plain
 
-dagster: setup ## open the Dagster UI on the pipelines (schedules, sensor, checks) at http://127.0.0.1:3000
-	DAGSTER_HOME=$(CURDIR)/dagster_home dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+dagster: setup ## open the Dagster UI (runs, assets, checks, schedules, sensors; what cardlake run recorded) at :3000
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/dagster_home} CARDLAKE_LAKE=$(LAKE) dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
 dbt-sources: setup ## regenerate the dbt sources (models/staging/*/__sources.yml) from schemas/
 	python -m pipelines.lib.dbt_sources

@@ -141,10 +141,10 @@ ALLOW_FILE_UPLOADS = False
 WTF_CSRF_ENABLED = True
 
 # The tickets file (``lake/ops.duckdb``, databases/cardlake_ops.yaml) serves the alerts dashboard,
-# not SQL Lab: design.md gives the Analyst SQL Lab over the warehouse only. Superset would list a
-# database, and run SQL Lab queries on a table of it, for anyone who may read one of its datasets;
-# for the databases named here that takes database access (Admin's), while charts, Explore and their
-# row-level security stay as the roles grant them.
+# not SQL Lab: the roles table (docs/architecture.md) gives the Analyst SQL Lab over the warehouse
+# only. Superset would list a database, and run SQL Lab queries on a table of it, for anyone who
+# may read one of its datasets; for the databases named here that takes database access (Admin's),
+# while charts, Explore and their row-level security stay as the roles grant them.
 SQL_LAB_ADMIN_ONLY_DATABASES = frozenset({"cardlake_ops"})
 
 

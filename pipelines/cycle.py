@@ -34,6 +34,7 @@ from pipelines.lib.dbt import DbtProject
 from pipelines.lib.extract import version_range
 from pipelines.lib.ingest import IngestResult, discover, ingest
 from pipelines.lib.lake import Lake
+from pipelines.lib.live import live_contracts
 from pipelines.lib.publish import Publication
 from pipelines.lib.publish import publish as publish_marts
 from pipelines.lib.settlement import Outcome, ReportKey, produce
@@ -88,12 +89,6 @@ class Scope:
     reports: bool = True
     #: who ran it: ``cli``, ``live``, ``dagster`` (recorded with the run)
     trigger: str = "cli"
-
-
-def live_contracts() -> tuple[Contract, ...]:
-    """The tables a live pass lands: every shop database table (the full-scan ones are small and
-    change with the orders, e.g. a new substation user)."""
-    return tuple(c for c in load_contracts().values() if c.source["kind"] == "database")
 
 
 def live_scope(day: dt.date) -> Scope:

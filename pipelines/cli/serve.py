@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,9 +39,12 @@ def serve(
         web = superset.start(host=host, port=superset_port)
         procs.append(web)
         if dagster_port:
-            root = Path(__file__).resolve().parents[2]
+            from pipelines.lib.settings import ROOT as root
+            from pipelines.lib.settings import dagster_home
+
+            # the instance `cardlake run` records its runs in, so the UI shows them
             env = {**os.environ, "CARDLAKE_LAKE": str(superset.lake)}
-            env.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
+            env["DAGSTER_HOME"] = str(dagster_home())
             log = (superset.home / "dagster.log").open("ab")
             procs.append(
                 subprocess.Popen(

@@ -5,6 +5,7 @@ stage of ``pipelines.cycle``. The settlement reports follow on their own (the se
 import dagster as dg
 
 from pipelines.defs.models.assets import cardlake_models
+from pipelines.defs.timetable import days_before, schedule_for
 from pipelines.lib.contracts import load_contracts
 
 daily_cycle_job = dg.define_asset_job(
@@ -30,11 +31,11 @@ daily_cycle_job = dg.define_asset_job(
     ),
 )
 
-daily_cycle_schedule = dg.build_schedule_from_partitioned_job(
+daily_cycle_schedule = schedule_for(
     daily_cycle_job,
-    hour_of_day=0,
-    minute_of_hour=30,
+    "30 0 * * *",
+    days_before(1),
     name="daily_cycle_schedule",
-    description="00:30 (business time, Asia/Shanghai): the daily cycle of the previous business day.",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="00:30 (business time, Asia/Shanghai): the daily cycle of the business day that "
+    "just ended.",
 )

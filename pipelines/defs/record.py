@@ -240,7 +240,6 @@ def _targeted(instance: dg.DagsterInstance, event: dg.AssetCheckEvaluation, seen
     )
 
 
-
 class OpRecorder(cycle.Observer):
     """Logs each stage's events into the running op (the live session)."""
 

@@ -12,9 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from pipelines.cycle import live_contracts
+from pipelines.lib.contracts import Contract, load_contracts
 from pipelines.lib.extract import day_window, window_versions
 from pipelines.lib.lake import Lake
+
+
+def live_contracts() -> tuple[Contract, ...]:
+    """The tables a live pass lands: every shop database table (the full-scan ones are small and
+    change with the orders, e.g. a new substation user)."""
+    return tuple(c for c in load_contracts().values() if c.source["kind"] == "database")
 
 
 def probe(urls: Mapping[str, str], day: dt.date) -> dict[str, tuple[str | None, int]]:

@@ -168,8 +168,7 @@ def test_the_dagster_ui_shows_what_cardlake_run_did(cli_lake, shop, days):
     env = {**os.environ, "DAGSTER_HOME": str(home), "CARDLAKE_LAKE": str(lake)}
     env["CARDLAKE_SOURCES"] = str(shop)
     web = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-m", "pipelines.definitions"]
-        + ["-h", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "dagster_webserver", "-m", "pipelines.definitions", "-p", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

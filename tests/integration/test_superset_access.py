@@ -1,4 +1,4 @@
-"""Who reaches what through Superset's REST API (design.md, Roles), against the real Superset of
+"""Who reaches what through Superset's REST API (docs/architecture.md, Roles), against the real Superset of
 the ``superset_server`` fixture: dashboards, datasets and chart data per role, row-level security,
 the masked contact of the order lookup, editing (Admin only) and SQL Lab (Analyst only, read-only,
 no file access, no other database, no settings change, no PII).
@@ -98,7 +98,8 @@ def role_datasets(role: str) -> set[str]:
 
 
 # ------------------------------------------------------------- the design's roles table
-# (role, dashboard) → may open, straight from design.md's roles table (independent of roles.yml)
+# (role, dashboard) → may open, straight from the roles table in docs/architecture.md
+# (independent of roles.yml)
 DESIGN_DASHBOARDS: dict[tuple[str, str], bool] = {
     **{("Manager", slug): True for slug in SLUGS},  # all dashboards
     ("Finance", "settlement"): True,  # settlement and finance dashboards

@@ -193,3 +193,85 @@ def test_live_passes_rebuild_what_the_shop_tables_feed() -> None:
     # the lake's accounts of what landed: data-quality signals follow each landing
     assert {"int_source_arrivals_checked", "int_quarantine_rates_checked", "dq_daily"} <= models
     assert not models & {"stg_alipay__statement_lines", "stg_crm__members"}
+
+
+@pytest.mark.parametrize(
+    ("name", "tick", "partition"),
+    [
+        # 00:30 on 2 October: the business day that just ended
+        ("daily_cycle_schedule", (2026, 10, 2, 0, 30), "2026-10-01"),
+        # 10:30: the statement day before yesterday (its late payments arrived this morning)
+        ("settlement_schedule", (2026, 10, 2, 10, 30), "2026-09-30"),
+        # the 2nd of the month: the month that closed
+        ("settlement_monthly_schedule", (2026, 10, 2, 11, 0), "2026-09-01"),
+    ],
+)
+def test_schedules_run_the_period_that_ended(name: str, tick: tuple, partition: str) -> None:
+    import datetime as dt
+
+    from pipelines.lib.calendar import CST
+
+    at = dt.datetime(*tick, tzinfo=CST)
+    schedule = defs.get_schedule_def(name)
+    with dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=defs.get_repository_def()
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == [partition]
+
+
+def test_the_assets_follow_the_cycles_stage_order() -> None:
+    """Each asset of a stage depends only on assets of its own or earlier stages, and each after
+    the models on an earlier stage (``pipelines.cycle.STAGES``)."""
+    from pipelines.cycle import STAGES
+    from pipelines.defs import STAGE_ASSETS
+
+    assert tuple(STAGE_ASSETS) == STAGES
+    graph = defs.resolve_asset_graph()
+    stage_of = {
+        key: i
+        for i, name in enumerate(STAGES)
+        for assets_def in STAGE_ASSETS[name]
+        for key in assets_def.keys
+    }
+    for key, stage in stage_of.items():
+        parents = {stage_of[p] for p in graph.get(key).parent_keys if p in stage_of}
+        assert all(p <= stage for p in parents), key  # never on a later stage
+        if STAGES[stage] not in ("land", "models"):  # models may read the lake's own state
+            assert any(p < stage for p in parents), key  # after an earlier stage
+
+
+def test_one_business_calendar() -> None:
+    """The dbt project's zone is the calendar module's (dbt cannot import Python)."""
+    import yaml
+
+    from pipelines.lib.calendar import BUSINESS_TZ
+    from pipelines.lib.dbt import DBT_DIR
+
+    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    assert project["vars"]["business_tz"] == BUSINESS_TZ
+
+
+def test_the_core_imports_no_dagster() -> None:
+    """``pipelines.cycle`` and ``pipelines.lib`` are plain Python: Dagster, the CLI and the
+    definitions build on them, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "pipelines"
+    for path in [root / "cycle.py", *sorted((root / "lib").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        bad = {
+            m
+            for m in imported
+            if m.split(".")[0] in ("dagster", "dagster_dbt")
+            or m.startswith(("pipelines.defs", "pipelines.cli", "pipelines.resources"))
+            or (path.parent.name == "lib" and m == "pipelines.cycle")
+        }
+        assert not bad, (path.name, bad)

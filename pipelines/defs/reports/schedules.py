@@ -8,6 +8,7 @@ from pipelines.defs.reports.assets import (
     settlement_channel_reports,
     settlement_supplier_statements,
 )
+from pipelines.defs.timetable import days_before, previous_month, schedule_for
 
 settlement_daily_job = dg.define_asset_job(
     "settlement_daily_job",
@@ -20,20 +21,18 @@ settlement_monthly_job = dg.define_asset_job(
     description="Supplier payable statements for a calendar month.",
 )
 
-settlement_schedule = dg.build_schedule_from_partitioned_job(
+settlement_schedule = schedule_for(
     settlement_daily_job,
-    hour_of_day=10,
-    minute_of_hour=30,
+    "30 10 * * *",
+    days_before(2),
     name="settlement_schedule",
-    description="10:30 Asia/Shanghai: the previous statement day's channel reports.",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="10:30 (business time): the channel reports of the statement day before "
+    "yesterday (its statements arrived yesterday morning, its late payments this morning).",
 )
-settlement_monthly_schedule = dg.build_schedule_from_partitioned_job(
+settlement_monthly_schedule = schedule_for(
     settlement_monthly_job,
-    day_of_month=2,
-    hour_of_day=11,
-    minute_of_hour=0,
+    "0 11 2 * *",
+    previous_month,
     name="settlement_monthly_schedule",
-    description="The 2nd, 11:00 Asia/Shanghai: the month that just closed, per supplier.",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="The 2nd, 11:00 (business time): the month that just closed, per supplier.",
 )
