@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,14 @@ def run_and_report(run_on: cycle.Cycle, scope: cycle.Scope, timings: Path | None
 
 def _record(recorder, scope: cycle.Scope, error: str | None) -> None:
     """Record the run in Dagster; a record that cannot be written costs a warning, not the run."""
+    started = time.perf_counter()
     try:
         run_id = recorder.record(scope, error)
     except Exception as exc:  # the lake is already right; the record is for the UI
         err_console.print(f"[yellow]could not record the run in Dagster: {exc}[/]")
         return
-    console.print(f"recorded in Dagster as run {run_id[:8]} (job cardlake_run)", style="dim")
+    console.print(
+        f"recorded in Dagster as run {run_id[:8]} (job cardlake_run) in "
+        f"{time.perf_counter() - started:.1f} s",
+        style="dim",
+    )
