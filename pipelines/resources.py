@@ -80,6 +80,12 @@ def as_cycle(
     )
 
 
+def lake_cycle(lake: LakeResource) -> Cycle:
+    """The cycle over this lake, for the stages that only read and write the lake (publish,
+    reports): the other paths come from the environment, unused."""
+    return Cycle.configure(lake=lake.lake)
+
+
 def default_resources(
     sources: Path | None = None,
     lake: Path | None = None,

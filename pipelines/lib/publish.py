@@ -365,7 +365,8 @@ def _marts(
     docs: Mapping[str, tuple[str | None, Mapping[str, str]]],
 ) -> dict[str, _Mart]:
     """Every table (and view) of the build's ``marts`` schema, with its PII columns and its
-    descriptions: the dbt project's (``docs``), else what the build file holds."""
+    descriptions: what the build file holds, else the dbt project's (``docs``: the daily build
+    does not write them into its file)."""
     relations = con.execute(
         """
         select table_name, comment from duckdb_tables()
@@ -395,8 +396,8 @@ def _marts(
         out[name] = _Mart(
             name,
             tuple((c, t) for c, t, _ in mine),
-            described or comment,
-            {c: column_docs.get(c) or note for c, _, note in mine},
+            comment or described,
+            {c: note or column_docs.get(c) for c, _, note in mine},
             frozenset(marked),
             keys.get(name) if keys.get(name) in {c for c, _, _ in mine} else None,
         )

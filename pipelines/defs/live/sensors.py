@@ -25,7 +25,7 @@ import time
 import dagster as dg
 
 from pipelines import cycle
-from pipelines.defs.record import OpRecorder
+from pipelines.defs.record import OpRecorder, sqlite_normal_sync
 from pipelines.lib.calendar import business_today
 from pipelines.lib.live import changed_tables
 from pipelines.resources import (
@@ -105,7 +105,8 @@ def live_session(
             return
         last_change = now
         started_pass = time.perf_counter()
-        result = cycle.run(run, cycle.live_scope(day), OpRecorder(context))
+        with sqlite_normal_sync():  # the pass's record, without an fsync per event
+            result = cycle.run(run, cycle.live_scope(day), OpRecorder(context))
         if result.failed_landing:
             raise dg.Failure(
                 description="blocking checks failed; nothing published:\n"

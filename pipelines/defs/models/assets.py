@@ -22,6 +22,7 @@ from pipelines.resources import (
     ShopDatabasesResource,
     SourcesResource,
     as_cycle,
+    lake_cycle,
 )
 
 MODELS_GROUP = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
@@ -120,16 +121,9 @@ def cardlake_models(
     kinds={"duckdb", "parquet"},
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def warehouse(
-    context: dg.AssetExecutionContext,
-    sources: SourcesResource,
-    shop_dbs: ShopDatabasesResource,
-    lake: LakeResource,
-    alerting: AlertsResource,
-) -> dg.MaterializeResult:
+def warehouse(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """The cycle's publish stage: the marts as Parquet under lake/marts/ and the read-only
     serving file lake/warehouse.duckdb, swapped in atomically after the models built and passed
     their tests."""
-    run = as_cycle(sources, shop_dbs, lake, alerting)
-    result = cycle.publish(run, partition_days(context) or None, run_id=context.run_id)
+    result = cycle.publish(lake_cycle(lake), partition_days(context) or None, run_id=context.run_id)
     return dg.MaterializeResult(metadata=publication_metadata(result))

@@ -14,13 +14,7 @@ from pipelines.defs.reports.partitions import months, statement_days
 from pipelines.lib.calendar import day_range
 from pipelines.lib.publish import open_warehouse
 from pipelines.lib.settlement import Outcome, ReportKey, due_reports
-from pipelines.resources import (
-    AlertsResource,
-    LakeResource,
-    ShopDatabasesResource,
-    SourcesResource,
-    as_cycle,
-)
+from pipelines.resources import LakeResource, lake_cycle
 
 
 def _result(outcomes: list[Outcome], waiting: list[str]) -> dg.MaterializeResult:
@@ -51,11 +45,7 @@ def _due(lake, kind: str, periods: set[str]) -> list[ReportKey]:
     owners=["team:finance"],
 )
 def settlement_channel_reports(
-    context: dg.AssetExecutionContext,
-    sources: SourcesResource,
-    shop_dbs: ShopDatabasesResource,
-    lake: LakeResource,
-    alerting: AlertsResource,
+    context: dg.AssetExecutionContext, lake: LakeResource
 ) -> dg.MaterializeResult:
     """Each channel's statement check and settlement for the statement day (lake/reports/
     settlement/channel/<channel>/<day>/): every statement line and shop payment or refund with its
@@ -67,7 +57,7 @@ def settlement_channel_reports(
     periods = {d.isoformat() for d in day_range(first, last)}
     keys = _due(lake.lake, "channel", periods)
     waiting = sorted(periods - {k.period for k in keys})
-    return _result(cycle.reports(as_cycle(sources, shop_dbs, lake, alerting), keys=keys), waiting)
+    return _result(cycle.reports(lake_cycle(lake), keys=keys), waiting)
 
 
 @dg.asset(
@@ -79,11 +69,7 @@ def settlement_channel_reports(
     owners=["team:finance"],
 )
 def settlement_supplier_statements(
-    context: dg.AssetExecutionContext,
-    sources: SourcesResource,
-    shop_dbs: ShopDatabasesResource,
-    lake: LakeResource,
-    alerting: AlertsResource,
+    context: dg.AssetExecutionContext, lake: LakeResource
 ) -> dg.MaterializeResult:
     """Each supplier's payable statement for the calendar month (lake/reports/settlement/supplier/
     <supplier>/<YYYY-MM>/): keys delivered and charged back per day, batch and SKU, and the amount
@@ -91,5 +77,4 @@ def settlement_supplier_statements(
     publish a new version."""
     month = context.partition_key[:7]
     keys = _due(lake.lake, "supplier", {month})
-    run = as_cycle(sources, shop_dbs, lake, alerting)
-    return _result(cycle.reports(run, keys=keys), [] if keys else [month])
+    return _result(cycle.reports(lake_cycle(lake), keys=keys), [] if keys else [month])
