@@ -45,11 +45,12 @@ import duckdb
 import pyarrow as pa
 import yaml
 
+from pipelines.lib.calendar import CST, day_start
+
 ROOT = Path(__file__).resolve().parent.parent
 SQL = Path(__file__).with_name("floor.sql")
 SEEDS = ROOT / "dbt_project" / "seeds"
 SUPPLIER_HEADERS = ROOT / "schemas" / "supplier_headers.yml"
-CST = dt.timezone(dt.timedelta(hours=8))
 MARTS = ("fct_orders", "kpi_sales_daily", "kpi_refunds_daily", "kpi_inventory_daily")
 #: columns the floor leaves NULL: they need the whole identity graph (every buyer identifier of
 #: every system and day, resolved into unified users), which no day's sources give cheaply
@@ -549,7 +550,7 @@ def run_floor(sources: Path, day: dt.date, out: Path, lake: Path | None = None) 
     con.execute("create temp table supplier_files as select * from supplier_files_arrow")
     con.register("xlsx_supplier_rows", xlsx)
 
-    start = dt.datetime.combine(day, dt.time()) - dt.timedelta(hours=8)
+    start = day_start(day).replace(tzinfo=None)  # naive UTC, as the script's timestamps
     variables = {
         "day": day,
         "d_start": start,

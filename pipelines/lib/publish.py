@@ -557,7 +557,7 @@ def _update_table(con, plan: MartPlan, mart: _Mart, fresh: bool = False) -> None
 
 
 def _copy_comments(con, mart: _Mart) -> None:
-    """dbt's descriptions (persist_docs) onto the serving table and its columns."""
+    """The marts' descriptions (the build's, else the dbt YAML's) onto the serving table and columns."""
     target = f"wh.main.{_id(mart.name)}"
     con.execute(f"comment on table {target} is {_lit_or_null(mart.comment)}")
     for col, _ in mart.served:
