@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,10 @@ class Printer(cycle.Observer):
 def run_and_report(run_on: cycle.Cycle, scope: cycle.Scope, timings: Path | None) -> int:
     """Run the cycle over ``scope``, showing it as it goes and recording it in Dagster; the exit
     status: 0 done, 1 a blocking check, model, test, publication, routing file or report failed."""
-    from pipelines.defs.record import DagsterRecorder
+    with warnings.catch_warnings():
+        # loading the definitions: Dagster's notes on its beta parameters are not the user's news
+        warnings.simplefilter("ignore")
+        from pipelines.defs.record import DagsterRecorder
     from pipelines.lib.dbt import DbtError
     from pipelines.lib.notify import RouteConfigError
     from pipelines.lib.publish import PublishError
