@@ -115,7 +115,7 @@ def dbt_check_key(test_unique_id: str) -> dg.AssetCheckKey | None:
     return get_asset_check_key_for_test(_manifest(), TRANSLATOR, test_unique_id, None)
 
 
-def test_passed(node: dict) -> bool:
+def dbt_test_passed(node: dict) -> bool:
     return node["status"] in ("pass", "success")
 
 
@@ -136,7 +136,7 @@ def model_events(nodes: Iterable[dict], days: Iterable[dt.date]) -> Iterator[Eve
             yield dg.AssetCheckEvaluation(
                 asset_key=key.asset_key,
                 check_name=key.name,
-                passed=test_passed(node),
+                passed=dbt_test_passed(node),
                 metadata={"status": node["status"], "message": node.get("message") or ""},
                 severity=dg.AssetCheckSeverity.ERROR,
             )

@@ -12,7 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from pipelines import cycle
 from pipelines.defs.ingest.partitions import daily
-from pipelines.defs.record import dbt_check_key, publication_metadata, test_passed
+from pipelines.defs.record import dbt_check_key, dbt_test_passed, publication_metadata
 from pipelines.lib.calendar import day_range
 from pipelines.lib.dbt import DbtError, ensure_manifest
 from pipelines.lib.settings import lake_root
@@ -82,7 +82,7 @@ def _dbt_events(context: dg.AssetExecutionContext, nodes: list[dict]):
             yield dg.AssetCheckResult(
                 asset_key=key.asset_key,
                 check_name=key.name,
-                passed=test_passed(node),
+                passed=dbt_test_passed(node),
                 metadata={"status": node["status"], "message": node.get("message") or ""},
             )
 
