@@ -12,6 +12,9 @@ sequences them. Its callers:
   ``reports``, ``tickets``), their dependencies following ``STAGES``
   (``pipelines/defs/__init__.py`` checks that they do).
 
+Every stage, and ``run`` around them, holds the lake's writer lock (``pipelines.lib.writer``):
+whichever path calls them, one writer at a time writes the lake, and a second one waits.
+
 This module imports no Dagster: it is the platform's plain-Python core, and Dagster records what
 it did (``pipelines/defs/record.py``) whichever path ran it.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +43,7 @@ from pipelines.lib.publish import Publication
 from pipelines.lib.publish import publish as publish_marts
 from pipelines.lib.settlement import Outcome, ReportKey, produce
 from pipelines.lib.tickets import SyncResult, sync
+from pipelines.lib.writer import writing
 
 #: the stages of the cycle, in the order they run
 STAGES = ("land", "models", "publish", "reports", "tickets")
@@ -47,6 +52,17 @@ RETRIES = 2
 #: the models today's shop tables feed, and those over the lake's own accounts of what landed
 #: (ingest state, quarantine), with their tests: what a live pass rebuilds
 LIVE_SELECTION = ("source:shop+", "source:substation+", "source:lake+")
+
+
+def _writes(stage: Callable[..., Any]) -> Callable[..., Any]:
+    """The stage holds the lake's writer lock while it runs (re-entrant: ``run`` holds it too)."""
+
+    @functools.wraps(stage)
+    def locked(cycle: Cycle, *args: Any, **kwargs: Any) -> Any:
+        with writing(cycle.lake):
+            return stage(cycle, *args, **kwargs)
+
+    return locked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +188,7 @@ class DayLanding:
         return sum(t.checks_s for t in self.tables)
 
 
+@_writes
 def land_table(cycle: Cycle, contract: Contract, day: dt.date, retries: int = 0) -> TableLanding:
     """Land ``day`` of one contract's dataset (the partition replaced whole) and check it; a
     landing that raises is tried ``retries`` more times, then raises."""
@@ -215,6 +232,7 @@ def _land_lane(cycle: Cycle, contracts: list[Contract], day: dt.date) -> list[Ta
     return out
 
 
+@_writes
 def land(
     cycle: Cycle,
     days: Sequence[dt.date],
@@ -267,6 +285,7 @@ class ModelsBuilt:
         return {x["node"]: round(x["seconds"], 2) for x in timed[:n]}
 
 
+@_writes
 def build_models(
     cycle: Cycle,
     days: Sequence[dt.date],
@@ -281,11 +300,13 @@ def build_models(
 
 
 # ---------------------------------------------------------------- publish, reports, tickets
+@_writes
 def publish(cycle: Cycle, days: Sequence[dt.date] | None, run_id: str | None = None) -> Publication:
     """Publish the marts for ``days`` (and any day whose marts changed); None: every day."""
     return publish_marts(cycle.lake, changed_days=days, run_id=run_id)
 
 
+@_writes
 def reports(
     cycle: Cycle, days: Sequence[dt.date] | None = None, keys: Sequence[ReportKey] | None = None
 ) -> list[Outcome]:
@@ -295,6 +316,7 @@ def reports(
     return produce(cycle.lake, keys=keys, days=days)
 
 
+@_writes
 def tickets(cycle: Cycle) -> SyncResult:
     """Tickets and messages for the published alerts; raises ``RouteConfigError`` for a
     malformed routing file (before anything is changed)."""
@@ -388,6 +410,7 @@ def stage_detail(name: str, outcome: Any) -> dict[str, Any]:
     return {}
 
 
+@_writes
 def run(cycle: Cycle, scope: Scope, observer: Observer | None = None) -> CycleResult:
     """Run the cycle's stages in order over ``scope``. Stops after landing when a day failed a
     blocking check (``result.failed_landing``); a failing model or test raises ``DbtError`` and

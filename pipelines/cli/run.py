@@ -66,6 +66,14 @@ def run(
             "to this JSON file, as the run goes.",
         ),
     ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seconds to wait while another writer (a run, a Dagster run, the live session) "
+            "holds the lake, then give up [default: $CARDLAKE_LOCK_WAIT or 600].",
+        ),
+    ] = None,
 ) -> None:
     """Run the daily cycle for those business days: land every source in the lake (validated,
     quarantined, accounted, checked), build the dbt models and their tests, publish the marts to
@@ -76,12 +84,13 @@ def run(
     Without dates it is incremental: it lands from the last day already in the lake (again,
     as that day may have been incomplete) to the last day the sources hold.
 
+    One writer at a time: while another holds the lake, the run waits (`--wait`), then exits 3
+    naming the holder.
+
     Example: `cardlake run --start 2026-10-01 --end 2026-10-07`
     """
-    import sqlalchemy.exc
-
     from pipelines import cycle
-    from pipelines.lib.calendar import day_range
+    from pipelines.lib.writer import LakeBusy, writing
 
     run_on = cycle.Cycle.configure(sources, lake, shop_db_url, substation_db_url)
     if not run_on.sources.exists():
@@ -90,6 +99,25 @@ def run(
             "at them"
         )
         raise typer.Exit(2)
+    try:
+        with writing(run_on.lake, what="cardlake run", wait=wait):
+            code = _run_days(run_on, start, end, all_days, full_refresh, skip_models, timings)
+    except LakeBusy as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(3) from None
+    if code:
+        raise typer.Exit(code)
+    console.print("query it: [bold]cardlake sql[/] (read-only)")
+
+
+def _run_days(run_on, start, end, all_days, full_refresh, skip_models, timings) -> int:
+    """Choose the days (under the lock: what is pending is what no other writer is landing) and
+    run the cycle over them; the exit code."""
+    import sqlalchemy.exc
+
+    from pipelines import cycle
+    from pipelines.lib.calendar import day_range
+
     try:
         if start and end:
             days = day_range(start.date(), end.date())
@@ -103,16 +131,13 @@ def run(
             days = cycle.pending_days(run_on)
     except (FileNotFoundError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
         console.print(f"[red]cannot read the sources:[/] {exc}")
-        raise typer.Exit(2) from None
+        return 2
     if not days:
         console.print("[yellow]nothing to do: no business day in range[/]")
-        raise typer.Exit(0)
+        return 0
     scope = cycle.Scope(days=tuple(days), full_refresh=full_refresh, build=not skip_models)
     console.print(
         f"cardlake run · {len(days)} business day{'s' if len(days) != 1 else ''} "
         f"{days[0]}..{days[-1]} · lake {run_on.lake.root}"
     )
-    code = run_and_report(run_on, scope, timings)
-    if code:
-        raise typer.Exit(code)
-    console.print("query it: [bold]cardlake sql[/] (read-only)")
+    return run_and_report(run_on, scope, timings)

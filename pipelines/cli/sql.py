@@ -239,6 +239,17 @@ def _sql_error(exc: Exception) -> None:
 
     err_console.print(f"[red]error:[/] {escape(str(exc).strip())}", highlight=False)
     text = str(exc)
+    if "Out of Memory" in text:
+        from pipelines.lib.settings import ReaderLimits
+
+        bounds = ReaderLimits.from_env()
+        err_console.print(
+            f"a reader may use {bounds.memory} of memory, {bounds.threads} threads and "
+            f"{bounds.temp} of spill (CARDLAKE_READER_MEMORY, _THREADS, _TEMP), so that no query "
+            "starves the pipelines: aggregate or filter before joining",
+            style="yellow",
+            highlight=False,
+        )
     if "disabled by configuration" in text or "configuration has been locked" in text:
         err_console.print(
             "the warehouse is read-only: reading or writing files, ATTACH and settings are "

@@ -3,7 +3,9 @@
     lake/raw/<dataset>/business_date=YYYY-MM-DD/part-0.parquet         landed rows (typed)
     lake/quarantine/<dataset>/business_date=YYYY-MM-DD/part-0.parquet  rejected rows + reason
     lake/_state/<dataset>/business_date=YYYY-MM-DD.json                 accounting, files, watermark
-    lake/_build/                  dbt's private build file, its target folder and logs, locks
+    lake/_build/                  dbt's private build file, its target folder and logs, the
+                                  writer lock (pipelines.lib.writer)
+    lake/_readers_tmp/            readers' spill space, capped per connection
     lake/marts/<mart>/...         the published marts as Parquet (pipelines.lib.publish)
     lake/_serving/                immutable versions of the serving files (pipelines.lib.serving)
     lake/warehouse.duckdb         symlink to the current version of the marts' serving file
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 PARQUET_OPTS = {"compression": "zstd", "statistics": True}
 
@@ -69,6 +74,16 @@ class Lake:
     def build(self) -> Path:
         """Private to the writers: dbt's build file, its target folder and logs, the locks."""
         return self.root / "_build"
+
+    @property
+    def writer_lock(self) -> Path:
+        """The one-writer-at-a-time lock and its holder (``pipelines.lib.writer``)."""
+        return self.build / "writer.lock"
+
+    @property
+    def reader_temp(self) -> Path:
+        """Where readers of the serving files spill (bounded: ``settings.reader_limits``)."""
+        return self.root / "_readers_tmp"
 
     @property
     def build_db(self) -> Path:
@@ -122,17 +137,19 @@ class Lake:
         return self.zone("_state") / dataset / f"business_date={day.isoformat()}.json"
 
     def read_state(self, dataset: str, day: dt.date) -> dict[str, Any] | None:
-        path = self.state_path(dataset, day)
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())
+        """The partition's state; None when it has none, or when its file is damaged (empty or
+        cut short by a crash of a version that did not sync it): the partition then counts as
+        never landed, and the next run of its day lands it again (a logged warning says so)."""
+        return _read_state(self.state_path(dataset, day))
 
     def states(self, dataset: str) -> dict[dt.date, dict[str, Any]]:
+        """Every readable state of ``dataset`` by day (damaged ones are left out, as above)."""
         folder = self.zone("_state") / dataset
         out = {}
         for path in sorted(folder.glob("business_date=*.json")):
             day = dt.date.fromisoformat(path.stem.split("=", 1)[1])
-            out[day] = json.loads(path.read_text())
+            if (state := _read_state(path)) is not None:
+                out[day] = state
         return out
 
     def read_partition(
@@ -153,10 +170,11 @@ class Lake:
     ) -> None:
         """Replace the partition's raw file, quarantine file and state as one unit."""
         token = uuid.uuid4().hex[:12]
+        owner = f"{os.getpid()}-{token}"
         staged = []
         for zone, frame in (("raw", raw), ("quarantine", quarantined)):
             final = self.partition_dir(zone, dataset, day)
-            tmp = final.with_name(f".{final.name}.{token}.tmp")
+            tmp = final.with_name(f".{final.name}.{owner}.tmp")
             tmp.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(tmp / "part-0.parquet", **PARQUET_OPTS)
             (tmp / "_token").write_text(token)
@@ -165,13 +183,15 @@ class Lake:
         state = {**state, "token": token}
         state_path = self.state_path(dataset, day)
         state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_tmp = state_path.with_name(f".{state_path.name}.{token}.tmp")
-        state_tmp.write_text(
-            json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True, default=str)
-        )
+        state_tmp = state_path.with_name(f".{state_path.name}.{owner}.tmp")
+        with state_tmp.open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True, default=str))
+            fh.flush()
+            os.fsync(fh.fileno())
         for tmp, final in staged:
             _swap_dir(tmp, final)
         os.replace(state_tmp, state_path)
+        fsync(state_path.parent)
 
     def partition_is_whole(self, dataset: str, day: dt.date) -> bool:
         """True when the partition's files are the ones its state describes (no torn publish)."""
@@ -185,12 +205,47 @@ class Lake:
         return True
 
     def clean_stale_temps(self, dataset: str) -> None:
-        """Remove folders a crashed run left half-written (never visible to readers)."""
+        """Remove what a crashed writer left half-written (never visible to readers): only temps
+        whose owner (the pid in their name) is gone, or this process's own."""
         for zone in ("raw", "quarantine", "_state"):
             folder = self.zone(zone) / dataset
             if folder.exists():
                 for tmp in folder.glob(".*.tmp"):
-                    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
+                    if _owner_gone(tmp):
+                        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(
+                            missing_ok=True
+                        )
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError:
+        state = None
+    if not isinstance(state, dict):
+        log.warning("%s is damaged (%d bytes): its day will be landed again", path, len(text))
+        return None
+    return state
+
+
+def _owner_gone(tmp: Path) -> bool:
+    """Whether the writer that named ``tmp`` (``.<name>.<pid>-<token>.tmp``) is gone. Temps of
+    older versions carry no pid: the writer lock means their owner is gone too."""
+    tag = tmp.name.rsplit(".", 2)[-2]
+    pid, sep, _ = tag.partition("-")
+    if not sep or not pid.isdigit() or int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def fsync(path: Path) -> None:

@@ -57,6 +57,7 @@ import duckdb
 from pipelines.lib import serving
 from pipelines.lib.dbt import mart_docs, mart_keys, mart_pii_columns
 from pipelines.lib.lake import Lake, fsync
+from pipelines.lib.settings import ReaderLimits
 
 #: the publishers' lock, in the lake's build zone
 LOCK = "publish.lock"
@@ -64,9 +65,18 @@ PARTITION_COLUMN = "business_date"
 PART_FILE = "part-0.parquet"
 #: fixed writer settings: the same rows give the same bytes
 PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 3, row_group_size 122880"
-#: how every reader opens the serving file: nothing outside it can be read, written or attached,
-#: and no setting can be changed back
+#: how every reader opens a serving file: nothing outside it can be read, written or attached,
+#: and no setting can be changed back (the bounds of ``reader_config`` included)
 READER_CONFIG: Mapping[str, object] = {"enable_external_access": False, "lock_configuration": True}
+
+
+def reader_config(lake: Lake | Path) -> dict[str, object]:
+    """The config of every reader connection of the lake's serving files (``cardlake sql``,
+    Superset through ``dashboards/superset_config.py``, the pipelines' own reads): closed to the
+    file system, bounded in memory, threads and spill (``settings.ReaderLimits``), locked."""
+    # in this order: DuckDB 1.4 refuses a temp_directory given after enable_external_access
+    return {**READER_CONFIG, **ReaderLimits.from_env().config(Lake.of(lake).reader_temp)}
+
 
 _MART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -135,7 +145,7 @@ def open_warehouse(lake: Lake | Path) -> duckdb.DuckDBPyConnection:
     path = warehouse_path(lake)
     if not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}: run `cardlake run` first")
-    return serving.connect_read_only(path, READER_CONFIG)
+    return serving.connect_read_only(path, reader_config(lake))
 
 
 def plan_partitions(

@@ -3,7 +3,8 @@
 ``CARDLAKE_SOURCES`` and ``CARDLAKE_LAKE`` (default ``./sources`` and ``./lake``), the shop
 databases (``CARDLAKE_SHOP_DB_URL``, ``CARDLAKE_SUBSTATION_DB_URL``; default the SQLite files a
 simulated shop writes into its sources), ``CARDLAKE_ALERTS_CONFIG`` (default ``config/alerts.yml``)
-and the robot URLs and secrets that config names, ``CARDLAKE_SUPERSET_HOME``. dbt reads
+and the robot URLs and secrets that config names, ``CARDLAKE_SUPERSET_HOME``, ``CARDLAKE_SECRETS``
+(the install's generated keys, outside the lake). dbt reads
 ``CARDLAKE_LAKE`` and ``CARDLAKE_DAYS`` too, set by ``pipelines.lib.dbt``.
 """
 
@@ -39,10 +40,115 @@ def superset_home() -> Path:
     return Path(os.environ.get("CARDLAKE_SUPERSET_HOME", default)).resolve()
 
 
+def secrets_dir() -> Path:
+    """The install's generated secrets (the card-key hashing key): ``CARDLAKE_SECRETS``, default
+    ``.state/secrets``; outside the lake and git-ignored. Created on first use, mode 700 (an
+    existing folder is left as it is)."""
+    default = ROOT / ".state" / "secrets"
+    path = Path(os.environ.get("CARDLAKE_SECRETS") or default).resolve()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def dagster_home() -> Path:
     """The Dagster instance every path records its runs in (``DAGSTER_HOME``, else the project's
     ``dagster_home/``, whose ``dagster.yaml`` sets the run queue)."""
     return Path(os.environ.get("DAGSTER_HOME") or ROOT / "dagster_home").resolve()
+
+
+def load_env_file() -> Path | None:
+    """Read ``.env`` (``CARDLAKE_ENV_FILE``, else ``./.env``, else the project's) into the
+    environment, never over a variable already set; returns the file read. Called by every entry
+    point, so the robots and settings an operator put there reach every command and Dagster."""
+    from dotenv import load_dotenv
+
+    named = os.environ.get("CARDLAKE_ENV_FILE")
+    candidates = [Path(named)] if named else [Path.cwd() / ".env", ROOT / ".env"]
+    for path in candidates:
+        if path.is_file():
+            load_dotenv(path, override=False)
+            return path.resolve()
+    if named:
+        raise FileNotFoundError(f"CARDLAKE_ENV_FILE={named}: no such file")
+    return None
+
+
+def group_access() -> bool:
+    """Whether the owner's group may read what cardlake writes (``CARDLAKE_GROUP_ACCESS=1``: an
+    analysts' group reading the serving files, say); by default only the owner can."""
+    return os.environ.get("CARDLAKE_GROUP_ACCESS") == "1"
+
+
+def file_umask() -> int:
+    """Folders 0700 and files 0600 (0750 / 0640 with ``group_access``)."""
+    return 0o027 if group_access() else 0o077
+
+
+def private_files() -> None:
+    """Make what this process and its children create private (``file_umask``). Called first by
+    every entry point (the ``cardlake`` command, the Dagster code location); the writer lock
+    narrows the lake's root too (``narrow``), whoever calls the writers."""
+    os.umask(file_umask())
+
+
+def narrow(folder: Path) -> None:
+    """Take the world's (and without ``group_access`` the group's) access away from an existing
+    folder of ours: one folder's mode guards everything below it."""
+    folder = Path(folder)
+    if folder.is_dir() and folder.stat().st_uid == os.getuid():
+        keep = 0o750 if group_access() else 0o700
+        mode = folder.stat().st_mode & 0o777
+        if mode & ~keep:
+            folder.chmod(mode & keep)
+
+
+def lock_wait_seconds() -> float:
+    """How long a writer waits for another to release the lake (``CARDLAKE_LOCK_WAIT``, s)."""
+    return _number("CARDLAKE_LOCK_WAIT", 600.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderLimits:
+    """What one reader connection of a serving file may use: DuckDB's ``memory_limit``,
+    ``threads`` and ``max_temp_directory_size`` (``CARDLAKE_READER_MEMORY``,
+    ``CARDLAKE_READER_THREADS``, ``CARDLAKE_READER_TEMP``). Set in the connection's config and
+    locked there (``lock_configuration``), so no query can lift them; a query past them fails
+    alone, and the writer keeps the rest of the machine."""
+
+    memory: str = "2GB"
+    threads: int = 2
+    temp: str = "4GB"
+
+    @classmethod
+    def from_env(cls) -> ReaderLimits:
+        default = cls()
+        return cls(
+            memory=os.environ.get("CARDLAKE_READER_MEMORY") or default.memory,
+            threads=int(_number("CARDLAKE_READER_THREADS", default.threads)),
+            temp=os.environ.get("CARDLAKE_READER_TEMP") or default.temp,
+        )
+
+    def config(self, spill: Path) -> dict[str, object]:
+        """The DuckDB config of a reader that spills into ``spill``."""
+        return {
+            "memory_limit": self.memory,
+            "threads": self.threads,
+            "max_temp_directory_size": self.temp,
+            "temp_directory": str(spill),
+        }
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r}: expected a number ≥ 0")
+    return value
 
 
 def shop_db_urls(

@@ -36,7 +36,8 @@ import polars as pl
 
 from pipelines.lib import notify, serving
 from pipelines.lib.lake import Lake, fsync
-from pipelines.lib.publish import READER_CONFIG, WarehouseMissing, open_warehouse
+from pipelines.lib.publish import WarehouseMissing, open_warehouse, reader_config
+from pipelines.lib.writer import writing
 
 #: under the lake's tickets zone: the event log, the writers' lock, the deliverer's lock
 EVENTS = "events"
@@ -512,7 +513,7 @@ def change_state(
         raise TicketError(f"unknown state {state!r}: use {', '.join(TRANSITIONS)}")
     if not actor.strip():
         raise TicketError("say who does it (--by)")
-    with _locked(lake):
+    with writing(lake, what=f"a ticket change by {actor.strip()}"), _locked(lake):
         tickets = load_tickets(lake)
         t = tickets.get(ticket_id.strip().upper())
         if t is None:
@@ -538,7 +539,8 @@ def change_state(
                 }
             ],
         )
-    refresh_ops_db(lake)
+    with writing(lake, what=f"a ticket change by {actor.strip()}"):
+        refresh_ops_db(lake)
     return load_tickets(lake)[t.ticket_id]
 
 
@@ -662,4 +664,4 @@ def open_ops_db(lake: Path) -> duckdb.DuckDBPyConnection:
     path = Lake.of(lake).ops_db
     if not path.exists():
         refresh_ops_db(lake)
-    return serving.connect_read_only(path, READER_CONFIG)
+    return serving.connect_read_only(path, reader_config(lake))

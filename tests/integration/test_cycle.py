@@ -219,3 +219,44 @@ def test_the_dagster_ui_shows_what_cardlake_run_did(cli_lake, shop, days):
     assert not not_run, not_run[:10]
     # every blocking check passed; the volume warnings may or may not
     assert {c[2] for c in checks if not c[1].endswith("__volume")} == {"SUCCEEDED"}
+
+
+CLI = (sys.executable, "-m", "pipelines.cli")
+#: 900 orders × 900, sorted whole: far past a 64 MB reader with 32 MB of spill
+GREEDY = "select * from fct_orders a, fct_orders b order by a.order_no || b.order_no desc"
+
+
+def test_concurrent_writers_take_turns_and_a_greedy_reader_fails_alone(
+    cli_lake, shop, days, tmp_path
+):
+    """Two `cardlake run` and a Dagster run at once, and an analyst's query far past the reader
+    bounds: the writers take turns on the lake (each waits for the writer lock), the query fails
+    on its own, and the lake ends as one serial run leaves it."""
+    lake = tmp_path / "lake"
+    shutil.copytree(cli_lake[0], lake, symlinks=True)  # a warehouse to query from the start
+    (tmp_path / "dagster").mkdir()
+    env = {**os.environ, "COLUMNS": "200", "DAGSTER_HOME": str(tmp_path / "dagster")}
+    runs = [
+        subprocess.Popen(
+            [*CLI, "run", "--all", "--sources", str(shop), "--lake", str(lake)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    greedy = subprocess.run(
+        [*CLI, "sql", "--lake", str(lake), GREEDY],
+        capture_output=True,
+        text=True,
+        env={**env, "CARDLAKE_READER_MEMORY": "64MB", "CARDLAKE_READER_TEMP": "32MB"},
+        timeout=600,
+    )
+    _dagster_lake(shop, lake, days[-1:])  # in this process, beside the two runs
+    outputs = [run.communicate(timeout=1200)[0] for run in runs]
+    assert greedy.returncode == 1, greedy.stdout + greedy.stderr
+    assert "Out of Memory" in greedy.stderr and "CARDLAKE_READER_MEMORY" in greedy.stderr
+    for run, out in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out
+    assert _marts(lake) == _marts(cli_lake[0])

@@ -28,6 +28,7 @@ from pipelines import cycle
 from pipelines.defs.record import OpRecorder, sqlite_normal_sync
 from pipelines.lib.calendar import business_today
 from pipelines.lib.live import changed_tables
+from pipelines.lib.writer import LakeBusy, writing
 from pipelines.resources import (
     AlertsResource,
     LakeResource,
@@ -105,8 +106,19 @@ def live_session(
             return
         last_change = now
         started_pass = time.perf_counter()
-        with sqlite_normal_sync():  # the pass's record, without an fsync per event
-            result = cycle.run(run, cycle.live_scope(day), OpRecorder(context))
+        try:
+            # the pass waits for another writer no longer than for the shop: a daily run or a
+            # backfill ends the session, and the sensor starts a new one once the lake is free
+            with (
+                writing(
+                    run.lake, what=f"the live session (run {context.run_id})", wait=config.poll_s
+                ),
+                sqlite_normal_sync(),  # the pass's record, without an fsync per event
+            ):
+                result = cycle.run(run, cycle.live_scope(day), OpRecorder(context))
+        except LakeBusy as exc:
+            context.log.info(f"ending the session: {exc}")
+            return
         if result.failed_landing:
             raise dg.Failure(
                 description="blocking checks failed; nothing published:\n"
