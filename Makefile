@@ -49,12 +49,12 @@ demo: setup ## generate a demo shop into ./sources, run the daily cycle into ./l
 	@echo "Query: cardlake sql \"select * from kpi_sales_daily where shop = 'all'\" · models: lake/docs/index.html"
 	@echo "Settlement reports (CSV/XLSX/PDF): ./lake/reports/settlement · cardlake report settlement --help"
 	@echo "Live orders: make live (in another terminal), then watch the overview dashboard"
-	cardlake serve --lake lake
+	cardlake serve --demo --lake lake
 
 live: setup ## keep the demo shop (./sources) selling in real time; `make serve` (or demo) shows it arrive
 	cardlake simulate --out sources --live --resume --rate 5
 
-serve: setup ## provision Superset and serve it (:8088) with the Dagster UI (:3000) on ./lake; prints the logins
+serve: setup ## serve $(LAKE) in production mode: Superset (:8088, no demo logins) and the Dagster UI (:3000), loopback only
 	cardlake serve --lake $(LAKE)
 
 dashboards-export: setup ## write the dashboards as Superset holds them now back into dashboards/ (a clean diff)

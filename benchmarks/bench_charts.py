@@ -449,7 +449,7 @@ def run_charts(
         view, has_ops = serving_view(lake, home)
         superset = Superset(home=home, lake=view)
         initialised = superset.init()
-        superset.provision(demo_users=False)
+        superset.provision()  # production mode: the admin only
         setup_s = time.perf_counter() - started
         done = "initialised and provisioned" if initialised else "provisioned"
         log(f"Superset {done} in {setup_s:.0f} s (state in {home})")

@@ -8,7 +8,11 @@ by ``cardlake dashboards provision|export`` (``pipelines/lib/superset.py``), whi
 ``dashboards/``) goes in through Superset's own asset importer, which overwrites by UUID, so a
 second run changes nothing; the database URIs' ``${CARDLAKE_LAKE}`` is filled in from the
 environment first. Then ``roles.yml`` rebuilds the team roles, their dashboard access and row-level
-security, and the admin and demo users are created or reset.
+security, and the users: the admin is created with the password in its file (mode 600 in the state
+folder; never passed in the environment) and keeps its password afterwards unless
+``--reset-admin-password``; with ``--demo-users`` one login per role is created or reset (user
+``ops``, password ``ops-demo``, …), with ``--no-demo-users`` any such login a demo left is
+removed.
 
 ``export``: Superset's asset exporter, normalised so that a round trip is a clean diff: files
 keep the bundle's names (by UUID), each database URI is templated again (a DuckDB file of the lake:
@@ -87,7 +91,7 @@ def _permission(sm, name: str):
     return pv
 
 
-def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -> None:
+def apply_roles(config: dict[str, Any], admin, demo_users: bool) -> None:
     """Rebuild every role of roles.yml from scratch (idempotent), then the users."""
     from superset import db
     from superset import security_manager as sm
@@ -147,15 +151,21 @@ def apply_roles(config: dict[str, Any], admin_password: str, demo_users: bool) -
     public = sm.find_role(sm.auth_role_public)
     public.permissions = [_permission(sm, p) for p in config.get("public", [])]
 
-    admin = _user(sm, ADMIN, "Admin", admin_password)
     for slug, dashboard in dashboards.items():
         dashboard.roles = dashboard_roles[slug]
         dashboard.owners = [admin]
         dashboard.published = True
-    if demo_users:
-        for username, role_name in config.get("demo_users", {}).items():
+    for username, role_name in config.get("demo_users", {}).items():
+        if demo_users:
             _user(sm, username, role_name, f"{username}-demo")
+        elif (user := sm.find_user(username=username)) and user.email == _demo_email(username):
+            db.session.delete(user)  # a demo's login: not one an operator made under that name
     db.session.commit()
+
+
+def _demo_email(username: str) -> str:
+    """The mark of a login provisioning made (the admin's, a demo user's)."""
+    return f"{username}@cardlake.invalid"
 
 
 def _datasets_of(dashboard, datasets: dict[str, Any]) -> set[str]:
@@ -171,7 +181,9 @@ def _datasets_of(dashboard, datasets: dict[str, Any]) -> set[str]:
     return names
 
 
-def _user(sm, username: str, role_name: str, password: str):
+def _user(sm, username: str, role_name: str, password: str, reset: bool = True):
+    """The user with this role, created with ``password``; an existing one is re-activated and,
+    with ``reset``, gets ``password`` again."""
     from werkzeug.security import generate_password_hash
 
     role = sm.find_role(role_name)
@@ -181,7 +193,7 @@ def _user(sm, username: str, role_name: str, password: str):
             username=username,
             first_name=username,
             last_name=role_name,
-            email=f"{username}@cardlake.invalid",
+            email=_demo_email(username),
             role=role,
             password=password,
         )
@@ -189,7 +201,8 @@ def _user(sm, username: str, role_name: str, password: str):
             raise SystemExit(f"could not create the user {username}")
     else:
         user.roles = [role]
-        user.password = generate_password_hash(password)
+        if reset:
+            user.password = generate_password_hash(password)
         user.active = True
     return user
 
@@ -343,17 +356,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["import", "export"])
     parser.add_argument("--bundle", type=Path, default=BUNDLE)
-    parser.add_argument("--no-demo-users", action="store_true")
+    parser.add_argument("--demo-users", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--reset-admin-password", action="store_true")
     args = parser.parse_args(argv)
     lake = os.environ.get("CARDLAKE_LAKE")
     if not lake:
         print("CARDLAKE_LAKE is not set", file=sys.stderr)
         return 2
     lake = str(Path(lake).resolve())
-    password = os.environ.get("CARDLAKE_SUPERSET_ADMIN_PASSWORD")
-    if not password:
-        print("CARDLAKE_SUPERSET_ADMIN_PASSWORD is not set", file=sys.stderr)
+    home = os.environ.get("CARDLAKE_SUPERSET_HOME")
+    password_file = Path(home or ".") / "admin_password"
+    if not home or not password_file.is_file():
+        print(f"no admin password file at {password_file}", file=sys.stderr)
         return 2
+    password = password_file.read_text(encoding="ascii").strip()
     app = superset_app()
     with app.app_context(), app.test_request_context():
         from superset import db
@@ -361,13 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         from superset.utils.core import override_user
 
         # the importer and exporter act as a user: the admin (created on the first run)
-        admin = _user(sm, ADMIN, "Admin", password)
+        # the demo's admin always has the file's password (the demo prints it)
+        reset = args.reset_admin_password or args.demo_users
+        admin = _user(sm, ADMIN, "Admin", password, reset=reset)
         db.session.commit()
         with override_user(admin):
             if args.command == "import":
                 import_bundle(args.bundle, lake)
                 roles = yaml.safe_load((args.bundle / "roles.yml").read_text(encoding="utf-8"))
-                apply_roles(roles, password, demo_users=not args.no_demo_users)
+                apply_roles(roles, admin, demo_users=args.demo_users)
                 print(
                     f"{REPORT}provisioned {len(bundle_files(args.bundle)) - 1} assets, "
                     f"{len(roles['roles'])} roles"

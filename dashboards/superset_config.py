@@ -6,12 +6,22 @@ dashboards provision`` set up (``pipelines/lib/superset.py``):
 
 - ``CARDLAKE_SUPERSET_HOME``: the git-ignored state folder (metadata DB, caches, secret key);
 - ``CARDLAKE_LAKE``: the lake whose ``warehouse.duckdb`` and ``ops.duckdb`` the dashboards read
-  (the bundle's database URIs are templated from it at provisioning time).
+  (the bundle's database URIs are templated from it at provisioning time);
+- ``CARDLAKE_SUPERSET_MODE``: ``production`` (the default) or ``demo``, which only raises the
+  sign-in limit for the demo's and the tests' many logins from one address;
+- ``CARDLAKE_SUPERSET_BEHIND_PROXY``: served through a reverse proxy that terminates HTTPS
+  (``cardlake serve --behind-proxy``): its ``X-Forwarded-*`` headers are trusted, cookies Secure;
+- ``CARDLAKE_READER_MEMORY`` / ``_THREADS`` / ``_TEMP``: the bounds of every warehouse connection;
+- ``CARDLAKE_LOGIN_RATE_LIMIT``: the sign-in limit per client address (default 5 per minute);
+- ``SUPERSET_SECRET_KEY``: the session key, instead of the one generated in the state folder;
+- ``CARDLAKE_SUPERSET_OVERRIDES``: a Python file of the operator's own settings (mail, a Redis
+  for the limiter, …), applied last (docs/security.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import sqlite3
@@ -50,6 +60,17 @@ def _secret_key(path: Path) -> str:
 
 
 SECRET_KEY = _secret_key(_HOME / "secret_key")
+_MODE = os.environ.get("CARDLAKE_SUPERSET_MODE", "production")
+_BEHIND_PROXY = os.environ.get("CARDLAKE_SUPERSET_BEHIND_PROXY") == "1"
+
+
+def _module(name: str):
+    """A module of this folder (Superset loads this file by path: the folder is not importable)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # --- metadata -----------------------------------------------------------------------------------
 SQLALCHEMY_DATABASE_URI = f"sqlite:///{_HOME / 'superset.db'}?check_same_thread=false"
@@ -87,8 +108,18 @@ FEATURE_FLAGS = {
     "THUMBNAILS": False,
     "EMBEDDED_SUPERSET": False,
 }
-# the browser tests log in once per role; a human typing a wrong password still gets slowed down
-AUTH_RATE_LIMIT = "30 per minute"
+# Sign-in is throttled per client address in every mode: the form and the REST API's sign-in
+# (login_limits.py), counted in one file shared by the gunicorn workers. The demo and the tests
+# log in once per role and test from one address, hence their higher limit.
+_login_limits = _module("login_limits")
+RATELIMIT_ENABLED = True
+RATELIMIT_APPLICATION = None  # only sign-in is limited: a dashboard fires dozens of requests
+RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to try again (Retry-After)
+RATELIMIT_STORAGE_URI = f"{_login_limits.SCHEME}:///{_HOME / 'ratelimit.db'}"
+AUTH_RATE_LIMITED = True
+AUTH_RATE_LIMIT = os.environ.get("CARDLAKE_LOGIN_RATE_LIMIT") or (
+    "100 per minute" if _MODE == "demo" else "5 per minute"
+)
 
 # --- languages: Chinese first, English one click away ---------------------------------------------
 BABEL_DEFAULT_LOCALE = "zh"
@@ -190,9 +221,14 @@ class CardlakeSecurityManager(SupersetSecurityManager):
 _CHARTED = ("dashboard", "chart", "datasource", "query_context", "viz")
 CUSTOM_SECURITY_MANAGER = CardlakeSecurityManager
 
-# --- the web app behind cardlake serve (loopback, plain HTTP) --------------------------------------
+# --- the web app: loopback over plain HTTP, or behind a reverse proxy that terminates HTTPS --------
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = False
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = _BEHIND_PROXY
+REMEMBER_COOKIE_SECURE = _BEHIND_PROXY
+ENABLE_PROXY_FIX = _BEHIND_PROXY  # the client's address (for the limiter) and scheme from the proxy
+PROXY_FIX_CONFIG = {"x_for": 1, "x_proto": 1, "x_host": 1, "x_port": 1, "x_prefix": 1}
+PREFERRED_URL_SCHEME = "https" if _BEHIND_PROXY else "http"
 # A Content-Security-Policy that lets the pages reach nothing but this server: Superset's own
 # default allows a telemetry pixel (scarf.sh) and map tiles, which its menu loads on every page.
 TALISMAN_ENABLED = True
@@ -210,6 +246,40 @@ TALISMAN_CONFIG = {
     },
     "content_security_policy_nonce_in": ["script-src"],
     "force_https": False,  # plain HTTP on loopback; a reverse proxy in front terminates TLS
-    "session_cookie_secure": False,
+    "session_cookie_secure": _BEHIND_PROXY,
 }
 APP_NAME = "cardlake"
+
+
+# --- reader bounds: every connection to the lake's DuckDB files --------------------------------
+def _bounded(uri, params, username, security_manager, source):
+    """Add the lake's reader bounds (set by ``cardlake``: ``pipelines.lib.settings.ReaderLimits``)
+    to every DuckDB connection's config, beside ``lock_configuration`` that keeps them: one SQL
+    Lab query past them fails alone instead of starving the pipelines."""
+    if uri.drivername.startswith("duckdb"):
+        config = params.setdefault("connect_args", {}).setdefault("config", {})
+        for setting, variable in _READER_BOUNDS.items():
+            if value := os.environ.get(variable):
+                config[setting] = int(value) if setting == "threads" else value
+    return uri, params
+
+
+_READER_BOUNDS = {
+    "memory_limit": "CARDLAKE_READER_MEMORY",
+    "threads": "CARDLAKE_READER_THREADS",
+    "max_temp_directory_size": "CARDLAKE_READER_TEMP",
+    "temp_directory": "CARDLAKE_READER_SPILL",
+}
+DB_CONNECTION_MUTATOR = _bounded
+
+
+def FLASK_APP_MUTATOR(app) -> None:
+    _login_limits.limit_api_login(app)
+
+
+# --- the operator's own settings, last ----------------------------------------------------------
+if _overrides := os.environ.get("CARDLAKE_SUPERSET_OVERRIDES"):
+    _spec = importlib.util.spec_from_file_location("cardlake_superset_overrides", _overrides)
+    _own = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_own)
+    globals().update({k: v for k, v in vars(_own).items() if k.isupper()})

@@ -23,13 +23,16 @@ SMALL = {"seed": 7, "start": dt.date(2026, 10, 5), "days": 6, "orders_per_day": 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every run of the cycle records itself in a Dagster instance: the tests' own, one per test
-    process (and the ``cardlake`` children it starts), never the project's ``dagster_home/``."""
+    process (and the ``cardlake`` children it starts), never the project's ``dagster_home/``. The
+    card-key hashing key is the test session's own too (``CARDLAKE_SECRETS``), never the
+    developer's ``.state/secrets``."""
     import tempfile
 
     if "DAGSTER_HOME" not in os.environ or Path(os.environ["DAGSTER_HOME"]).resolve() == (
         Path(__file__).resolve().parents[1] / "dagster_home"
     ):
         os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="cardlake-dagster-")
+    os.environ["CARDLAKE_SECRETS"] = tempfile.mkdtemp(prefix="cardlake-secrets-")
 
 
 def land_days(sources: Path, lake: Path, days: list[dt.date] | None = None):
@@ -284,7 +287,7 @@ def superset_server(served_shop: ModelledShop, tmp_path_factory) -> Iterator[Sup
     home = tmp_path_factory.mktemp("superset")
     for name in ("superset.db", "initialised", "secret_key"):
         shutil.copy2(template / name, home / name)
-    superset = Superset(home=home, lake=served_shop.lake)
+    superset = Superset(home=home, lake=served_shop.lake, demo=True)
     superset.provision()
     port = _free_port()
     proc = superset.start(port=port)

@@ -31,6 +31,10 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """cardlake — the data platform for 卡密/发卡 shops."""
+    from pipelines.lib import settings
+
+    settings.load_env_file()  # .env: robots, secrets and settings (never over the environment)
+    settings.private_files()  # what it writes is the owner's alone (docs/security.md)
 
 
 app.command()(simulate.simulate)

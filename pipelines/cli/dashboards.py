@@ -28,18 +28,32 @@ def open_superset(lake: Path | None, home: Path | None):
 def dashboards_provision(
     lake: LakeOption = None,
     home: HomeOption = None,
-    demo_users: Annotated[
+    demo: Annotated[
         bool,
-        typer.Option(help="Create one demo login per role (user `ops`, password `ops-demo`, ...)."),
-    ] = True,
+        typer.Option(
+            "--demo",
+            help="Create one demo login per role (user `ops`, password `ops-demo`, …); without "
+            "it any such login a demo left is removed.",
+        ),
+    ] = False,
+    rotate_admin_password: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-admin-password",
+            help="Give the admin a fresh password, written to the state folder's admin_password "
+            "file (mode 600; never printed).",
+        ),
+    ] = False,
 ) -> None:
     """Import `dashboards/` into Superset (idempotent: assets are matched by UUID), rebuild the
     roles of `dashboards/roles.yml` with their row-level security, and create the users."""
+    import dataclasses
+
     from pipelines.lib.superset import SupersetError
 
-    superset = open_superset(lake, home)
+    superset = dataclasses.replace(open_superset(lake, home), demo=demo)
     try:
-        console.print(superset.provision(demo_users=demo_users), markup=False)
+        console.print(superset.provision(rotate_admin_password=rotate_admin_password), markup=False)
     except SupersetError as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None

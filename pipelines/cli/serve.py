@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Annotated
@@ -15,23 +16,59 @@ from rich.table import Table
 from pipelines.cli.dashboards import open_superset
 from pipelines.cli.render import HomeOption, LakeOption, console, err_console
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
 
 def serve(
     lake: LakeOption = None,
     home: HomeOption = None,
-    host: Annotated[str, typer.Option(help="Interface both UIs listen on.")] = "127.0.0.1",
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Demo mode: one login per role with a known password (`ops` / `ops-demo`, …), "
+            "printed with the admin's. Without it no demo login exists (any a demo left is "
+            "removed) and no password is printed.",
+        ),
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="Interface Superset listens on (loopback unless --expose).")
+    ] = "127.0.0.1",
+    expose: Annotated[
+        bool,
+        typer.Option(
+            "--expose",
+            help="Allow a --host other than loopback: Superset is then reachable from the "
+            "network (its logins throttled); the Dagster UI, which has no login, stays on "
+            "loopback.",
+        ),
+    ] = False,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--behind-proxy",
+            help="Served through a reverse proxy that terminates HTTPS: trust its "
+            "X-Forwarded-* headers (client address, scheme) and send cookies Secure only.",
+        ),
+    ] = False,
     superset_port: Annotated[int, typer.Option(help="Superset's port.")] = 8088,
     dagster_port: Annotated[int, typer.Option(help="Dagster UI's port (0: no Dagster UI).")] = 3000,
 ) -> None:
     """Provision Superset and start it with the Dagster UI (schedules, sensors, runs); print the
-    URLs and the demo logins, and keep serving until Ctrl-C."""
+    URLs (and in demo mode the logins), and keep serving until Ctrl-C."""
     import signal
     import subprocess
     import sys
 
     from pipelines.lib.superset import ADMIN, SupersetError, demo_logins, stop, wait_ready
 
-    superset = open_superset(lake, home)
+    if host not in LOOPBACK and not expose:
+        err_console.print(
+            f"[red]--host {host} would serve Superset to the network[/]: add --expose to mean "
+            "it (docs/security.md says what that exposes), or serve on loopback behind a proxy"
+        )
+        raise typer.Exit(2)
+    superset = dataclasses.replace(open_superset(lake, home), demo=demo, behind_proxy=behind_proxy)
     procs: list[subprocess.Popen] = []
     try:
         console.print(f"provisioning Superset ({superset.home}) …")
@@ -56,7 +93,7 @@ def serve(
                         "-m",
                         "pipelines.definitions",
                         "-h",
-                        host,
+                        "127.0.0.1",  # no login of its own: never beyond loopback
                         "-p",
                         str(dagster_port),
                     ],
@@ -67,7 +104,7 @@ def serve(
                     start_new_session=True,
                 )
             )
-        url = f"http://{host}:{superset_port}"
+        url = f"http://{'127.0.0.1' if host in LOOPBACK else host}:{superset_port}"
         wait_ready(url, web)
     except SupersetError as exc:
         for proc in procs:
@@ -80,11 +117,19 @@ def serve(
     table.add_column("where / login")
     table.add_row("Superset (dashboards, SQL Lab)", url)
     if dagster_port:
-        table.add_row("Dagster (pipelines)", f"http://{host}:{dagster_port}")
-    table.add_row("admin", f"{ADMIN} / {superset.admin_password()}")
-    for role, (user, password) in demo_logins().items():
-        table.add_row(role, f"{user} / {password}")
+        table.add_row("Dagster (pipelines; loopback only)", f"http://127.0.0.1:{dagster_port}")
+    if demo:
+        table.add_row("admin", f"{ADMIN} / {superset.admin_password()}")
+        for role, (user, password) in demo_logins().items():
+            table.add_row(role, f"{user} / {password}")
+    else:
+        table.add_row("admin", f"{ADMIN}, password in {superset.admin_password_file} (mode 600)")
     console.print(table)
+    if host not in LOOPBACK:
+        err_console.print(
+            f"[yellow]Superset listens on {host}: reachable from the network[/] "
+            "(plain HTTP unless a proxy in front terminates HTTPS: --behind-proxy)"
+        )
     console.print(f"logs: {superset.home}/superset.log, dagster.log · Ctrl-C stops both")
 
     stopping = False

@@ -24,6 +24,10 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.lib.lake import Lake
+from pipelines.lib.secret_files import secret_once
+from pipelines.lib.settings import ReaderLimits, file_umask, narrow
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv-superset"
 BUNDLE = ROOT / "dashboards"
@@ -33,6 +37,9 @@ ROLES = BUNDLE / "roles.yml"
 ADMIN = "admin"
 #: the prefix of provision.py's own output lines
 REPORT = "cardlake: "
+#: the operator's ``SUPERSET_*`` variables Superset's processes see (the config reads them);
+#: other settings go through ``CARDLAKE_SUPERSET_OVERRIDES`` (docs/security.md)
+PASSED_THROUGH = frozenset({"SUPERSET_SECRET_KEY"})
 
 
 class SupersetError(RuntimeError):
@@ -46,41 +53,66 @@ class Superset:
     home: Path
     lake: Path
     venv: Path = VENV
+    #: the demo's mode: demo logins, a sign-in limit high enough for a demo's many logins
+    demo: bool = False
+    #: served through a reverse proxy that terminates HTTPS (trust X-Forwarded-*, Secure cookies)
+    behind_proxy: bool = False
 
     @property
     def bin(self) -> Path:
         return self.venv / "bin"
 
     def env(self) -> dict[str, str]:
-        """The environment of every Superset child process."""
+        """The environment of every Superset child process: this install's settings (never a
+        password: the admin's is read from its file), the reader bounds, and of the operator's
+        ``SUPERSET_*`` variables only those ``PASSED_THROUGH``."""
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("VIRTUAL_ENV", "PYTHON", "SUPERSET_"))
+            if not k.startswith(("VIRTUAL_ENV", "PYTHON", "SUPERSET_", "FLASK_"))
+            or k in PASSED_THROUGH
         }
+        limits = ReaderLimits.from_env()
         env.update(
             {
                 "SUPERSET_CONFIG_PATH": str(CONFIG),
                 "CARDLAKE_SUPERSET_HOME": str(self.home),
                 "CARDLAKE_LAKE": str(self.lake),
-                "CARDLAKE_SUPERSET_ADMIN_PASSWORD": self.admin_password(),
+                "CARDLAKE_SUPERSET_MODE": "demo" if self.demo else "production",
+                "CARDLAKE_SUPERSET_BEHIND_PROXY": "1" if self.behind_proxy else "0",
+                "CARDLAKE_READER_MEMORY": limits.memory,
+                "CARDLAKE_READER_THREADS": str(limits.threads),
+                "CARDLAKE_READER_TEMP": limits.temp,
+                "CARDLAKE_READER_SPILL": str(Lake.of(self.lake).reader_temp),
                 "FLASK_APP": "superset",
                 "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             }
         )
         return env
 
+    @property
+    def admin_password_file(self) -> Path:
+        return self.home / "admin_password"
+
     def admin_password(self) -> str:
         """Generated once per install, kept (mode 600) in the state folder."""
-        return _secret_once(self.home / "admin_password", secrets.token_urlsafe(18))
+        return secret_once(self.admin_password_file, secrets.token_urlsafe(18))
 
     def _run(self, *args: str, what: str) -> str:
         if not (self.bin / "superset").exists():
             raise SupersetError(
                 f"Superset's environment is missing ({self.venv}): run `make setup`"
             )
+        self.home.mkdir(parents=True, exist_ok=True)
+        narrow(self.home)  # the metadata DB holds password hashes, the folder the secret key
         result = subprocess.run(
-            list(args), env=self.env(), cwd=ROOT, capture_output=True, text=True, check=False
+            list(args),
+            env=self.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            umask=file_umask(),
         )
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-25:])
@@ -115,24 +147,32 @@ class Superset:
             with contextlib.closing(sqlite3.connect(db)) as con:
                 con.execute("pragma wal_checkpoint(truncate)")
 
-    def provision(self, demo_users: bool = True) -> str:
-        """Import the bundle, rebuild the roles and (re)create the admin and demo users."""
+    def provision(self, rotate_admin_password: bool = False) -> str:
+        """Import the bundle, rebuild the roles, create the admin (its password from its file)
+        and, in demo mode, (re)create the demo users; outside it, remove any a demo left. With
+        ``rotate_admin_password`` a fresh admin password replaces the file's and the account's."""
+        self.admin_password()  # made before provisioning reads it
+        if rotate_admin_password:
+            self.admin_password_file.unlink()
+            self.admin_password()
         self.init()
         self.ensure_ops_db()
         args = [str(self.bin / "python"), str(PROVISION), "import"]
-        if not demo_users:
-            args.append("--no-demo-users")
+        args.append("--demo-users" if self.demo else "--no-demo-users")
+        if rotate_admin_password:
+            args.append("--reset-admin-password")
         return "\n".join(_reported(self._run(*args, what="provisioning the dashboards")))
 
     def ensure_ops_db(self) -> None:
         """The tickets file the alerts dashboard reads (``lake/ops.duckdb``), built from the
         ticket log (empty on a fresh lake) when the lake has none yet: its charts then show no
         data rather than an error. Built here because the builder lives in this environment."""
-        from pipelines.lib.lake import Lake
         from pipelines.lib.tickets import refresh_ops_db
+        from pipelines.lib.writer import writing
 
         if not Lake(self.lake).ops_db.exists():
-            refresh_ops_db(self.lake)
+            with writing(self.lake, what="cardlake dashboards provision"):
+                refresh_ops_db(self.lake)
 
     def export(self, bundle: Path = BUNDLE) -> list[str]:
         """Write Superset's current assets back over the bundle (normalised); returns the files
@@ -153,6 +193,8 @@ class Superset:
     ) -> subprocess.Popen:
         """Start the web app (gunicorn; threads so that a dashboard's charts load together).
         The caller stops it; ``wait_ready`` waits for it to answer."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        narrow(self.home)
         log = (self.home / "superset.log").open("ab")
         return subprocess.Popen(
             [
@@ -174,24 +216,8 @@ class Superset:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=file_umask(),
         )
-
-
-def _secret_once(path: Path, fresh: str) -> str:
-    """The secret kept in ``path``, written (mode 600) on first use. The file is complete before it
-    appears (a hard link of a finished temp file), so a concurrent reader never sees it half
-    written; whoever links first wins. The same rule as ``dashboards/superset_config.py``'s secret
-    key, which runs in Superset's environment and cannot import this one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(fresh)
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-        tmp.unlink()
-    return path.read_text(encoding="ascii").strip()
 
 
 def _reported(stdout: str) -> list[str]:

@@ -26,7 +26,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 def superset(superset_server) -> Superset:
     """The test server's install, provisioned again: other tests on it may have edited assets
     (provisioning overwrites every asset of the bundle by UUID)."""
-    superset = Superset(home=superset_server.home, lake=superset_server.lake)
+    superset = Superset(home=superset_server.home, lake=superset_server.lake, demo=True)
     superset.provision()
     return superset
 
