@@ -22,6 +22,7 @@ def sync_tickets(lake_dir: Path):
     prints one line (and what went wrong)."""
     from pipelines import cycle
     from pipelines.lib.notify import RouteConfigError
+    from pipelines.lib.writer import LakeBusy
 
     run_on = cycle.Cycle.configure(lake=lake_dir)
     started = time.perf_counter()
@@ -32,6 +33,9 @@ def sync_tickets(lake_dir: Path):
             f"[red]alert routing in {run_on.alerts.config_path}: {exc}[/]", highlight=False
         )
         raise typer.Exit(1) from None
+    except LakeBusy as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(3) from None
     print_tickets(r, time.perf_counter() - started)
     return r
 
@@ -117,6 +121,7 @@ def tickets_show(
 
 def _move(ticket: str, state: str, by: str, note: str, lake: Path | None) -> None:
     from pipelines.lib.tickets import STATE_LABELS, TicketError, change_state
+    from pipelines.lib.writer import LakeBusy
 
     lake_dir = (lake or default_lake()).resolve()
     try:
@@ -124,6 +129,9 @@ def _move(ticket: str, state: str, by: str, note: str, lake: Path | None) -> Non
     except TicketError as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
+    except LakeBusy as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(3) from None
     console.print(f"{t.ticket_id}: {t.state} {STATE_LABELS[t.state]}")
 
 

@@ -30,6 +30,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -59,6 +60,9 @@ SETTLEMENT = "settlement"
 WORKERS = 2
 PARALLEL_FROM = 4
 Kind = Literal["channel", "supplier"]
+#: a supplier code as the lake spells it (its folder under sources/suppliers/, e.g. S04): ASCII
+#: letters, digits, ``_`` and ``-``, beginning with a letter or digit, so never a path or a dot
+SUPPLIER_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 STATUS_LABELS = {
     "matched": "已匹配",
@@ -109,6 +113,34 @@ class SettlementError(RuntimeError):
     """A report cannot be produced (not due, unknown subject, nothing published yet)."""
 
 
+def reports_root(lake: Path) -> Path:
+    """The lake's settlement reports folder: every report folder and file is inside it."""
+    return Lake.of(lake).reports / SETTLEMENT
+
+
+def inside_reports(lake: Path, path: Path) -> Path:
+    """``path`` itself, when it resolves inside the settlement reports folder (links followed);
+    ``SettlementError`` when it does not (a subject such as ``../..``, or a link leading out)."""
+    root = reports_root(lake).resolve()
+    if not path.resolve().is_relative_to(root):
+        raise SettlementError(f"{path} is not inside the settlement reports folder {root}")
+    return path
+
+
+def known_channels(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The channels of the published marts (``dim_channels``, from the seed
+    ``channel_accounts``): those a channel report can be asked for, sorted."""
+    rows = con.execute("select distinct channel from dim_channels order by 1").fetchall()
+    return [c for (c,) in rows]
+
+
+def known_suppliers(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The supplier codes of the published marts (``dim_suppliers``: the supplier register and
+    every supplier a delivery file came from): those a supplier report can be asked for."""
+    rows = con.execute("select supplier_code from dim_suppliers order by 1").fetchall()
+    return [c for (c,) in rows]
+
+
 @dataclass(frozen=True, order=True)
 class ReportKey:
     """One report: a channel's statement day or a supplier's calendar month."""
@@ -118,7 +150,7 @@ class ReportKey:
     period: str  # YYYY-MM-DD (channel) or YYYY-MM (supplier)
 
     def folder(self, lake: Path) -> Path:
-        return Lake.of(lake).reports / SETTLEMENT / self.kind / self.subject / self.period
+        return reports_root(lake) / self.kind / self.subject / self.period
 
     def stem(self, version: int) -> str:
         prefix = "settlement" if self.kind == "channel" else "payable"
@@ -679,7 +711,7 @@ def change_summary(kind: Kind, old: dict[str, int], new: dict[str, int]) -> str:
 
 @contextlib.contextmanager
 def _lock(lake: Path) -> Iterator[None]:
-    root = Lake.of(lake).reports / SETTLEMENT
+    root = reports_root(lake)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -691,7 +723,7 @@ def _lock(lake: Path) -> Iterator[None]:
 
 def _produce_one(lake: Path, con, key: ReportKey, now: dt.datetime) -> Outcome:
     built = _channel(con, key) if key.kind == "channel" else _supplier(con, key)
-    folder = key.folder(lake)
+    folder = inside_reports(lake, key.folder(lake))
     index = read_index(folder)
     latest = index["versions"][-1] if index["versions"] else None
     version = (latest["version"] + 1) if latest else 1
@@ -817,13 +849,34 @@ def produce(
         con.close()
 
 
+def published_versions(lake: Path, key: ReportKey) -> list[int]:
+    """The version numbers published for ``key``, in order (none: an empty list)."""
+    folder = inside_reports(lake, key.folder(lake))
+    return sorted(v["version"] for v in read_index(folder)["versions"])
+
+
 def latest_files(lake: Path, key: ReportKey, version: int | None = None) -> dict[str, Path]:
-    """The files of a published version (the latest by default)."""
-    index = read_index(key.folder(lake))
-    if not index["versions"]:
+    """The files of a published version (the latest by default); ``SettlementError`` for a
+    version that was not published (naming those that were) and for a path that would lead out
+    of the settlement reports folder."""
+    if version is not None and version < 1:
+        raise SettlementError(f"{key}: versions are numbered from 1, not {version}")
+    versions = published_versions(lake, key)
+    if not versions:
         raise SettlementError(f"{key}: no version published yet")
-    versions = {v["version"] for v in index["versions"]}
-    chosen = version or max(versions)
+    chosen = versions[-1] if version is None else version
     if chosen not in versions:
-        raise SettlementError(f"{key}: no version {chosen} (versions: {sorted(versions)})")
-    return _files(key.folder(lake), key, chosen)
+        raise SettlementError(
+            f"{key}: no version {chosen} (published: {', '.join(f'v{v}' for v in versions)})"
+        )
+    files = _files(key.folder(lake), key, chosen)
+    for path in files.values():
+        inside_reports(lake, path)
+    return files
+
+
+def build_report(con: duckdb.DuckDBPyConnection, key: ReportKey, version: int = 1) -> Report:
+    """The ``Report`` a version of ``key`` shows, built from the publication ``con`` reads as
+    ``produce`` builds it, without checking or writing anything (to look at its columns)."""
+    built = _channel(con, key) if key.kind == "channel" else _supplier(con, key)
+    return built.report_for(version, "")

@@ -307,6 +307,60 @@ def test_supplier_payable_is_delivered_cost_less_charge_backs_to_the_fen(month: 
     assert round(total[-1].value * 100) == top["payable_fen"]
 
 
+def test_no_text_of_any_report_reaches_finance_as_a_formula(month: Month, tmp_path: Path) -> None:
+    """Both kinds of report as the cycle builds them, every cell of every text column replaced by
+    an injection payload (OWASP's CSV Injection and relatives): the CSV neutralises each one (a
+    leading ' and quoted, the value recoverable) and writes the amounts as before; the workbook
+    keeps each one a string cell, never a formula."""
+    from pipelines.lib.publish import open_warehouse
+    from pipelines.lib.report_files import write_csv, write_xlsx
+    from pipelines.lib.settlement import build_report
+    from tests.unit.test_report_files import (
+        INJECTIONS,
+        check_neutralised_csv,
+        check_xlsx_text_stays_text,
+        inject,
+    )
+
+    supplier = month.query(
+        "select supplier_code from rpt_supplier_payable where period = 'month' "
+        "and period_start = date '2026-09-01' order by payable_fen desc limit 1"
+    )["supplier_code"][0]
+    keys = [
+        ReportKey("channel", "alipay", "2026-09-17"),
+        ReportKey("channel", "wechat", "2026-09-17"),
+        ReportKey("supplier", supplier, "2026-09"),
+    ]
+    con = open_warehouse(month.lake)
+    try:
+        reports = {key: build_report(con, key) for key in keys}
+    finally:
+        con.close()
+    assert {key.kind for key in reports} == {"channel", "supplier"}  # every kind of report
+    for key, report in reports.items():
+        texts = [c.key for c in report.csv_columns if c.kind == "text"]
+        assert len(texts) >= 5 and report.csv_rows.height >= len(INJECTIONS), (key, texts)
+        plain = tmp_path / f"{key.stem(1)}.plain.csv"
+        write_csv(report, plain)
+        rows = inject(report.csv_rows, report.csv_columns)
+        for column in texts:  # every payload in every text column
+            assert set(rows[column]) == set(INJECTIONS), (key, column)
+        path = tmp_path / f"{key.stem(1)}.csv"
+        write_csv(dataclasses.replace(report, csv_rows=rows), path)
+        check_neutralised_csv(path, report.csv_columns, rows, plain)
+
+        injected = dataclasses.replace(
+            report,
+            detail=inject(report.detail, report.detail_columns),
+            exceptions=None
+            if report.exceptions is None
+            else inject(report.exceptions, report.exceptions_columns),
+        )
+        xlsx = tmp_path / f"{key.stem(1)}.xlsx"
+        write_xlsx(injected, xlsx)
+        check_xlsx_text_stays_text(xlsx, injected)
+
+
 def _digests(folder: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()

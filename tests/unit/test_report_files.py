@@ -3,11 +3,14 @@ a signable PDF in an embedded CJK font, and the same bytes every time for the sa
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 import subprocess
+import zipfile
 from decimal import Decimal
 from pathlib import Path
+from xml.etree import ElementTree
 
 import openpyxl
 import polars as pl
@@ -16,11 +19,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.lib.report_files import (
+    ESCAPE,
     FONT_PACKAGE,
+    FORMULA_TRIGGERS,
     Column,
     Measure,
     Report,
+    neutralise_formula,
+    neutralised,
     register_cjk_font,
+    restore_formula,
     summary_table,
     write_all,
     write_csv,
@@ -158,7 +166,8 @@ def test_csv_is_utf8_with_bom_chinese_headers_and_exact_amounts(tmp_path: Path) 
     assert raw.startswith(BOM) and b"\r" not in raw
     lines = raw[len(BOM) :].decode("utf-8").splitlines()
     assert lines[0] == "收款账户,对账状态,订单号,支付时间,结算日,数量,收款金额（元）,手续费（元）"
-    assert lines[1] == "支付宝 主账户,已对平,=1+2,2026-10-01 08:00:00,2026-10-02,1,1234.56,7.41"
+    # an order number that looks like a formula is neutralised (a leading ' and quoted)
+    assert lines[1] == '支付宝 主账户,已对平,"\'=1+2",2026-10-01 08:00:00,2026-10-02,1,1234.56,7.41'
     assert lines[2].split(",")[2] == "0012" and lines[2].endswith(",0.05,0.00")
     assert lines[3].endswith(",-123.45,-0.74")
     assert lines[5].endswith(",999999.99,6000.00")
@@ -437,3 +446,214 @@ def test_a_missing_font_names_the_debian_package(tmp_path: Path) -> None:
 def test_a_count_measure_must_be_an_int() -> None:
     with pytest.raises(ValueError, match="counts rows"):
         summary_table(_report(measures=[Measure("笔数", None)]))
+
+
+# ---------------------------------------------------------------------------- formula injection
+
+#: OWASP's CSV Injection payloads and their relatives (full-width triggers, quotes and separators
+#: inside, a value already starting with the escape, line breaks): every one must reach finance
+#: as the text it is
+INJECTIONS = [
+    "=1+1",
+    "+1+1",
+    "-1+1",
+    "@SUM(1+1)",
+    "\t=1+1",
+    "\r=1+1",
+    '=HYPERLINK("http://evil","x")',
+    "=cmd|' /C calc'!A0",
+    '=1+2";=1+2',
+    "=1+2'\" ;,=1+2",
+    '@SUM(1+1)*cmd|" /C calc"!A0',
+    "\uff1d1+1",  # full-width ＝
+    "\uff0b1+1",  # ＋
+    "\uff0d1+1",  # －
+    "\uff20SUM(1+1)",  # ＠
+    "'=1+1",
+    "'",
+    "=",
+    "-",
+    '"=1+1"',
+    'a "quoted", value',
+    "x,=1+1",
+    "line\n=1+1",
+    "line\r\n@SUM(1+1)",
+    " =1+1",
+    "",
+    "0012",
+    "卡密订单 1007",
+]
+_TRIGGER_START = tuple(FORMULA_TRIGGERS)
+
+
+def inject(frame: pl.DataFrame, columns: list[Column]) -> pl.DataFrame:
+    """The frame with every cell of every text column replaced by an ``INJECTIONS`` entry (each
+    column starting at a different entry, so every row mixes them)."""
+    n = len(INJECTIONS)
+    return frame.with_columns(
+        pl.Series(c.key, [INJECTIONS[(i + j) % n] for i in range(frame.height)], pl.String)
+        for j, c in enumerate(c for c in columns if c.kind == "text")
+    )
+
+
+def csv_cells(path: Path) -> list[list[str]]:
+    """The CSV as Python's csv module reads it (as a spreadsheet would split it)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def check_neutralised_csv(path: Path, columns: list[Column], injected: pl.DataFrame, plain: Path):
+    """``path`` (written from ``injected``) has no text cell a spreadsheet reads as a formula,
+    every text value is its cell without one leading ``'`` (added exactly where needed), every
+    neutralised cell is quoted in the file, and every other column is cell for cell the same as
+    in ``plain`` (the same report before the injection)."""
+    rows, before = csv_cells(path), csv_cells(plain)
+    raw = path.read_bytes().decode("utf-8-sig")
+    assert rows[0] == [c.header for c in columns] == before[0]
+    assert len(rows) == len(before) == injected.height + 1
+    for j, col in enumerate(columns):
+        cells = [r[j] for r in rows[1:]]
+        if col.kind != "text":
+            assert cells == [r[j] for r in before[1:]], col.key  # amounts untouched
+            continue
+        values = ["" if v is None else v for v in injected.get_column(col.key).to_list()]
+        for cell, value in zip(cells, values, strict=True):
+            assert not cell.startswith(_TRIGGER_START), (col.key, cell)
+            escaped = value[:1] != "" and value[0] in FORMULA_TRIGGERS + ESCAPE
+            assert cell == (ESCAPE + value if escaped else value), (col.key, cell, value)
+            assert restore_formula(cell) == value
+            if escaped:
+                assert '"' + cell.replace('"', '""') + '"' in raw, (col.key, cell)
+
+
+def test_every_text_cell_is_neutralised_and_amounts_stay_numbers(tmp_path: Path) -> None:
+    report = _report(csv_rows=pl.concat([_detail()] * 5))  # every column gets every entry
+    plain = tmp_path / "plain.csv"
+    write_csv(report, plain)
+    injected = inject(report.csv_rows, report.csv_columns)
+    path = tmp_path / "r.csv"
+    write_csv(_report(csv_rows=injected), path)
+    check_neutralised_csv(path, report.csv_columns, injected, plain)
+    for col in (c for c in report.csv_columns if c.kind == "text"):
+        assert set(injected[col.key]) == set(INJECTIONS)
+    # the amounts are still plain numbers, negative ones included, and add up to the fen
+    read = pl.read_csv(path, infer_schema=False)
+    amounts = read["收款金额（元）"].to_list()
+    assert all(re.fullmatch(r"-?\d+\.\d{2}", a) for a in amounts) and "-123.45" in amounts
+    assert sum(Decimal(a) for a in amounts) * 100 == report.csv_rows["amount_fen"].sum()
+    assert read["数量"].to_list() == [str(q) for q in report.csv_rows["qty"]]
+    # OWASP's examples, byte for byte
+    raw = path.read_text(encoding="utf-8-sig")
+    assert '"\'=1+2"";=1+2"' in raw and '"\'=1+2\'"" ;,=1+2"' in raw
+
+
+def test_a_report_without_formula_like_text_keeps_its_bytes(tmp_path: Path) -> None:
+    """Text that needs no neutralising is written exactly as polars' default quoting wrote it
+    before: the bytes (and so the published reports' fingerprints) do not change."""
+    rows = pl.DataFrame(
+        {
+            "t": ["a", "", None, "a,b", 'q"q', "x\ny", "x\ry", " lead", "0012", "A-1", "a;b"],
+            "f": list(range(-5, 6)),
+        }
+    )
+    cols = [Column("t", "文本"), Column("f", "金额", "fen")]
+    path = tmp_path / "r.csv"
+    write_csv(_report(csv_columns=cols, csv_rows=rows), path)
+    before = rows.select(pl.col("t").alias("文本"), yuan_text(pl.col("f")).alias("金额"))
+    assert path.read_bytes() == before.write_csv(include_bom=True, line_terminator="\n").encode()
+
+
+_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from([*FORMULA_TRIGGERS, ESCAPE, '"', ",", ";", "\n"]),
+    max_size=12,
+)
+
+
+@given(st.lists(_text, min_size=1, max_size=30))
+def test_neutralising_is_safe_lossless_and_vectorised_alike(values: list[str]) -> None:
+    outs = [neutralise_formula(v) for v in values]
+    for value, out in zip(values, outs, strict=True):
+        assert not out.startswith(_TRIGGER_START)
+        assert restore_formula(out) == value
+        assert out in (value, ESCAPE + value)
+        assert (out != value) == (value[:1] != "" and value[0] in FORMULA_TRIGGERS + ESCAPE)
+    frame = pl.DataFrame({"t": [*values, None]}, schema={"t": pl.String})
+    assert frame.select(neutralised(pl.col("t"))).to_series().to_list() == [*outs, None]
+
+
+@given(st.lists(_text, min_size=1, max_size=30))
+def test_any_text_survives_the_csv_as_text(tmp_path_factory, values: list[str]) -> None:
+    rows = pl.DataFrame({"t": values, "f": [-1234] * len(values)})
+    cols = [Column("t", "文本"), Column("f", "金额", "fen")]
+    path = tmp_path_factory.mktemp("csv") / "r.csv"
+    write_csv(_report(csv_columns=cols, csv_rows=rows), path)
+    cells = csv_cells(path)
+    assert [restore_formula(r[0]) for r in cells[1:]] == values
+    assert all(not r[0].startswith(_TRIGGER_START) and r[1] == "-12.34" for r in cells[1:])
+
+
+def _formula_cells(path: Path) -> dict[str, list[str]]:
+    """Every cell holding a formula (an ``<f>`` element in the sheet's XML), by sheet name."""
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    names = openpyxl.load_workbook(path, read_only=True).sheetnames
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for i, name in enumerate(names, start=1):
+            root = ElementTree.fromstring(z.read(f"xl/worksheets/sheet{i}.xml"))
+            out[name] = [
+                c.get("r") for c in root.iterfind(".//m:c", ns) if c.find("m:f", ns) is not None
+            ]
+    return out
+
+
+def _ooxml(value: str) -> str:
+    """A string as the workbook stores it and openpyxl reads it back: control characters other
+    than tab and line feed escaped as ``_xHHHH_`` (Excel shows them decoded)."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f]", lambda m: f"_x{ord(m.group()):04X}_", value)
+
+
+def check_xlsx_text_stays_text(path: Path, report: Report) -> None:
+    """The workbook of a report whose text cells were injected: every text cell of the detail
+    and exceptions sheets is a string cell holding the value exactly (no ``'``: a string cell
+    is never a formula), and the only formulas are the totals row and the summary's figures."""
+    wb = openpyxl.load_workbook(path)
+    sheets = [("明细", report.detail_columns, report.detail)]
+    if report.exceptions is not None:
+        sheets.append(("异常", report.exceptions_columns, report.exceptions))
+    for name, columns, frame in sheets:
+        ws = wb[name]
+        for j, col in enumerate(columns, start=1):
+            if col.kind != "text":
+                continue
+            for i, value in enumerate(frame.get_column(col.key).to_list(), start=2):
+                cell = ws.cell(i, j)
+                if value is None or value == "":
+                    assert cell.value in (None, ""), (name, col.key, i)
+                    continue
+                assert cell.data_type == "s", (name, col.key, cell.value)
+                assert cell.value == _ooxml(value), (name, col.key, cell.value)
+    formulas = _formula_cells(path)
+    n = report.detail.height
+    summed = [i for i, c in enumerate(report.detail_columns) if c.kind in ("int", "fen")]
+    assert sorted(formulas["明细"]) == sorted(f"{xl_col(i)}{n + 2}" for i in summed)
+    assert formulas.get("异常", []) == []
+    assert all(not ref.startswith("A") for ref in formulas["汇总"])  # figures, never the keys
+
+
+def xl_col(i: int) -> str:
+    from xlsxwriter.utility import xl_col_to_name
+
+    return xl_col_to_name(i)
+
+
+def test_xlsx_writes_formula_like_text_as_text(tmp_path: Path) -> None:
+    base = _report()
+    detail = inject(base.detail, base.detail_columns)
+    report = _report(detail=detail, exceptions=inject(base.exceptions, base.exceptions_columns))
+    path = tmp_path / "r.xlsx"
+    write_xlsx(report, path)
+    check_xlsx_text_stays_text(path, report)
+    ws = openpyxl.load_workbook(path)["汇总"]
+    keys = {ws.cell(r, 1).value for r in range(1, ws.max_row + 1)}
+    assert {_ooxml(k) for k in detail["account_name"]} - {""} <= keys  # the group keys, as text
