@@ -537,6 +537,10 @@ class RouteConfigError(ValueError):
 
 
 ROUTE_KEYS = ("kind", "url_env", "secret_env", "format", "name")
+#: the only hosts a robot URL may reach over plain http:// (a robot on this machine, such as the
+#: tests' tests/webhook_server.py); every other robot URL must be https://, since the URL carries
+#: the robot's token and the messages carry the incidents
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def load_routes(
@@ -548,7 +552,8 @@ def load_routes(
     and the secret are read from the named environment variables (never from the file). Returns
     the routes of every role (an empty list for a role without robots) and notes about routes
     skipped because their URL (or their named secret) is not set: not an error, those alerts then
-    only open tickets. Raises ``RouteConfigError`` for a malformed section.
+    only open tickets. Raises ``RouteConfigError`` for a malformed section, and for a robot URL
+    that is plain ``http://`` to a host other than ``LOOPBACK_HOSTS`` (it must be ``https://``).
     """
     routes: dict[str, list[Route]] = {role: [] for role in ROLES}
     notes: list[str] = []
@@ -615,6 +620,17 @@ def _route(
         return (
             f"{name} ({where}): {url_env} is not an http(s) URL, so {role} alerts skip this robot"
         )
+    if url.startswith("http://"):
+        try:
+            host = urllib.parse.urlsplit(url).hostname  # lower case, no brackets, no port
+        except ValueError:  # e.g. an unclosed [ipv6 literal: not a host known to be local
+            host = None
+        if host not in LOOPBACK_HOSTS:
+            raise RouteConfigError(
+                f"{where}: {url_env} is a plain http:// URL (host {host or '?'}): robot webhook "
+                "URLs must be https://, as the URL carries the robot's token (http:// is allowed "
+                f"only to a loopback host: {', '.join(LOOPBACK_HOSTS)})"
+            )
     secret = None
     if secret_env:
         secret = environ.get(secret_env, "").strip()

@@ -720,3 +720,64 @@ def test_with_no_environment_every_route_is_a_note_not_an_error() -> None:
 def test_load_routes_rejects_a_malformed_section(config: object, error: str) -> None:
     with pytest.raises(RouteConfigError, match=error):
         load_routes(config, ENV)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- https only (but loopback)
+FINANCE = {"finance": [{"kind": "dingtalk", "url_env": "CARDLAKE_DINGTALK_FINANCE_URL"}]}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://oapi.dingtalk.com/robot/send?access_token=t0k3n",
+        "http://open.feishu.cn/open-apis/bot/v2/hook/h00k1d",
+        "http://10.0.0.5:8080/robot/send?access_token=t0k3n",  # a private address is not local
+        "http://127.0.0.2/robot/send?access_token=t0k3n",  # loopback means the three hosts
+        "http://127.0.0.1.evil.example/robot/send?access_token=t0k3n",
+        "http://localhost@evil.example/robot/send?access_token=t0k3n",  # the host is evil.example
+        "http://evil.example#@127.0.0.1/?access_token=t0k3n",
+        "http://[::1/robot/send?access_token=t0k3n",  # no host to recognise
+    ],
+)
+def test_a_plain_http_robot_url_is_refused(url: str) -> None:
+    with pytest.raises(RouteConfigError) as refused:
+        load_routes(FINANCE, {"CARDLAKE_DINGTALK_FINANCE_URL": f" {url}\n"})
+    error = str(refused.value)
+    assert error.startswith(
+        "routes.finance[0]: CARDLAKE_DINGTALK_FINANCE_URL is a plain http:// URL (host "
+    )
+    assert "must be https://" in error and "127.0.0.1, ::1, localhost" in error
+    assert "t0k3n" not in error and "h00k1d" not in error  # the error names no secret
+
+
+def test_https_and_loopback_robot_urls_are_taken() -> None:
+    for url in (
+        "https://oapi.dingtalk.com/robot/send?access_token=t",
+        "https://open.feishu.cn/open-apis/bot/v2/hook/abc",
+        "https://10.0.0.5:8443/robot/send",
+        "http://127.0.0.1:9/dingtalk/fin?access_token=t",
+        "http://[::1]:9/dingtalk/fin",
+        "http://localhost:9/dingtalk/fin",
+        "http://LocalHost/dingtalk/fin",
+    ):
+        routes, notes = load_routes(FINANCE, {"CARDLAKE_DINGTALK_FINANCE_URL": url})
+        assert [r.url for r in routes["finance"]] == [url] and notes == [], url
+
+
+def test_the_local_test_robot_is_reached_through_the_routes(webhook_server: WebhookServer) -> None:
+    env = {
+        "CARDLAKE_FEISHU_OPS_URL": webhook_server.url("feishu/ops"),
+        "CARDLAKE_FEISHU_OPS_SECRET": SECRET,
+    }
+    config = {
+        "ops": [
+            {
+                "kind": "feishu",
+                "url_env": "CARDLAKE_FEISHU_OPS_URL",
+                "secret_env": "CARDLAKE_FEISHU_OPS_SECRET",
+            }
+        ]
+    }
+    routes, notes = load_routes(config, env)
+    assert notes == [] and send(FIRING, routes["ops"][0], **FAST).ok
+    assert len(webhook_server.requests("feishu/ops")) == 1
