@@ -221,6 +221,15 @@ def test_the_dagster_ui_shows_what_cardlake_run_did(cli_lake, shop, days):
     assert {c[2] for c in checks if not c[1].endswith("__volume")} == {"SUCCEEDED"}
 
 
+def test_what_cardlake_run_writes_is_the_owners_alone(cli_lake):
+    """Raw card-key hashes, buyers' contacts, settlement files: no other account reads them."""
+    lake = cli_lake[0]
+    assert lake.stat().st_mode & 0o777 == 0o700
+    for path in lake.rglob("*"):
+        if not path.is_symlink():
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
 CLI = (sys.executable, "-m", "pipelines.cli")
 #: 900 orders × 900, sorted whole: far past a 64 MB reader with 32 MB of spill
 GREEDY = "select * from fct_orders a, fct_orders b order by a.order_no || b.order_no desc"
