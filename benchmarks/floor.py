@@ -9,7 +9,9 @@ calamine), lists the day's source files with what they say about themselves (a s
 footer, a supplier's header), points the script at the history it needs in the cycle's lake
 (partitions before the day only: the day before's closing stock, the key ledger, older orders;
 see the script's header), runs it step by step in one in-memory DuckDB (threads = cores) and
-writes the four results as Parquet. ``floor_s`` is the wall time of all of it, loading included.
+writes the four results as Parquet. Card keys are matched by the keyed hash the lake holds them
+as: the script's ``card_key_hash`` is ``pipelines.lib.protect``'s, under the install's key
+(``CARDLAKE_SECRETS``, the key the cycle landed the lake with). ``floor_s`` is the wall time of all of it, loading included.
 
 With ``--check-lake`` the results are compared with the marts the cycle published for the day
 (``LAKE/marts/<mart>/business_date=<day>/part-0.parquet``): per mart the rows in both and in one
@@ -42,10 +44,12 @@ import time
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import yaml
 
 from pipelines.lib.calendar import CST, day_start
+from pipelines.lib.protect import card_key, hash_trimmed
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = Path(__file__).with_name("floor.sql")
@@ -523,6 +527,24 @@ def steps_of(sql: str) -> list[tuple[str, str]]:
     return [(parts[i], parts[i + 1]) for i in range(1, len(parts), 2)]
 
 
+def _register_card_key_hash(con: duckdb.DuckDBPyConnection) -> None:
+    """``card_key_hash(text)``: a card key as the lake holds it (``protect: hmac``: trimmed, then
+    the keyed hash; blank stays ''), the cycle's own function under the install's key."""
+    key = card_key()
+
+    def card_key_hash(values: pa.Array) -> pa.Array:
+        return hash_trimmed(pl.Series(values, dtype=pl.String), key).to_arrow()
+
+    con.create_function(
+        "card_key_hash",
+        card_key_hash,
+        [duckdb.sqltype("VARCHAR")],
+        duckdb.sqltype("VARCHAR"),
+        type="arrow",
+        null_handling="special",
+    )
+
+
 def run_floor(sources: Path, day: dt.date, out: Path, lake: Path | None = None) -> dict:
     """Compute the four marts of ``day`` into ``out`` (Parquet); ``lake`` is the cycle's lake
     whose history before ``day`` the floor reads. Returns the timings and counts."""
@@ -536,6 +558,7 @@ def run_floor(sources: Path, day: dt.date, out: Path, lake: Path | None = None) 
 
     con = duckdb.connect(config={"threads": os.cpu_count() or 1})
     con.execute("set TimeZone = 'UTC'")
+    _register_card_key_hash(con)
     tables = steps.run("load_databases", load_databases, sources, day)
     for name, table in tables.items():
         con.register(name, table)

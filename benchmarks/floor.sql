@@ -12,7 +12,10 @@
 --     re-sent and corrected versions of one logical file each with its rank) in stmt_files and
 --     supplier_files, with the footer totals a statement states about itself, and parses the
 --     XLSX deliveries (DuckDB has no spreadsheet reader in this build) into xlsx_supplier_rows,
---   * times every `-- @step` below separately, and writes the out_* tables as Parquet.
+--   * times every `-- @step` below separately, and writes the out_* tables as Parquet,
+--   * registers card_key_hash(text): the keyed hash the cycle lands a card key as (trimmed as
+--     trim() trims; blank stays ''; pipelines/lib/protect.py, under the install's key), so that
+--     the day's keys, read in plaintext from the sources, match the hashed keys of the lake.
 --
 -- Variables: day (DATE, the new business day), d_start / d_end (TIMESTAMP, its bounds in UTC),
 -- lo (d_start - 1 hour: the order window, below), now_limit (run time + 1 day: a timestamp
@@ -278,25 +281,26 @@ with typed as materialized (
             and not bad(c_expiry, p_date(c_expiry)) as is_valid,
         trim(c_batch_no) as batch_no, trim(c_supplier_sku) as supplier_sku,
         p_yuan(c_unit_cost) as unit_cost_fen,
-        case when nullif(trim(c_card_no), '') is null then trim(c_card_secret)
-            else trim(c_card_no) || '----' || trim(c_card_secret) end as key_text
+        -- the key as the shops store it, hashed as the lake holds it (the landed card_secret)
+        card_key_hash(case when nullif(trim(c_card_no), '') is null then trim(c_card_secret)
+            else trim(c_card_no) || '----' || trim(c_card_secret) end) as key_text
     from supplier_rows_today
 ),
 valid as (select * from typed where is_valid),
 -- one line per supplier, batch and key (a key listed twice in a batch lands once); only the keys
 -- seen twice need the window
 twice as (
-    select supplier_code, c_batch_no, c_card_secret from valid group by all having count(*) > 1
+    select supplier_code, c_batch_no, key_text from valid group by all having count(*) > 1
 )
 select supplier_code, batch_no, supplier_sku, unit_cost_fen, key_text, c_product_name,
     business_date as received_date
-from valid anti join twice using (supplier_code, c_batch_no, c_card_secret)
+from valid anti join twice using (supplier_code, c_batch_no, key_text)
 union all
 select supplier_code, batch_no, supplier_sku, unit_cost_fen, key_text, c_product_name,
     business_date
-from (select * from valid semi join twice using (supplier_code, c_batch_no, c_card_secret))
+from (select * from valid semi join twice using (supplier_code, c_batch_no, key_text))
 qualify row_number() over (
-    partition by supplier_code, c_batch_no, c_card_secret order by business_date desc, file_rank
+    partition by supplier_code, c_batch_no, key_text order by business_date desc, file_rank
 ) = 1;
 
 drop table supplier_rows_today;
@@ -950,11 +954,12 @@ where l.line_type = 'refund' and l.shop = 'substation';
 -- @step keys
 -- Card keys read (every key with a movement on or after the day), in the shape of
 -- int_card_keys_costed: status, times, the order a sold key went to (main: through the order's
--- delivered keys text; substation: card.order_id), and its cost and supplier.
+-- delivered keys text; substation: card.order_id), and its cost and supplier. A key is matched by
+-- its keyed hash, as the lake holds it (card_key_hash: trimmed, then hashed).
 create or replace temp table keys_read as
 with main_typed as materialized (
     select p_int(id) as card_key_id, p_int(goods_id) as listing_id, p_int(status) as status,
-        bad(is_loop, p_int(is_loop)) as bad_is_loop, trim(carmi) as key_text,
+        bad(is_loop, p_int(is_loop)) as bad_is_loop, card_key_hash(carmi) as key_text,
         p_ts(created_at) as imported_at, p_ts(updated_at) as updated_at,
         p_ts(deleted_at) as deleted_at, bad(deleted_at, p_ts(deleted_at)) as bad_deleted_at
     from src_main_carmis
@@ -974,7 +979,7 @@ main_keys as (
 ),
 sub_typed as materialized (
     select p_int(id) as card_key_id, bad(owner, p_int(owner)) as bad_owner,
-        p_int(commodity_id) as listing_id, trim(secret) as key_text,
+        p_int(commodity_id) as listing_id, card_key_hash(secret) as key_text,
         p_epoch(create_time) as imported_at, p_epoch(purchase_time) as purchase_time,
         bad(purchase_time, p_epoch(purchase_time)) as bad_purchase_time,
         p_int(order_id) as order_id, bad(order_id, p_int(order_id)) as bad_order_id,
@@ -995,9 +1000,12 @@ sub_keys as (
         and not bad_order_id and status in (0, 1, 2)
 ),
 deliveries as (
-    select distinct order_id, trim(unnest(string_split(delivered_keys_text, chr(10)))) as key_text
-    from orders_o
-    where shop = 'main' and delivered_keys_text is not null
+    select distinct order_id, card_key_hash(delivered_line) as key_text
+    from (
+        select order_id, unnest(string_split(delivered_keys_text, chr(10))) as delivered_line
+        from orders_o
+        where shop = 'main' and delivered_keys_text is not null
+    )
 )
 select k.shop || '-' || k.card_key_id as key_id, k.shop, k.card_key_id, k.listing_id,
     k.key_text, k.key_status, k.imported_at, k.sold_at, k.voided_at, d.order_id
@@ -1035,9 +1043,8 @@ set variable unpublished_from = (
 
 create or replace temp table key_costs as
 with landed_lines as (
-    select _account as supplier_code, unit_cost_fen,
-        case when nullif(trim(card_no), '') is null then trim(card_secret)
-            else trim(card_no) || '----' || trim(card_secret) end as key_text,
+    -- the landed card_secret is already the keyed hash of the key as the shops store it
+    select _account as supplier_code, unit_cost_fen, card_secret as key_text,
         business_date as received_date
     from read_parquet(getvariable('lake_raw_supplier_files'), hive_partitioning = true)
     where business_date between getvariable('unpublished_from') and getvariable('day') - 1

@@ -5,7 +5,8 @@ and ranges. ``validate`` takes the rows as read (all text, exactly as the source
 converts each column to its type and checks every rule as a whole-column expression; a row that
 breaks a rule goes to quarantine with the first rule it broke, a readable reason and the original
 record as JSON, and every other row comes out typed: money in integer fen (``<name>_fen``),
-timestamps in UTC.
+timestamps in UTC. A column marked ``protect`` (card keys) is checked on its plaintext, then lands,
+in both outputs, as its keyed hash (``pipelines/lib/protect.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from pipelines.lib import protect as _protect
 from pipelines.lib.calendar import BUSINESS_TZ
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -28,6 +30,39 @@ PLAUSIBLE_AFTER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FUTURE_TOLERANCE = dt.timedelta(days=1)
 
 TYPES = {"string", "int", "yuan", "local_datetime", "epoch", "date"}
+#: the single-column forms of ``protect`` (the third, ``{hmac_of: [...], separator: ...}``, combines
+#: several columns); see pipelines/lib/protect.py
+PROTECT_FORMS = ("hmac", "hmac_lines")
+PROTECT_SYNTAX = "hmac, hmac_lines or {hmac_of: [<column>, ...], separator: <text>}"
+
+
+class ContractError(ValueError):
+    """A contract that cannot be used; the message names the file and the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Protect:
+    """How a column's values are replaced by a keyed hash at landing (``protect:``)."""
+
+    form: str  # hmac | hmac_lines | hmac_of
+    of: tuple[str, ...] = ()  # hmac_of: the columns whose trimmed non-blank values are joined
+    separator: str = ""
+
+    @classmethod
+    def parse(cls, value: Any) -> Protect:
+        if isinstance(value, str) and value in PROTECT_FORMS:
+            return cls(value)
+        if isinstance(value, dict) and set(value) == {"hmac_of", "separator"}:
+            names, separator = value["hmac_of"], value["separator"]
+            if (
+                isinstance(names, list)
+                and names
+                and all(isinstance(n, str) and n for n in names)
+                and len(set(names)) == len(names)
+                and isinstance(separator, str)
+            ):
+                return cls("hmac_of", tuple(names), separator)
+        raise ValueError(f"protect must be {PROTECT_SYNTAX}, not {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +82,7 @@ class Column:
     references: str | None = None
     formats: tuple[str, ...] = ()
     pii: bool = False
+    protect: Protect | None = None
 
     @property
     def landed_name(self) -> str:
@@ -92,6 +128,11 @@ class Contract:
     def landed_schema(self) -> dict[str, pl.DataType]:
         return {c.landed_name: c.landed_dtype for c in self.columns}
 
+    @property
+    def protected(self) -> list[Column]:
+        """The columns that land as a keyed hash of their text (card keys)."""
+        return [c for c in self.columns if c.protect]
+
 
 def _column(spec: dict[str, Any]) -> Column:
     unknown = set(spec) - {f.name for f in dataclasses.fields(Column)} - {"source_name"}
@@ -104,11 +145,44 @@ def _column(spec: dict[str, Any]) -> Column:
     for key in ("allowed", "formats"):
         if spec.get(key) is not None:
             spec[key] = tuple(spec[key])
+    if spec.get("protect") is not None:
+        try:
+            spec["protect"] = Protect.parse(spec["protect"])
+        except ValueError as exc:
+            raise ValueError(f"column {spec['name']!r}: {exc}") from None
+        if spec["type"] != "string":
+            raise ValueError(
+                f"column {spec['name']!r}: protect needs type string, not {spec['type']!r}"
+            )
     return Column(**spec, source_names=names)
+
+
+def _check_protect(columns: tuple[Column, ...]) -> None:
+    """An ``hmac_of`` column combines columns of the contract, itself among them, and each of
+    them lands protected too (or its plaintext would stay in the lake beside the hash)."""
+    by_name = {c.name: c for c in columns}
+    for col in columns:
+        if col.protect is None or col.protect.form != "hmac_of":
+            continue
+        for name in col.protect.of:
+            if name not in by_name:
+                raise ValueError(f"column {col.name!r}: protect.hmac_of names no column {name!r}")
+            if by_name[name].protect is None:
+                raise ValueError(
+                    f"column {col.name!r}: protect.hmac_of combines {name!r}, which has no "
+                    "protect of its own: its plaintext would stay in the lake"
+                )
+        if col.name not in col.protect.of:
+            raise ValueError(f"column {col.name!r}: protect.hmac_of must include the column itself")
 
 
 def load_contract(path: Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        columns = tuple(_column(dict(c)) for c in raw["columns"])
+        _check_protect(columns)
+    except ValueError as exc:
+        raise ContractError(f"{path}: {exc}") from None
     return Contract(
         dataset=raw["dataset"],
         version=int(raw["version"]),
@@ -117,7 +191,7 @@ def load_contract(path: Path) -> Contract:
         group=raw["group"],
         source=raw["source"],
         key=tuple(raw["key"]),
-        columns=tuple(_column(dict(c)) for c in raw["columns"]),
+        columns=columns,
         path=path,
     )
 
@@ -276,16 +350,20 @@ def validate(
     contract: Contract,
     reference: dt.datetime | None = None,
     lineage: tuple[str, ...] = (),
+    key: bytes | None = None,
 ) -> Validated:
     """Split ``rows`` (text columns named as in the contract) into typed good rows and quarantine.
 
     ``reference`` is the extraction time: a timestamp more than a day after it is "in the future".
     ``lineage`` columns are carried through to both outputs unchanged. Columns of the contract
-    missing from ``rows`` are treated as null (a legacy layout without them).
+    missing from ``rows`` are treated as null (a legacy layout without them). The rules judge a
+    protected column's plaintext; both outputs carry its keyed hash instead (under ``key``,
+    default the install's; taken from ``__protected_<name>`` when ``rows`` already has it).
     """
     missing = [c.name for c in contract.columns if c.name not in rows.columns]
     if missing:
         rows = rows.with_columns([pl.lit(None, dtype=pl.String).alias(m) for m in missing])
+    rows = _protect.with_protected(rows, contract, key)
     # parse every column once into a temporary column; the rules and the output read those
     tmp = {c.name: f"__parsed_{i}" for i, c in enumerate(contract.columns)}
     rows = rows.with_columns(_parse(c).alias(tmp[c.name]) for c in contract.columns)
@@ -295,7 +373,6 @@ def validate(
             (f"{col.name}:{rule}", expr.fill_null(False), reason)
             for rule, expr, reason in _rules(col, pl.col(tmp[col.name]), reference)
         )
-    text_cols = contract.column_names
     any_broken = (
         pl.any_horizontal([violated for _, violated, _ in checks]) if checks else pl.lit(False)
     )
@@ -308,8 +385,12 @@ def validate(
     for name, violated, reason in reversed(checks):  # the first rule broken wins
         rule_expr = pl.when(violated).then(pl.lit(name)).otherwise(rule_expr)
         reason_expr = pl.when(violated).then(pl.lit(reason)).otherwise(reason_expr)
+
+    def as_recorded(c: Column) -> pl.Expr:
+        return pl.col(_protect.PREFIX + c.name) if c.protect else pl.col(c.name).cast(pl.String)
+
     quarantined = bad.select(
-        pl.struct([pl.col(c).cast(pl.String) for c in text_cols])
+        pl.struct([as_recorded(c).alias(c.name) for c in contract.columns])
         .struct.json_encode()
         .alias("_record"),
         rule_expr.alias("_rule"),
@@ -317,7 +398,12 @@ def validate(
         *lineage,
     )
     typed = good.select(
-        *[pl.col(tmp[c.name]).cast(c.landed_dtype).alias(c.landed_name) for c in contract.columns],
+        *[
+            (pl.col(_protect.PREFIX + c.name) if c.protect else pl.col(tmp[c.name]))
+            .cast(c.landed_dtype)
+            .alias(c.landed_name)
+            for c in contract.columns
+        ],
         *lineage,
     )
     return Validated(good=typed, quarantined=quarantined)

@@ -28,7 +28,11 @@ LINEAGE_COLUMNS = (
     ("_source", "varchar", "where the row was read: database table or file path"),
     ("_source_version", "varchar", "the extraction window or the file's SHA-256"),
     ("_extracted_at", "timestamp with time zone", "when cardlake read the row (UTC)"),
-    ("_row_hash", "varchar", "MD5 of the row's source values; one row per version"),
+    (
+        "_row_hash",
+        "varchar",
+        "MD5 of the row's source values (card keys by their keyed hash); one row per version",
+    ),
 )
 FILE_LINEAGE = (("_account", "varchar", "the channel account or supplier the file belongs to"),)
 PARTITION_COLUMN = ("business_date", "date", "the lake partition (business day, Asia/Shanghai)")
@@ -59,7 +63,21 @@ def _describe(column) -> str:
     unit = {"yuan": " (integer fen; the source has yuan)", "local_datetime": " (UTC)"}
     unit["epoch"] = " (UTC; the source has unix seconds)"
     origin = f"source `{column.source_names[0]}`" if column.source_names else "source column"
-    return f"{origin}{unit.get(column.type, '')}{'; PII' if column.pii else ''}"
+    return f"{origin}{unit.get(column.type, '')}{'; PII' if column.pii else ''}{_protected(column)}"
+
+
+def _protected(column) -> str:
+    """How a card-key column lands (schemas/README.md, pipelines/lib/protect.py)."""
+    if column.protect is None:
+        return ""
+    spec = column.protect
+    if spec.form == "hmac_lines":
+        what = "each trimmed non-empty line, one hash per line"
+    elif spec.form == "hmac_of":
+        what = f"the trimmed non-blank {', '.join(spec.of)} joined with `{spec.separator}`"
+    else:
+        what = "the trimmed value"
+    return f"; a keyed hash (HMAC-SHA256, hex) of {what}, never the key itself"
 
 
 def render(contracts: dict[str, Contract] | None = None) -> dict[Path, str]:

@@ -15,6 +15,7 @@ import threading
 import polars as pl
 
 from pipelines.lib.contracts import Contract
+from pipelines.lib.protect import landed_pattern
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -61,7 +62,13 @@ def build_suite(contract: Contract):
             suite.add_expectation(
                 gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(col.allowed))
             )
-        if col.pattern and col.type == "string":
+        if col.protect:
+            # a card key lands as its keyed hash (the validator judged its plaintext): every
+            # value has the hash's form, so no plaintext key reached the partition
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=landed_pattern(col))
+            )
+        elif col.pattern and col.type == "string":
             suite.add_expectation(
                 gxe.ExpectColumnValuesToMatchRegex(column=name, regex=col.pattern)
             )

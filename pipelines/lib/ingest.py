@@ -1,7 +1,9 @@
 """Land one business day of one dataset: read, validate, de-duplicate, publish, account.
 
 The row accounting ``read = landed + quarantined + skipped`` holds for every partition by
-construction and is re-checked from the published files by the ``row_accounting`` check.
+construction and is re-checked from the published files by the ``row_accounting`` check. Card
+keys (the columns a contract marks ``protect``) are hashed as soon as they are read: no raw or
+quarantine file, and no row hash, is computed from their plaintext (``pipelines/lib/protect.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from pipelines.lib.parsers import (
     parse_wechat,
     supplier_header_map,
 )
+from pipelines.lib.protect import (
+    bind_key,
+    card_key,
+    hashed_columns,
+    keyed_hash,
+    with_protected,
+)
 
 LINEAGE = ("_source", "_source_version", "_extracted_at", "_row_hash")
 
@@ -56,7 +65,8 @@ class IngestResult:
 
 
 def row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
-    """A stable content hash of each row's text (MD5 in DuckDB: the same across versions and runs)."""
+    """A stable content hash of each row's text (MD5 in DuckDB: the same across versions and runs).
+    ``columns`` name a protected column by its keyed hash (``protect.hashed_columns``)."""
     if frame.is_empty():
         return pl.Series("_row_hash", [], dtype=pl.String)
     con = duckdb.connect()
@@ -105,7 +115,8 @@ def ingest_database(
         for column, keys in reference_keys(contract, url).items()
     )
     read = rows.height
-    rows = rows.with_columns(row_hashes(rows, contract.column_names))
+    rows = with_protected(rows, contract)
+    rows = rows.with_columns(row_hashes(rows, hashed_columns(contract, rows.columns)))
     seen = _seen_hashes(lake, contract.dataset, day, whole_history=full)
     fresh = rows.filter(~pl.col("_row_hash").is_in(seen.implode()))
     # the same row version twice in one read cannot happen in a database, but be exact anyway
@@ -277,6 +288,10 @@ def ingest_files(
                 parsed = _parse(contract, path, header_map)
             except FileRejected as exc:
                 lines = _raw_lines(path)
+                if contract.protected:
+                    # which cells are keys is unknown in a file refused whole: no line is kept
+                    # in plaintext, only its keyed hash (the file itself stays in the sources)
+                    lines = keyed_hash(pl.Series(lines, dtype=pl.String), card_key()).to_list()
                 rows_of[digest] = len(lines)
                 read += len(lines)
                 quarantine.append(
@@ -332,8 +347,9 @@ def ingest_files(
             schema=dict.fromkeys(contract.column_names, pl.String)
             | {"_source": pl.String, "_source_version": pl.String, "_account": pl.String}
         )
+    rows = with_protected(rows, contract)
     rows = rows.with_columns(
-        row_hashes(rows, [c for c in contract.column_names if c in rows.columns]),
+        row_hashes(rows, hashed_columns(contract, rows.columns)),
         _extracted_at=pl.lit(now),
     )
     lineage = (*LINEAGE, "_account")
@@ -379,6 +395,8 @@ def ingest(
 ) -> IngestResult:
     """Land ``day`` of ``contract``'s dataset, replacing the partition whole."""
     now = now or dt.datetime.now(dt.UTC)
+    if contract.protected:
+        bind_key(lake)
     lake.clean_stale_temps(contract.dataset)
     if contract.source["kind"] == "database":
         result = ingest_database(contract, day, lake, db_urls[contract.source["database"]], now)

@@ -133,6 +133,11 @@ class Lake:
     def partition_dir(self, zone: str, dataset: str, day: dt.date) -> Path:
         return self.zone(zone) / dataset / f"business_date={day.isoformat()}"
 
+    @property
+    def card_key_fingerprint(self) -> Path:
+        """Which key the lake's card keys are hashed with (``pipelines.lib.protect``)."""
+        return self.zone("_state") / "card_key.fingerprint"
+
     def state_path(self, dataset: str, day: dt.date) -> Path:
         return self.zone("_state") / dataset / f"business_date={day.isoformat()}.json"
 

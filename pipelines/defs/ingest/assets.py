@@ -40,6 +40,7 @@ def _column_schema(contract: Contract) -> dg.TableSchema:
                 str(c.landed_dtype),
                 constraints=dg.TableColumnConstraints(nullable=c.nullable),
                 description=("PII · " if c.pii else "")
+                + (f"keyed hash ({c.protect.form}) · " if c.protect else "")
                 + (f"source: {', '.join(c.source_names)}" if c.source_names else c.type),
             )
             for c in contract.columns

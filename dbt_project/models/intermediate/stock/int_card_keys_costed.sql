@@ -1,7 +1,8 @@
 -- Every card key the shops imported, with the supplier batch it came from and its unit cost, and
--- the order it was delivered to. The key text is the only link from a shop's key back to the
+-- the order it was delivered to. The key is the only link from a shop's key back to the
 -- supplier's file; the main shop links a sold key to its order only through the order's `info`
--- (the delivered keys, one per line), the substation through `card.order_id`.
+-- (the delivered keys, one per line), the substation through `card.order_id`. Keys are compared
+-- by their keyed hash (`key_text`; the lake never holds a key): equal keys, equal hashes.
 with
 
 main_keys as (
@@ -23,7 +24,7 @@ orders as (
 main_deliveries as (
     select distinct
         orders.order_id,
-        trim(unnest(string_split(orders.delivered_keys_text, chr(10)))) as key_text
+        unnest(string_split(orders.delivered_keys_text, chr(10))) as key_text
     from orders
     where orders.shop = 'main' and orders.delivered_keys_text is not null
 ),

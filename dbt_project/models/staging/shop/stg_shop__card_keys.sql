@@ -1,4 +1,5 @@
--- Main shop card keys (dujiaoka `carmis`): the latest version of each key.
+-- Main shop card keys (dujiaoka `carmis`): the latest version of each key. The key itself is
+-- never in the lake: `key_text` is its keyed hash (HMAC-SHA256 of the trimmed `carmi`, hex).
 {{
     config(
         materialized='incremental',
@@ -30,7 +31,7 @@ final as (
         id as card_key_id,
         'main' as shop,
         goods_id,
-        trim(carmi) as key_text,
+        carmi as key_text,
         status as source_status,
         case
             when deleted_at is not null then 'voided'

@@ -1,6 +1,7 @@
 -- Substation card keys (acg-faka `card`): the latest version of each key. A locked key (status 2)
 -- was found invalid and taken out of stock; acg-faka records no time for that, so it is voided
--- when it was imported (the import check is what finds it).
+-- when it was imported (the import check is what finds it). The key itself is never in the
+-- lake: `key_text` is its keyed hash (HMAC-SHA256 of the trimmed `secret`, hex).
 {{
     config(
         materialized='incremental',
@@ -32,7 +33,7 @@ final as (
         id as card_key_id,
         'substation' as shop,
         commodity_id,
-        trim(secret) as key_text,
+        secret as key_text,
         status as source_status,
         case status when 1 then 'sold' when 2 then 'voided' else 'in_stock' end as key_status,
         create_time as imported_at,

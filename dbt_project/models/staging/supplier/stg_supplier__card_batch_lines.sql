@@ -1,5 +1,7 @@
--- Supplier card-key deliveries: one row per key a supplier sent, with the text the shops store
--- when they import it (`card_no----secret`, or the secret alone when the supplier sends no number).
+-- Supplier card-key deliveries: one row per key a supplier sent, with the key as the shops store
+-- it when they import it (`card_no----secret`, or the secret alone when the supplier sends no
+-- number), as its keyed hash: the landing hashed exactly that text into `card_secret`, so it
+-- equals the hash a shop's key lands as.
 with
 
 source as (
@@ -24,12 +26,8 @@ final as (
         trim(supplier_sku) as supplier_sku,
         face_value_fen,
         unit_cost_fen,
-        nullif(trim(card_no), '') as card_no,
-        trim(card_secret) as card_secret,
-        case
-            when nullif(trim(card_no), '') is null then trim(card_secret)
-            else trim(card_no) || '----' || trim(card_secret)
-        end as key_text,
+        nullif(card_no, '') as card_no,
+        card_secret as key_text,
         expiry as expires_on,
         business_date as received_date,
         _source,
