@@ -146,20 +146,30 @@ def _joined(names: tuple[str, ...], separator: str) -> pl.Expr:
     )
 
 
-def protected_expr(column: Column, key: bytes) -> pl.Expr:
-    """The landed value of a protected column, from the plaintext columns of the rows read."""
+def protected_values(frame: pl.DataFrame, column: Column, key: bytes) -> pl.Series:
+    """The landed value of a protected column, from the plaintext columns of the rows read.
+
+    Computed eagerly, never as a Python function inside a polars expression (``map_batches``):
+    such a function runs on polars' thread pool and needs the GIL, and while the landing's other
+    lane holds the GIL waiting on that same pool (a ``to_pandas`` for its checks) the two wait
+    for each other for ever. A whole ``cardlake run`` hung that way under load."""
     spec = column.protect
     assert spec is not None, column.name
-    own = pl.col(column.name).cast(pl.String)
+    own = frame[column.name].cast(pl.String)
     if spec.form == "hmac":
-        value = own.map_batches(lambda s: hash_trimmed(s, key), return_dtype=pl.String)
+        value = hash_trimmed(own, key)
     elif spec.form == "hmac_lines":
-        value = own.map_batches(lambda s: hash_lines(s, key), return_dtype=pl.String)
+        value = hash_lines(own, key)
     elif spec.form == "hmac_of":
-        joined = _joined(spec.of, spec.separator)
-        hashed = joined.map_batches(lambda s: hash_trimmed(s, key), return_dtype=pl.String)
-        blank = own.str.strip_chars(TRIM) == ""
-        value = pl.when(own.is_null()).then(None).when(blank).then(pl.lit("")).otherwise(hashed)
+        joined = frame.select(_joined(spec.of, spec.separator)).to_series()
+        both = pl.DataFrame({"own": own, "hashed": hash_trimmed(joined, key)})
+        value = both.select(
+            pl.when(pl.col("own").is_null())
+            .then(None)
+            .when(pl.col("own").str.strip_chars(TRIM) == "")
+            .then(pl.lit(""))
+            .otherwise(pl.col("hashed"))
+        ).to_series()
     else:  # the contract loader refuses any other form
         raise AssertionError(spec.form)
     return value.alias(PREFIX + column.name)
@@ -178,7 +188,7 @@ def with_protected(
     needed = {c.name for c in todo} | {n for c in todo for n in c.protect.of}
     absent = [n for n in sorted(needed) if n not in rows.columns]
     frame = rows.with_columns(pl.lit(None, dtype=pl.String).alias(n) for n in absent)
-    return rows.with_columns(frame.select(protected_expr(c, key) for c in todo).get_columns())
+    return rows.with_columns([protected_values(frame, c, key) for c in todo])
 
 
 def hashed_columns(contract: Contract, present: Iterable[str]) -> list[str]:
