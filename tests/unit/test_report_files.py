@@ -18,17 +18,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.lib.report_files import (
+from pipelines.lib.csv_cells import (
     ESCAPE,
-    FONT_PACKAGE,
     FORMULA_TRIGGERS,
+    neutralise_formula,
+    neutralised,
+    restore_formula,
+)
+from pipelines.lib.report_files import (
+    FONT_PACKAGE,
     Column,
     Measure,
     Report,
-    neutralise_formula,
-    neutralised,
     register_cjk_font,
-    restore_formula,
     summary_table,
     write_all,
     write_csv,
