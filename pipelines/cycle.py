@@ -34,7 +34,7 @@ from pipelines.lib import settings
 from pipelines.lib.calendar import span
 from pipelines.lib.checks import CheckOutcome, check_partition
 from pipelines.lib.contracts import Contract, load_contracts
-from pipelines.lib.dbt import DbtProject
+from pipelines.lib.dbt import DbtProject, full_refresh_reason, record_full_build
 from pipelines.lib.extract import version_range
 from pipelines.lib.ingest import IngestResult, discover, ingest
 from pipelines.lib.lake import Lake
@@ -265,6 +265,8 @@ class ModelsBuilt:
     days: tuple[dt.date, ...]
     nodes: list[dict]
     seconds: float
+    #: why every model was rebuilt from the whole lake (None: an incremental build)
+    full_refresh: str | None = None
 
     @property
     def models(self) -> list[str]:
@@ -293,10 +295,20 @@ def build_models(
     full_refresh: bool = False,
 ) -> ModelsBuilt:
     """``dbt build`` of ``selection`` (default: every model) for ``days``, with the data tests;
-    raises ``DbtError`` when a model or test fails (nothing is published then)."""
+    raises ``DbtError`` when a model or test fails (nothing is published then).
+
+    The safety valve: the build is a full refresh when asked, or when the models, macros or
+    seeds changed since the last full build (incremental runs never revisit history, and a new
+    coding rule or model changes it); ``ModelsBuilt.full_refresh`` says why. Only a full build
+    of the whole project lets incremental runs follow."""
     started = time.perf_counter()
-    nodes = DbtProject(cycle.lake).build(days, select=selection, full_refresh=full_refresh)
-    return ModelsBuilt(tuple(days), nodes, time.perf_counter() - started)
+    reason = "asked for (--full-refresh)" if full_refresh else full_refresh_reason(cycle.lake)
+    nodes = DbtProject(cycle.lake).build(
+        days, select=selection, full_refresh=reason is not None, unit_tests=full_refresh
+    )
+    if reason is not None and not selection:
+        record_full_build(cycle.lake)
+    return ModelsBuilt(tuple(days), nodes, time.perf_counter() - started, reason)
 
 
 # ---------------------------------------------------------------- publish, reports, tickets
@@ -400,7 +412,12 @@ def stage_detail(name: str, outcome: Any) -> dict[str, Any]:
             "checks_step_s": round(sum(d.checks_s for d in outcome), 2),
         }
     if name == "models":
-        return {"models": len(outcome.models), "tests": outcome.tests, "slowest": outcome.slowest()}
+        return {
+            "models": len(outcome.models),
+            "tests": outcome.tests,
+            "full_refresh": outcome.full_refresh,
+            "slowest": outcome.slowest(),
+        }
     if name == "publish":
         return {"files_written": outcome.files_written, "phases": outcome.phases}
     if name == "reports":
@@ -435,7 +452,7 @@ def run(cycle: Cycle, scope: Scope, observer: Observer | None = None) -> CycleRe
     steps: dict[str, Callable[[], Any]] = {
         "land": lambda: land(cycle, days, scope.contracts, on_day=observer.day_landed),
         "models": lambda: build_models(cycle, days, scope.selection, scope.full_refresh),
-        "publish": lambda: publish(cycle, None if scope.full_refresh else days),
+        "publish": lambda: publish(cycle, None if _rebuilt_in_full(result) else days),
         "reports": lambda: reports(cycle, days),
         "tickets": lambda: tickets(cycle),
     }
@@ -449,6 +466,11 @@ def run(cycle: Cycle, scope: Scope, observer: Observer | None = None) -> CycleRe
         if result.failed_landing:
             break
     return result
+
+
+def _rebuilt_in_full(result: CycleResult) -> bool:
+    """Whether this run rebuilt the models in full (then every day is published again)."""
+    return result.scope.full_refresh or bool(result.models and result.models.full_refresh)
 
 
 #: where each stage's outcome goes in a ``CycleResult``

@@ -24,15 +24,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of a day-partitioned incremental model: rows of the run's days that this build did
-    not write again are gone from the sources (a re-sent file with fewer lines, say). -#}
-{% macro delete_stale_run_days(column) -%}
-    {%- if is_incremental() and run_days() -%}
-        delete from {{ this }}
-        where {{ in_run_days(column) }} and _built_at <> cast('{{ run_started_at }}' as timestamptz)
-    {%- else -%}
-        select 1
-    {%- endif -%}
+{#- The rows of a day-partitioned incremental model that a run of its days did not write again:
+    gone from the sources (a re-sent file with fewer lines, say); `record_build` removes them. -#}
+{% macro stale_run_days(column) -%}
+    {{ in_run_days(column) }} and _built_at <> {{ this_run() }}
 {%- endmacro %}
 
 {#- Staging of a versioned source as an incremental table (the latest version of each row): the
@@ -52,6 +47,19 @@
             select {{ model_key }} from {{ this }}
             where {{ in_run_days('_landed_date') }}
         )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of a versioned staging table a run may replace: those of keys with a version in the
+    run's days, and those that came from one of those days (`log_before`'s candidates). -#}
+{% macro versions_candidates(source_relation, source_key, model_key) -%}
+    {%- if is_incremental() and run_days() -%}
+        ({{ in_run_days('_landed_date') }} or {{ model_key }} in (
+            select {{ source_key }} from {{ source_relation }}
+            where {{ in_run_days('business_date') }}
+        ))
     {%- else -%}
         true
     {%- endif -%}

@@ -74,6 +74,7 @@ class Printer(cycle.Observer):
     def _models(self, m: cycle.ModelsBuilt, seconds: float) -> None:
         console.print(
             f"[green]✓[/] models: {len(m.models)} built, {m.tests} tests passed in {seconds:.1f} s"
+            + (f" · rebuilt in full: {m.full_refresh}" if m.full_refresh else "")
         )
 
     def _publish(self, p, seconds: float) -> None:

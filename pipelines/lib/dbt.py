@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -176,6 +177,49 @@ class DbtProject:
         if full_refresh:
             args.append("--full-refresh")
         return self.run("build", args, days=days)
+
+
+#: what the models are made of: a change to any of these files can change rows of history (a
+#: product-coding seed, a model's SQL, a macro), which incremental runs never revisit
+_DEFINITION_FILES = ("models", "macros", "seeds", "dbt_project.yml")
+
+
+def project_fingerprint(project: Path) -> str:
+    """A digest of the files the models are defined by (their paths and bytes)."""
+    digest = hashlib.sha256()
+    for name in _DEFINITION_FILES:
+        path = project / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(file.relative_to(project).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def full_refresh_reason(lake: Lake | Path) -> str | None:
+    """Why the next build must rebuild every model from the whole lake (None: incremental will
+    do): the build file is new, or the models, macros or seeds changed since the last full build
+    of the whole project (``record_full_build``)."""
+    lake = Lake.of(lake)
+    if not lake.build_db.exists():
+        return "first build of this lake"
+    try:
+        built_from = lake.models_fingerprint.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return "the lake's models were never built in full by this version"
+    if built_from != project_fingerprint(DBT_DIR):
+        return "the models, macros or seeds changed since the last full build"
+    return None
+
+
+def record_full_build(lake: Lake | Path) -> None:
+    """After a full build of the whole project: incremental runs may follow."""
+    path = Lake.of(lake).models_fingerprint
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(project_fingerprint(DBT_DIR) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def run_dbt(

@@ -90,6 +90,11 @@ class Lake:
         return self.build / "cardlake.duckdb"
 
     @property
+    def models_fingerprint(self) -> Path:
+        """What the models in the build file were last built from in full (``lib.dbt``)."""
+        return self.build / "models.fingerprint"
+
+    @property
     def dbt_target(self) -> Path:
         return self.build / "dbt_target"
 

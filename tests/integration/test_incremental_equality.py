@@ -68,7 +68,12 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[str
         "from duckdb_columns() where database_name = ? group by all",
         [database],
     ).fetchall()
-    return {f'"{s}"."{t}"': cols for s, t, cols in rows if t != "_publication"}
+    return {
+        f'"{s}"."{t}"': cols
+        for s, t, cols in rows
+        # the change logs say what each build did: bookkeeping, not data
+        if t != "_publication" and s != "changes"
+    }
 
 
 def _except_all(con: duckdb.DuckDBPyConnection, a: str, b: str, columns: list[str]):

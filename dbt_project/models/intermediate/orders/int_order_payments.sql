@@ -7,10 +7,33 @@
 --   statement has arrived, the time the order was first seen in a paid status;
 -- - the primary payment is the transaction the shop recorded (`trade_no`), else the earliest one;
 --   any further payment line of the same order is a duplicate charge.
+--
+-- Incremental by order: a run rebuilds the orders that changed and those a rebuilt statement line
+-- pays (macro `order_payments_changes`).
+{%- set upstreams = ['int_orders_unified', 'int_statement_lines'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['shop', 'order_id'],
+        pre_hook="{{ log_before(['shop', 'order_id'], in_change_set(['shop', 'order_id'],
+            order_payments_changes(), ['int_orders_unified', 'int_statement_lines'])) }}",
+        post_hook="{{ record_build(['shop', 'order_id'], not_rebuilt(['shop', 'order_id'],
+            order_payments_changes(), ['int_orders_unified', 'int_statement_lines'])) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        {{ order_payments_changes() }}
+    ),
+{% endif %}
 
 orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 lines as (
@@ -72,7 +95,8 @@ final as (
         coalesce(primary_payment.payment_lines, 0) > 1 as is_duplicate_payment,
         primary_payment.amount_fen is not null
         and primary_payment.amount_fen <> orders.amount_fen as is_amount_mismatch,
-        orders.is_paid_in_shop and primary_payment.order_id is null as is_missing_in_statement
+        orders.is_paid_in_shop and primary_payment.order_id is null as is_missing_in_statement,
+        {{ this_run() }} as _built_at
     from orders
     left join primary_payment
         on orders.shop = primary_payment.shop and orders.order_id = primary_payment.order_id

@@ -1,5 +1,22 @@
 -- Orders of both shops in one shape: the standard order number, the listing, the amount the buyer
 -- was charged after coupons, the channel account it pays into, and what the shop itself recorded.
+--
+-- Incremental by order: a run rebuilds the orders its change set names (macro
+-- `orders_unified_changes`: orders whose staging row changed, or whose payment method or product
+-- now maps differently).
+{%- set upstreams = ['stg_shop__orders', 'stg_substation__orders'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['shop', 'order_id'],
+        pre_hook="{{ log_before(['shop', 'order_id'], in_change_set(['shop', 'order_id'],
+            orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders'])) }}",
+        post_hook="{{ record_build(['shop', 'order_id'], not_rebuilt(['shop', 'order_id'],
+            orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders'])) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
 main_orders as (
@@ -10,39 +27,19 @@ substation_orders as (
     select * from {{ ref('stg_substation__orders') }}
 ),
 
-main_pays as (
-    select * from {{ ref('stg_shop__pay_methods') }}
-),
-
-substation_pays as (
-    select * from {{ ref('stg_substation__pay_methods') }}
-),
-
 commodities as (
     select * from {{ ref('stg_substation__commodities') }}
 ),
 
 pay_accounts as (
-    select * from {{ ref('pay_method_accounts') }}
+    select * from {{ ref('int_order_pay_accounts') }}
 ),
 
-accounts as (
-    select * from {{ ref('channel_accounts') }}
-),
-
-pay_methods as (
-    select
-        shop,
-        pay_id,
-        pay_code
-    from main_pays
-    union all
-    select
-        shop,
-        pay_id,
-        pay_code
-    from substation_pays
-),
+{% if is_incremental() %}
+    changed as (
+        {{ orders_unified_changes() }}
+    ),
+{% endif %}
 
 unioned as (
     select
@@ -67,6 +64,9 @@ unioned as (
         delivered_keys_text,
         buy_ip
     from main_orders
+    where
+        {{ in_change_set(['order_id'],
+            "select order_id from changed where shop = 'main'", upstreams) }}
     union all
     select
         substation_orders.shop,
@@ -92,21 +92,22 @@ unioned as (
         substation_orders.buy_ip
     from substation_orders
     left join commodities on substation_orders.commodity_id = commodities.commodity_id
+    where
+        {{ in_change_set(['substation_orders.order_id'],
+            "select order_id from changed where shop = 'substation'", upstreams) }}
 ),
 
 final as (
     select
         {{ order_no('unioned.shop', 'unioned.native_order_no') }} as order_no,
         unioned.*,
-        pay_methods.pay_code,
+        pay_accounts.pay_code,
         pay_accounts.account_key,
-        accounts.channel
+        pay_accounts.channel,
+        {{ this_run() }} as _built_at
     from unioned
-    left join pay_methods
-        on unioned.shop = pay_methods.shop and unioned.pay_id = pay_methods.pay_id
     left join pay_accounts
-        on pay_methods.shop = pay_accounts.shop and pay_methods.pay_code = pay_accounts.pay_code
-    left join accounts on pay_accounts.account_key = accounts.account_key
+        on unioned.shop = pay_accounts.shop and unioned.pay_id = pay_accounts.pay_id
 )
 
 select * from final

@@ -7,7 +7,8 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='card_key_id',
-        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        pre_hook="{{ log_before(['card_key_id'], versions_candidates(source('substation', 'substation__card'), 'id', 'card_key_id')) }}",
+        post_hook="{{ record_build(['card_key_id'], stale_run_days('_landed_date')) }}",
         on_schema_change='fail',
     )
 }}

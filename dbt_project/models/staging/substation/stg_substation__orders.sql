@@ -5,7 +5,8 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='order_id',
-        post_hook="{{ delete_stale_run_days('_landed_date') }}",
+        pre_hook="{{ log_before(['order_id'], versions_candidates(source('substation', 'substation__order'), 'id', 'order_id')) }}",
+        post_hook="{{ record_build(['order_id'], stale_run_days('_landed_date')) }}",
         on_schema_change='fail',
     )
 }}

@@ -1,0 +1,114 @@
+{#- The change set: what each incremental model rebuilt, so that the models reading it rebuild
+    only what that touches (docs/incremental.md).
+
+    Schema `changes` of the build file holds, per incremental model, a change log
+    `changes."<model>"`: its key columns and `run_at` (the dbt invocation's start), one row per key
+    the model rebuilt or removed in that run; and `changes._runs`: one row per build of each
+    model (`full` when it was rebuilt from everything, in which case it logs no keys: everything
+    changed). A model's last build is its latest `_runs` row; what an upstream model changed since
+    then is its log after that time, so a run that failed or left a model out is caught up by the
+    next one. Logs are pruned once every model has been built after them.
+
+    Nothing here is data: the equality of an incremental and a full build is over the other
+    schemas. -#}
+
+{#- Run once at the start of every dbt invocation (`on-run-start`). -#}
+{% macro create_change_schema() -%}
+    create schema if not exists changes;
+    create table if not exists changes._runs (
+        model varchar not null, run_at timestamptz not null, "full" boolean not null
+    );
+{%- endmacro %}
+
+{#- The start of this dbt invocation, as the `_built_at` every row rebuilt by it carries. -#}
+{% macro this_run() -%}
+    cast('{{ run_started_at }}' as timestamptz)
+{%- endmacro %}
+
+{#- When this model was last built (null: never with a change log). -#}
+{% macro last_build() -%}
+    (select max(run_at) from changes._runs where model = '{{ this.identifier }}')
+{%- endmacro %}
+
+{#- True when this build must reconsider every key: not an incremental build, this model never
+    logged a build, or one of `upstreams` (model names) was rebuilt in full since this model's last
+    build. Otherwise a model rebuilds the keys `changed_since` gives. -#}
+{% macro rebuild_all(upstreams) -%}
+    {%- if not is_incremental() -%}
+        true
+    {%- else -%}
+        ({{ last_build() }} is null or exists (
+            select 1 from changes._runs
+            where
+                "full" and run_at > {{ last_build() }}
+                and model in ({% for m in upstreams %}'{{ m }}'{{ ", " if not loop.last }}{% endfor %})
+        ))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The keys an upstream incremental model rebuilt or removed since this model's last build
+    (`columns`: a select list over its key columns). Only valid under `not rebuild_all(...)`. -#}
+{% macro changed_since(upstream, columns) -%}
+    {%- if is_incremental() -%}
+        select {{ columns }} from changes."{{ upstream }}"
+        where run_at > coalesce({{ last_build() }}, '-infinity'::timestamptz)
+    {%- else -%}
+        select {{ columns }} from changes."{{ upstream }}" where false
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental model: log the rows the build may replace or remove, as they are
+    before it (`candidates`: a SQL condition over this model's rows, the change set as the model
+    computes it), so that readers keyed by another column (the order a statement line pays, say)
+    learn the value a row had as well as the one it gets. -#}
+{% macro log_before(columns, candidates) -%}
+    {%- if is_incremental() -%}
+        {%- set log = 'changes."' ~ this.identifier ~ '"' -%}
+        create table if not exists {{ log }} as
+        select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0;
+        insert into {{ log }}
+        select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
+        where {{ candidates }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of an incremental model: log the rows it rebuilt (`_built_at` of this run), remove
+    the `stale` ones (a SQL condition: rows of the change set its inputs no longer give; they
+    were logged by `log_before`), and record the build. A full build logs no rows, only `full`. -#}
+{% macro record_build(columns, stale) -%}
+    {%- set log = 'changes."' ~ this.identifier ~ '"' -%}
+    create table if not exists {{ log }} as
+    select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0;
+    {%- if is_incremental() %}
+    insert into {{ log }}
+    select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
+    where _built_at = {{ this_run() }};
+    delete from {{ this }} where {{ stale }};
+    {%- else %}
+    delete from {{ log }};
+    {%- endif %}
+    insert into changes._runs values ('{{ this.identifier }}', {{ this_run() }}, {{ not is_incremental() }});
+    -- every model has been built since: no reader needs these entries any more
+    delete from {{ log }}
+    where run_at <= (
+        select min(last_run) from (select max(run_at) as last_run from changes._runs group by model)
+    )
+{%- endmacro %}
+
+{#- A filter of this model's rows: those whose key is in the change set `keys` (a query of the
+    key columns), or every row under `rebuild_all(upstreams)`. -#}
+{% macro in_change_set(key_columns, keys, upstreams) -%}
+    {%- if is_incremental() -%}
+        ({{ rebuild_all(upstreams) }} or ({{ key_columns | join(', ') }}) in ({{ keys }}))
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `stale` for `record_build`: rows of the change set that this build did not write again (their
+    keys left the inputs). -#}
+{% macro not_rebuilt(key_columns, keys, upstreams) -%}
+    _built_at <> {{ this_run() }} and {{ in_change_set(key_columns, keys, upstreams) }}
+{%- endmacro %}
