@@ -90,9 +90,10 @@
     delete from {{ log }};
     {%- endif %}
     insert into changes._runs values ('{{ this.identifier }}', {{ this_run() }}, {{ not is_incremental() }});
-    -- every model has been built since: no reader needs these entries any more
+    -- every model has been built since: no reader needs these entries any more (those of the
+    -- latest such run stay, to show what it changed)
     delete from {{ log }}
-    where run_at <= (
+    where run_at < (
         select min(last_run) from (select max(run_at) as last_run from changes._runs group by model)
     )
 {%- endmacro %}

@@ -142,6 +142,8 @@ class DbtProject:
         nodes = []
         if results_path.exists():
             for r in json.loads(results_path.read_text()).get("results", []):
+                if r["unique_id"].startswith("operation."):
+                    continue  # the project's on-run-start hook (macros/changes.sql), not a node
                 nodes.append(
                     {
                         "node": r["unique_id"],
