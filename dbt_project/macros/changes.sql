@@ -49,12 +49,15 @@
 {#- The keys an upstream incremental model rebuilt or removed since this model's last build
     (`columns`: a select list over its key columns). Only valid under `not rebuild_all(...)`. -#}
 {% macro changed_since(upstream, columns) -%}
-    {%- if is_incremental() -%}
-        select {{ columns }} from changes."{{ upstream }}"
-        where run_at > coalesce({{ last_build() }}, '-infinity'::timestamptz)
-    {%- else -%}
-        select {{ columns }} from changes."{{ upstream }}" where false
-    {%- endif -%}
+    select {{ columns }} from changes."{{ upstream }}"
+    where run_at > coalesce({{ last_build() }}, '-infinity'::timestamptz)
+{%- endmacro %}
+
+{#- This model's change log, created (empty) on its first use: `columns` of the model, and
+    `run_at`. -#}
+{% macro create_change_log(columns) -%}
+    create table if not exists changes."{{ this.identifier }}" as
+    select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0
 {%- endmacro %}
 
 {#- Pre-hook of an incremental model: log the rows the build may replace or remove, as they are
@@ -63,10 +66,8 @@
     learn the value a row had as well as the one it gets. -#}
 {% macro log_before(columns, candidates) -%}
     {%- if is_incremental() -%}
-        {%- set log = 'changes."' ~ this.identifier ~ '"' -%}
-        create table if not exists {{ log }} as
-        select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0;
-        insert into {{ log }}
+        {{ create_change_log(columns) }};
+        insert into changes."{{ this.identifier }}"
         select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
         where {{ candidates }}
     {%- else -%}
@@ -79,8 +80,7 @@
     were logged by `log_before`), and record the build. A full build logs no rows, only `full`. -#}
 {% macro record_build(columns, stale) -%}
     {%- set log = 'changes."' ~ this.identifier ~ '"' -%}
-    create table if not exists {{ log }} as
-    select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0;
+    {{ create_change_log(columns) }};
     {%- if is_incremental() %}
     insert into {{ log }}
     select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}

@@ -34,32 +34,31 @@
     rows of the source to rank again in this run. They are every version of each key that has a
     version in the run's days, or whose current row came from one of those days (re-landing a day
     replaces its versions; a key left with no version at all is removed by the post-hook
-    `delete_stale_run_days('_landed_date')`). A key with no version in those days keeps its row, so
-    a run ranks the versions of the changed keys once (still scanning the source for them: the
-    history is read, not ranked) instead of ranking every version ever landed for every model and
-    test that reads the staging model. Everything outside an incremental run. -#}
+    `record_build` as `stale_run_days('_landed_date')`). A key with no version in those days keeps
+    its row, so a run ranks the versions of the changed keys once (still scanning the source for
+    them: the history is read, not ranked) instead of ranking every version ever landed for every
+    model and test that reads the staging model. Everything outside an incremental run. -#}
 {% macro versions_to_rank(source_relation, source_key, model_key) -%}
+    {{ in_run_version_keys(source_key, source_relation, source_key, model_key) }}
+{%- endmacro %}
+
+{#- The rows of a versioned staging table a run may replace: those of the same keys
+    (`log_before`'s candidates). -#}
+{% macro versions_candidates(source_relation, source_key, model_key) -%}
+    {{ in_run_version_keys(model_key, source_relation, source_key, model_key) }}
+{%- endmacro %}
+
+{#- `column` is one of the keys that have a version in the run's days or whose current row came
+    from one of them (everything outside an incremental run). -#}
+{% macro in_run_version_keys(column, source_relation, source_key, model_key) -%}
     {%- if is_incremental() and run_days() -%}
-        {{ source_key }} in (
+        {{ column }} in (
             select {{ source_key }} from {{ source_relation }}
             where {{ in_run_days('business_date') }}
             union
             select {{ model_key }} from {{ this }}
             where {{ in_run_days('_landed_date') }}
         )
-    {%- else -%}
-        true
-    {%- endif -%}
-{%- endmacro %}
-
-{#- The rows of a versioned staging table a run may replace: those of keys with a version in the
-    run's days, and those that came from one of those days (`log_before`'s candidates). -#}
-{% macro versions_candidates(source_relation, source_key, model_key) -%}
-    {%- if is_incremental() and run_days() -%}
-        ({{ in_run_days('_landed_date') }} or {{ model_key }} in (
-            select {{ source_key }} from {{ source_relation }}
-            where {{ in_run_days('business_date') }}
-        ))
     {%- else -%}
         true
     {%- endif -%}

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import yaml
@@ -189,14 +189,9 @@ _DEFINITION_FILES = ("models", "macros", "seeds", "dbt_project.yml")
 def project_fingerprint(project: Path) -> str:
     """A digest of the files the models are defined by (their paths and bytes)."""
     digest = hashlib.sha256()
-    for name in _DEFINITION_FILES:
-        path = project / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            if "__pycache__" in file.parts:
-                continue
-            digest.update(file.relative_to(project).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    for file in _project_files(project, _DEFINITION_FILES):
+        digest.update(file.relative_to(project).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -244,13 +239,16 @@ MANIFEST_TARGET = DBT_DIR / "target"
 _PROJECT_FILES = ("models", "macros", "seeds", "tests", "dbt_project.yml", "profiles.yml")
 
 
+def _project_files(project: Path, names: Sequence[str]) -> Iterator[Path]:
+    """The files of the project's ``names`` (files, or folders walked in order), caches aside."""
+    for name in names:
+        path = project / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        yield from (f for f in files if "__pycache__" not in f.parts)
+
+
 def _newest_project_file() -> float:
-    newest = 0.0
-    for name in _PROJECT_FILES:
-        path = DBT_DIR / name
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-        newest = max([newest, *(p.stat().st_mtime for p in files)])
-    return newest
+    return max((p.stat().st_mtime for p in _project_files(DBT_DIR, _PROJECT_FILES)), default=0.0)
 
 
 def ensure_manifest(lake: Path) -> Path:
