@@ -44,15 +44,10 @@ import polars as pl
 
 from pipelines.lib.lake import Lake
 from pipelines.lib.publish import open_warehouse
-from pipelines.lib.report_files import (
-    Column,
-    Measure,
-    Report,
-    summary_table,
-    write_csv,
-    write_pdf,
-    write_xlsx,
-)
+from pipelines.lib.report_files import write_csv
+from pipelines.lib.report_model import Column, Measure, Report, summary_table
+from pipelines.lib.report_pdf import write_pdf
+from pipelines.lib.report_xlsx import write_xlsx
 
 #: where the settlement reports live, under the lake's reports zone
 SETTLEMENT = "settlement"

@@ -313,7 +313,8 @@ def test_no_text_of_any_report_reaches_finance_as_a_formula(month: Month, tmp_pa
     leading ' and quoted, the value recoverable) and writes the amounts as before; the workbook
     keeps each one a string cell, never a formula."""
     from pipelines.lib.publish import open_warehouse
-    from pipelines.lib.report_files import write_csv, write_xlsx
+    from pipelines.lib.report_files import write_csv
+    from pipelines.lib.report_xlsx import write_xlsx
     from pipelines.lib.settlement import build_report
     from tests.unit.test_report_files import (
         INJECTIONS,

@@ -25,20 +25,17 @@ from pipelines.lib.csv_cells import (
     neutralised,
     restore_formula,
 )
-from pipelines.lib.report_files import (
-    FONT_PACKAGE,
+from pipelines.lib.report_files import write_all, write_csv
+from pipelines.lib.report_model import (
     Column,
     Measure,
     Report,
-    register_cjk_font,
     summary_table,
-    write_all,
-    write_csv,
-    write_pdf,
-    write_xlsx,
     yuan_grouped,
     yuan_text,
 )
+from pipelines.lib.report_pdf import FONT_PACKAGE, register_cjk_font, write_pdf
+from pipelines.lib.report_xlsx import write_xlsx
 
 pytestmark = pytest.mark.unit
 
