@@ -27,14 +27,8 @@ def _check_request(lake_dir: Path, key, version: int | None) -> None:
     (``SUPPLIER_CODE``) that the published ``dim_suppliers`` knows; a report folder inside the
     lake's settlement reports folder; with ``--version``, a version that was published."""
     from pipelines.lib.publish import open_warehouse
-    from pipelines.lib.settlement import (
-        SUPPLIER_CODE,
-        SettlementError,
-        inside_reports,
-        known_channels,
-        known_suppliers,
-        published_versions,
-    )
+    from pipelines.lib.settlement import SettlementError, inside_reports, published_versions
+    from pipelines.lib.settlement_content import SUPPLIER_CODE, known_channels, known_suppliers
 
     option = f"--{key.kind}"
     if key.kind == "supplier" and not SUPPLIER_CODE.fullmatch(key.subject):

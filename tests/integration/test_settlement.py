@@ -315,7 +315,7 @@ def test_no_text_of_any_report_reaches_finance_as_a_formula(month: Month, tmp_pa
     from pipelines.lib.publish import open_warehouse
     from pipelines.lib.report_files import write_csv
     from pipelines.lib.report_xlsx import write_xlsx
-    from pipelines.lib.settlement import build_report
+    from pipelines.lib.settlement_content import build_report
     from tests.unit.test_report_files import (
         INJECTIONS,
         check_neutralised_csv,

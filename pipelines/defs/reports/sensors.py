@@ -9,7 +9,8 @@ import dagster as dg
 
 from pipelines.defs.reports.schedules import settlement_daily_job, settlement_monthly_job
 from pipelines.lib.publish import WarehouseMissing, open_warehouse
-from pipelines.lib.settlement import due_reports, source_digests, stale_reports
+from pipelines.lib.settlement import due_reports, stale_reports
+from pipelines.lib.settlement_content import source_digests
 from pipelines.resources import LakeResource
 
 
