@@ -137,6 +137,23 @@ def _user() -> str:
         return str(os.getuid())
 
 
+def busy(lake: Lake | Path | str) -> bool:
+    """Whether some process (this one included) holds the lake's writer lock now: a shared lock
+    tried without waiting and let go at once, so a writer polling for the lock meanwhile only
+    tries once more."""
+    try:
+        fd = os.open(Lake.of(lake).writer_lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor releases the shared lock too
+    return False
+
+
 def holds(lake: Lake | Path | str) -> bool:
     """Whether this process holds the lake's writer lock now."""
     with _guard:

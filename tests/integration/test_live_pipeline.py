@@ -20,6 +20,7 @@ from pipelines.lib.calendar import business_today
 from pipelines.lib.contracts import load_contracts
 from pipelines.lib.lake import Lake
 from pipelines.lib.live import changed_tables
+from pipelines.lib.writer import busy
 from simulator.live_harness import (
     dagster_daemon,
     live_simulator,
@@ -96,14 +97,17 @@ def test_live_orders_reach_the_served_marts_and_the_day_converges_on_the_nightly
         sim_ended = time.time()
 
         def caught_up() -> bool:
+            # in this order: a pass that has landed the last changes (none left to land) holds
+            # the lake until it has published them, so the lake must also be free
             return (
                 bool(watch.paid)
                 and set(watch.paid) <= set(watch.served)
                 and watch.kpi_paid_orders == len(watch.served)
                 and not changed_tables(Lake(lake), urls, today)
+                and not busy(lake)
             )
 
-        # an event (every paid order served, nothing left to land), with a bound generous enough
+        # an event (every paid order served, nothing left to land, no pass publishing), with a bound generous enough
         # for a loaded 2-core machine: the normal case returns as soon as the day has caught up
         converged = wait_until(caught_up, timeout_s=900, every_s=2)
         log = daemon_log.read_text()

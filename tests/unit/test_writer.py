@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.lib.lake import Lake
-from pipelines.lib.writer import LakeBusy, holder, holds, writing
+from pipelines.lib.writer import LakeBusy, busy, holder, holds, writing
 from tests.conftest import cardlake
 
 pytestmark = pytest.mark.unit
@@ -67,6 +67,25 @@ def test_a_writer_gets_the_lake_as_soon_as_the_holder_is_done(tmp_path):
         pass
     assert time.monotonic() - started < 20
     proc.wait()
+
+
+def test_busy_tells_a_held_lake_without_getting_in_a_writers_way(tmp_path):
+    lake = tmp_path / "lake"
+    assert not busy(lake)  # never written
+    proc = _holder(lake)
+    try:
+        assert busy(lake)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not busy(lake)
+    with writing(lake, wait=5):
+        assert busy(lake)
+        assert holds(lake)  # the probe took nothing from the holder
+    assert not busy(lake)
+    # a writer right after a probe gets the lake at once
+    with writing(lake, wait=0):
+        pass
 
 
 def test_the_lock_is_reentrant_within_a_process(tmp_path):
