@@ -36,3 +36,104 @@
     select shop, order_id from ({{ changed_since('int_statement_lines', 'shop, order_id') }})
     where order_id is not null
 {%- endmacro %}
+
+{#- int_identifiers_observed, by record: the models whose changes it follows. -#}
+{% macro identifiers_observed_upstreams() -%}
+    {{ return(['stg_shop__orders', 'stg_substation__orders', 'int_statement_lines']) }}
+{%- endmacro %}
+
+{#- int_identifiers_observed: the orders (`shop`, `order_id` and their `record_key`) whose
+    identifiers may have changed: their staging row changed, or a rebuilt statement line pays
+    them, before or after. -#}
+{% macro identifiers_observed_changes() -%}
+    select 'main' as shop, order_id, 'main_order:' || order_id as record_key
+    from ({{ changed_since('stg_shop__orders', 'order_id') }})
+    union
+    select 'substation' as shop, order_id, 'sub_order:' || order_id as record_key
+    from ({{ changed_since('stg_substation__orders', 'order_id') }})
+    union
+    select shop, order_id, {{ order_record_key('shop', 'order_id') }} as record_key
+    from ({{ changed_since('int_statement_lines', 'shop, order_id') }})
+    where order_id is not null
+{%- endmacro %}
+
+{#- int_identifiers_observed: its rows a run rebuilds, those of the changed orders and every
+    substation account and CRM member (rebuilt whole: they grow with the buyers, not the days). -#}
+{% macro identifiers_observed_candidates() -%}
+    (
+        system in ('substation.user', 'crm.members')
+        or {{ in_change_set(['record_key'],
+            'select record_key from (' ~ identifiers_observed_changes() ~ ')',
+            identifiers_observed_upstreams()) }}
+    )
+{%- endmacro %}
+
+{#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}
+{% macro main_key_deliveries_changes() -%}
+    select order_id from ({{ changed_since('int_orders_unified', 'shop, order_id') }})
+    where shop = 'main'
+{%- endmacro %}
+
+{#- int_card_keys_costed, by key: the models whose changes it follows. -#}
+{% macro card_keys_costed_upstreams() -%}
+    {{ return(['stg_shop__card_keys', 'stg_substation__card_keys', 'int_main_key_deliveries']) }}
+{%- endmacro %}
+
+{#- int_card_keys_costed: the keys (`shop`, `card_key_id`) whose row changed (staging), whose
+    main-shop delivering order changed (the keys an order delivered, before and after), and whose
+    supplier line may have (the keys in supplier files of the run's days, and the keys whose line
+    came from one of those days: a re-sent file may no longer hold it). -#}
+{% macro card_keys_costed_changes() -%}
+    {%- set changed_texts -%}
+        select key_text from ({{ changed_since('int_main_key_deliveries', 'key_text') }})
+        union all
+        {{ supplier_key_texts_landed() }}
+    {%- endset -%}
+    select 'main' as shop, card_key_id
+    from ({{ changed_since('stg_shop__card_keys', 'card_key_id') }})
+    union
+    select 'substation' as shop, card_key_id
+    from ({{ changed_since('stg_substation__card_keys', 'card_key_id') }})
+    union
+    select 'main' as shop, card_key_id from {{ ref('stg_shop__card_keys') }}
+    where key_text in ({{ changed_texts }})
+    union
+    select 'substation' as shop, card_key_id from {{ ref('stg_substation__card_keys') }}
+    where key_text in ({{ supplier_key_texts_landed() }})
+    {%- if is_incremental() %}
+    union
+    select shop, card_key_id from {{ this }} where {{ in_run_days('supplier_received_date') }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The keys (`key_text`) in supplier files of the run's days, read from the landed partitions
+    (the staging view ranks every version ever landed, which a filter on the day cannot skip). -#}
+{% macro supplier_key_texts_landed() -%}
+    select card_secret as key_text from {{ source('supplier', 'supplier__card_batches') }}
+    where {{ in_run_days('business_date') }}
+{%- endmacro %}
+
+{#- fct_key_movements, by key: the models whose changes it follows. -#}
+{% macro key_movements_upstreams() -%}
+    {{ return(['int_card_keys_costed', 'int_orders_unified']) }}
+{%- endmacro %}
+
+{#- fct_key_movements: the keys (`key_id`) that changed, the keys delivered to an order that
+    changed (its order number), and the keys whose listing now maps to another SKU (the listing
+    map is a small table rebuilt every run, so a coding change can move old movements). -#}
+{% macro key_movements_changes() -%}
+    select key_id from ({{ changed_since('int_card_keys_costed', 'key_id') }})
+    union
+    select key_id from {{ ref('int_card_keys_costed') }}
+    where (shop, order_id) in (
+        select shop, order_id from ({{ changed_since('int_orders_unified', 'shop, order_id') }})
+    )
+    {%- if is_incremental() %}
+    union
+    select stored.key_id
+    from {{ this }} as stored
+    left join {{ ref('int_listings_mapped') }} as listings
+        on stored.shop = listings.shop and stored.listing_id = listings.listing_id
+    where stored.sku_code is distinct from listings.sku_code
+    {%- endif %}
+{%- endmacro %}

@@ -121,3 +121,8 @@
         else repeat('*', greatest(length({{ value }}) - 4, 0)) || right({{ value }}, 4)
     end
 {%- endmacro %}
+
+{#- The identity record of an order: `main_order:<id>` or `sub_order:<id>`. -#}
+{% macro order_record_key(shop, order_id) -%}
+    case {{ shop }} when 'main' then 'main_order:' else 'sub_order:' end || {{ order_id }}
+{%- endmacro %}

@@ -62,6 +62,9 @@ from pipelines.lib.settings import ReaderLimits
 #: the publishers' lock, in the lake's build zone
 LOCK = "publish.lock"
 PARTITION_COLUMN = "business_date"
+#: columns an incremental model keeps for its own bookkeeping (docs/incremental.md): they differ
+#: between two builds of the same rows, so they are never published
+BUILD_COLUMNS = frozenset({"_built_at"})
 PART_FILE = "part-0.parquet"
 #: fixed writer settings: the same rows give the same bytes
 PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 3, row_group_size 122880"
@@ -398,7 +401,11 @@ def _marts(
     for name, comment in relations:
         if not _MART_NAME.fullmatch(name):
             raise PublishError(f"mart name {name!r} is not a plain identifier")
-        mine = [(c, t, note) for table, c, t, note in columns if table == name]
+        mine = [
+            (c, t, note)
+            for table, c, t, note in columns
+            if table == name and c not in BUILD_COLUMNS
+        ]
         marked = pii.get(name, frozenset())
         if unknown := marked - {c for c, _, _ in mine}:
             raise PublishError(f"mart {name}: PII columns {sorted(unknown)} are not in the table")
@@ -510,10 +517,10 @@ def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
     source = f"build.marts.{_id(mart.name)}"
     order = _id(mart.key) if mart.key else "all"
+    kept = ", ".join(_id(c) for c, _ in mart.columns if c != PARTITION_COLUMN)
     if key is None:
-        query = f"select * from {source} order by {order}"
+        query = f"select {kept} from {source} order by {order}"
     else:
-        kept = ", ".join(_id(c) for c, _ in mart.columns if c != PARTITION_COLUMN)
         query = (
             f"select {kept} from {source} where {_id(PARTITION_COLUMN)} = {_lit(key)}::date "
             f"order by {order}"

@@ -14,14 +14,44 @@
 -- Blocklisted placeholders (seed `identity_blocklist`) and kinds switched off in seed
 -- `identity_node_kinds` are kept but not `is_linkable`; an order left with no linkable identifier
 -- gets a stand-in node `order:<shop>:<id>`.
+--
+-- Incremental by record (`record_key`): a run rebuilds the orders its change set names (macro
+-- `identifiers_observed_changes`: orders whose staging row changed, and orders a rebuilt statement
+-- line pays, before and after), with all their rows at once (the stand-in depends on every
+-- identifier of the order). Substation accounts and CRM members are rebuilt whole on every run:
+-- they grow with the buyers, not with the days.
+{%- set upstreams = identifiers_observed_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='record_key',
+        pre_hook="{{ log_before(['record_key'], identifiers_observed_candidates()) }}",
+        post_hook="{{ record_build(['record_key'],
+            '_built_at <> ' ~ this_run() ~ ' and ' ~ identifiers_observed_candidates()) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        {{ identifiers_observed_changes() }}
+    ),
+{% endif %}
 
 main_orders as (
     select * from {{ ref('stg_shop__orders') }}
+    where
+        {{ in_change_set(['order_id'],
+            "select order_id from changed where shop = 'main'", upstreams) }}
 ),
 
 substation_orders as not materialized (
     select * from {{ ref('stg_substation__orders') }}
+    where
+        {{ in_change_set(['order_id'],
+            "select order_id from changed where shop = 'substation'", upstreams) }}
 ),
 
 substation_users as (
@@ -35,6 +65,7 @@ crm_versions as (
 -- `not materialized`: each reader scans the table with its own filter instead of sharing a copy
 statement_lines as not materialized (
     select * from {{ ref('int_statement_lines') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 blocklist as (
@@ -193,7 +224,7 @@ wechat_openids as (
         buyer_openid as raw_value,
         case shop when 'main' then 'openid_main' else 'openid_sub' end as node_kind,
         buyer_openid as node_value,
-        case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
+        {{ order_record_key('shop', 'order_id') }} as record_key,
         account_key || ':' || channel_txn_no as source_ref,
         completed_at as seen_at,
         shop as order_shop,
@@ -213,7 +244,7 @@ alipay_accounts as (
         buyer_account_masked as raw_value,
         'alipay_mask' as node_kind,
         nullif(lower(trim(buyer_account_masked)), '') as node_value,
-        case shop when 'main' then 'main_order:' else 'sub_order:' end || order_id as record_key,
+        {{ order_record_key('shop', 'order_id') }} as record_key,
         account_key || ':' || channel_txn_no as source_ref,
         completed_at as seen_at,
         shop as order_shop,
@@ -351,10 +382,14 @@ final as (
         node,
         is_blocked,
         blocked_reason,
-        is_linkable
+        is_linkable,
+        {{ this_run() }} as _built_at
     from flagged
     union all
-    select * from stand_ins
+    select
+        *,
+        {{ this_run() }} as _built_at
+    from stand_ins
 )
 
 select * from final

@@ -3,30 +3,64 @@
 -- supplier's file; the main shop links a sold key to its order only through the order's `info`
 -- (the delivered keys, one per line), the substation through `card.order_id`. Keys are compared
 -- by their keyed hash (`key_text`; the lake never holds a key): equal keys, equal hashes.
+--
+-- Incremental by key: a run rebuilds the keys its change set names (macro
+-- `card_keys_costed_changes`: keys whose staging row, main-shop delivering order or supplier line
+-- may have changed).
+{%- set upstreams = card_keys_costed_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='key_id',
+        pre_hook="{{ log_before(['key_id', 'shop', 'order_id'], in_change_set(['shop', 'card_key_id'],
+            card_keys_costed_changes(), card_keys_costed_upstreams())) }}",
+        post_hook="{{ record_build(['key_id', 'shop', 'order_id'], not_rebuilt(['shop', 'card_key_id'],
+            card_keys_costed_changes(), card_keys_costed_upstreams())) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        {{ card_keys_costed_changes() }}
+    ),
+{% endif %}
 
 main_keys as (
     select * from {{ ref('stg_shop__card_keys') }}
+    where
+        {{ in_change_set(['card_key_id'],
+            "select card_key_id from changed where shop = 'main'",
+            upstreams) }}
 ),
 
 substation_keys as (
     select * from {{ ref('stg_substation__card_keys') }}
+    where
+        {{ in_change_set(['card_key_id'],
+            "select card_key_id from changed where shop = 'substation'",
+            upstreams) }}
 ),
 
+-- only the lines of the keys rebuilt: the ranking of the versions is the staging view's
 supplier_lines as (
     select * from {{ ref('stg_supplier__card_batch_lines') }}
-),
-
-orders as (
-    select * from {{ ref('int_orders_unified') }}
+    where
+        key_text in (
+            select main_keys.key_text from main_keys
+            union all
+            select substation_keys.key_text from substation_keys
+        )
 ),
 
 main_deliveries as (
-    select distinct
-        orders.order_id,
-        unnest(string_split(orders.delivered_keys_text, chr(10))) as key_text
-    from orders
-    where orders.shop = 'main' and orders.delivered_keys_text is not null
+    select
+        order_id,
+        key_text
+    from {{ ref('int_main_key_deliveries') }}
+    where key_text in (select main_keys.key_text from main_keys)
 ),
 
 keys as (
@@ -80,7 +114,9 @@ final as (
         supplier_keys.supplier_product_name,
         supplier_keys.unit_cost_fen as cost_fen,
         supplier_keys.expires_on,
-        supplier_keys.key_text is not null as has_supplier_record
+        supplier_keys.key_text is not null as has_supplier_record,
+        supplier_keys.received_date as supplier_received_date,
+        {{ this_run() }} as _built_at
     from keys
     left join supplier_keys on keys.key_text = supplier_keys.key_text
 )

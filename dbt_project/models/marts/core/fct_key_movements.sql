@@ -2,10 +2,34 @@
 -- (the
 -- shop imported it), delivered (sold to an order) or voided (found invalid before sale) — with the
 -- key's unit cost from its supplier batch. Units and value are signed (+ in, − out).
+--
+-- Incremental by key: a run rebuilds the movements of the keys its change set names (macro
+-- `key_movements_changes`: keys that changed, keys delivered to an order that changed, keys whose
+-- listing now maps to another SKU).
+{%- set upstreams = key_movements_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='key_id',
+        pre_hook="{{ log_before(['key_id', 'business_date'], in_change_set(['key_id'],
+            key_movements_changes(), key_movements_upstreams())) }}",
+        post_hook="{{ record_build(['key_id', 'business_date'], not_rebuilt(['key_id'],
+            key_movements_changes(), key_movements_upstreams())) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        {{ key_movements_changes() }}
+    ),
+{% endif %}
 
 keys as not materialized (
     select * from {{ ref('int_card_keys_costed') }}
+    where {{ in_change_set(['key_id'], 'select key_id from changed', upstreams) }}
 ),
 
 listings as (
@@ -56,7 +80,8 @@ final as (
         movements.units,
         movements.cost_fen,
         movements.units * movements.cost_fen as value_fen,
-        orders.order_no
+        orders.order_no,
+        {{ this_run() }} as _built_at
     from movements
     left join listings
         on movements.shop = listings.shop and movements.listing_id = listings.listing_id

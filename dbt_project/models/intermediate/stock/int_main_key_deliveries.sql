@@ -1,0 +1,38 @@
+-- The keys each main-shop order delivered: one row per order and key (the order's `info`, one key
+-- per line, as its keyed hash). The main shop links a sold key to its order only through this
+-- text, so the card-key ledger looks keys up here instead of splitting every order's text again.
+--
+-- Incremental by order: a run rebuilds the main-shop orders `int_orders_unified` rebuilt. Its
+-- change log holds each order's keys before and after, so the ledger learns which keys changed
+-- hands.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        pre_hook="{{ log_before(['order_id', 'key_text'], in_change_set(['order_id'],
+            main_key_deliveries_changes(), ['int_orders_unified'])) }}",
+        post_hook="{{ record_build(['order_id', 'key_text'], not_rebuilt(['order_id'],
+            main_key_deliveries_changes(), ['int_orders_unified'])) }}",
+        on_schema_change='fail',
+    )
+}}
+with
+
+orders as (
+    select * from {{ ref('int_orders_unified') }}
+    where
+        shop = 'main'
+        and delivered_keys_text is not null
+        and {{ in_change_set(['order_id'], main_key_deliveries_changes(), ['int_orders_unified']) }}
+),
+
+final as (
+    select distinct
+        order_id,
+        unnest(string_split(delivered_keys_text, chr(10))) as key_text,
+        {{ this_run() }} as _built_at
+    from orders
+)
+
+select * from final
