@@ -137,3 +137,76 @@
     where stored.sku_code is distinct from listings.sku_code
     {%- endif %}
 {%- endmacro %}
+
+{#- fct_orders, by order: the models whose changes it follows. -#}
+{% macro fct_orders_upstreams() -%}
+    {{ return(['int_orders_unified', 'int_order_payments', 'int_card_keys_costed']) }}
+{%- endmacro %}
+
+{#- fct_orders: the orders (`shop`, `order_id`) whose order, payment or delivered keys changed;
+    and, compared with what the table holds, the orders whose refunds, buyer (`user_key`) or
+    SKU now differ (those inputs are rebuilt in full on every run), and the paid orders not
+    delivered yet, whose stock-out flag moves with the data's as-of time. -#}
+{% macro fct_orders_changes() -%}
+    {{ changed_since('int_orders_unified', 'shop, order_id') }}
+    union
+    {{ changed_since('int_order_payments', 'shop, order_id') }}
+    union
+    select shop, order_id from ({{ changed_since('int_card_keys_costed', 'shop, order_id') }})
+    where order_id is not null
+    {%- if is_incremental() %}
+    union
+    select shop, order_id from (
+        (
+            select shop, order_id, {{ fct_orders_refund_columns() }}
+            from ({{ fct_orders_refunds() }})
+            where refunds_succeeded > 0 or first_refund_succeeded_at is not null
+            except
+            select shop, order_id, {{ fct_orders_refund_columns() }} from {{ this }}
+            where refunds_succeeded > 0 or first_refund_succeeded_at is not null
+        )
+        union all
+        (
+            select shop, order_id, {{ fct_orders_refund_columns() }} from {{ this }}
+            where refunds_succeeded > 0 or first_refund_succeeded_at is not null
+            except
+            select shop, order_id, {{ fct_orders_refund_columns() }}
+            from ({{ fct_orders_refunds() }})
+            where refunds_succeeded > 0 or first_refund_succeeded_at is not null
+        )
+    )
+    union
+    select stored.shop, stored.order_id
+    from {{ this }} as stored
+    left join {{ ref('int_order_buyers') }} as buyers
+        on stored.shop = buyers.shop and stored.order_id = buyers.order_id
+    left join {{ ref('int_listings_mapped') }} as listings
+        on stored.shop = listings.shop and stored.listing_id = listings.listing_id
+    where
+        stored.user_key is distinct from buyers.user_key
+        or stored.sku_code is distinct from listings.sku_code
+        or (stored.is_paid_in_shop and not stored.is_manual and stored.delivered_at is null)
+    {%- endif %}
+{%- endmacro %}
+
+{#- fct_orders: the refund columns, per order. -#}
+{% macro fct_orders_refund_columns() -%}
+    refunds_succeeded, refunded_fen, first_refund_succeeded_at, first_refund_reason
+{%- endmacro %}
+
+{#- fct_orders: each order's refunds, from every refund (a small table: refunds are a few in a
+    hundred orders). -#}
+{% macro fct_orders_refunds() -%}
+    select
+        shop,
+        order_id,
+        count(*) filter (where refund_status = 'succeeded') as refunds_succeeded,
+        cast(
+            coalesce(sum(amount_fen) filter (where refund_status = 'succeeded'), 0) as bigint
+        ) as refunded_fen,
+        min(succeeded_at) as first_refund_succeeded_at,
+        arg_min(reason_code, coalesce(succeeded_at, requested_at))
+        filter (where refund_status = 'succeeded') as first_refund_reason
+    from {{ ref('int_refunds_unified') }}
+    group by shop, order_id
+{%- endmacro %}

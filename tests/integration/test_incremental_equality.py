@@ -40,6 +40,7 @@ INCREMENTAL_BY_KEY = {
     "int_main_key_deliveries": "order_id",
     "int_card_keys_costed": "key_id",
     "fct_key_movements": "key_id",
+    "fct_orders": "order_id",
 }
 
 

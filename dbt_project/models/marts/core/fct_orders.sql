@@ -1,18 +1,44 @@
 -- One row per order of either shop (test and broken rows are quarantined at ingestion and never
 -- reach here): the standard order number, the buyer (`user_key`), the product (`sku_code`), the
 -- payment as shop and channel together know it, delivery, refunds and anomaly flags.
+--
+-- Incremental by order: a run rebuilds the orders its change set names (macro
+-- `fct_orders_changes`: orders whose order, payment, delivered keys, refunds, buyer or SKU changed,
+-- and the paid orders not delivered yet).
+{%- set upstreams = fct_orders_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['shop', 'order_id'],
+        pre_hook="{{ log_before(['shop', 'order_id', 'business_date'], in_change_set(
+            ['shop', 'order_id'], fct_orders_changes(), fct_orders_upstreams())) }}",
+        post_hook="{{ record_build(['shop', 'order_id', 'business_date'], not_rebuilt(
+            ['shop', 'order_id'], fct_orders_changes(), fct_orders_upstreams())) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        {{ fct_orders_changes() }}
+    ),
+{% endif %}
 
 orders as not materialized (
     select * from {{ ref('int_orders_unified') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 payments as (
     select * from {{ ref('int_order_payments') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 buyers as (
     select * from {{ ref('int_order_buyers') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 listings as (
@@ -21,16 +47,13 @@ listings as (
 
 keys as (
     select * from {{ ref('int_card_keys_costed') }}
-),
-
-refunds as (
-    select * from {{ ref('int_refunds_unified') }}
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 as_of as (
     -- the latest moment the shops' data speaks for: an order paid less than the stock-out wait
-    -- before it may still be delivered
-    select max(created_at) as data_as_of from orders
+    -- before it may still be delivered (of every order, not only those rebuilt)
+    select max(created_at) as data_as_of from {{ ref('int_orders_unified') }}
 ),
 
 delivered_keys as (
@@ -47,18 +70,8 @@ delivered_keys as (
 ),
 
 order_refunds as (
-    select
-        shop,
-        order_id,
-        count(*) filter (where refund_status = 'succeeded') as refunds_succeeded,
-        cast(
-            coalesce(sum(amount_fen) filter (where refund_status = 'succeeded'), 0) as bigint
-        ) as refunded_fen,
-        min(succeeded_at) as first_refund_succeeded_at,
-        arg_min(reason_code, coalesce(succeeded_at, requested_at))
-        filter (where refund_status = 'succeeded') as first_refund_reason
-    from refunds
-    group by shop, order_id
+    select * from ({{ fct_orders_refunds() }})
+    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
 ),
 
 joined as (
@@ -168,7 +181,8 @@ final as (
         refunded_fen,
         refunds_succeeded > 0 as has_refund,
         first_refund_succeeded_at,
-        first_refund_reason
+        first_refund_reason,
+        {{ this_run() }} as _built_at
     from joined
 )
 
