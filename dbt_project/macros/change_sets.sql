@@ -42,9 +42,10 @@
     {{ return(['stg_shop__orders', 'stg_substation__orders', 'int_statement_lines']) }}
 {%- endmacro %}
 
-{#- int_identifiers_observed: the orders (`shop`, `order_id` and their `record_key`) whose
-    identifiers may have changed: their staging row changed, or a rebuilt statement line pays
-    them, before or after. -#}
+{#- int_identifiers_observed: the records (`record_key`; with `shop` and `order_id` for an order)
+    whose identifiers may have changed: orders whose staging row changed or that a rebuilt
+    statement line pays, before or after; and every substation account and CRM member, rebuilt
+    whole (they grow with the buyers, not with the days). -#}
 {% macro identifiers_observed_changes() -%}
     select 'main' as shop, order_id, 'main_order:' || order_id as record_key
     from ({{ changed_since('stg_shop__orders', 'order_id') }})
@@ -55,17 +56,11 @@
     select shop, order_id, {{ order_record_key('shop', 'order_id') }} as record_key
     from ({{ changed_since('int_statement_lines', 'shop, order_id') }})
     where order_id is not null
-{%- endmacro %}
-
-{#- int_identifiers_observed: its rows a run rebuilds, those of the changed orders and every
-    substation account and CRM member (rebuilt whole: they grow with the buyers, not the days). -#}
-{% macro identifiers_observed_candidates() -%}
-    (
-        system in ('substation.user', 'crm.members')
-        or {{ in_change_set(['record_key'],
-            'select record_key from (' ~ identifiers_observed_changes() ~ ')',
-            identifiers_observed_upstreams()) }}
-    )
+    {%- if is_incremental() %}
+    union
+    select distinct null as shop, null as order_id, record_key from {{ this }}
+    where system in ('substation.user', 'crm.members')
+    {%- endif %}
 {%- endmacro %}
 
 {#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}

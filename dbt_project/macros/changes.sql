@@ -98,6 +98,34 @@
     )
 {%- endmacro %}
 
+{#- Where a model keyed by a change set keeps it while it builds: computed once, by the pre-hook,
+    then read by the body (as `changed`) and the post-hook, so the three agree and the inputs'
+    logs and comparisons are read once. Dropped after the build. -#}
+{% macro change_set() -%}
+    changes."{{ this.identifier }}__change_set"
+{%- endmacro %}
+
+{#- Pre-hook of a model keyed by a change set: compute the change set (`changes`: a query of the
+    key columns and any others the body filters by) and log the rows of it as they are before the
+    build (`log_columns`). -#}
+{% macro before_build(key_columns, log_columns, changes, upstreams) -%}
+    {%- if is_incremental() -%}
+        create or replace table {{ change_set() }} as {{ changes }};
+        {{ log_before(log_columns, in_change_set(key_columns,
+            'select ' ~ key_columns | join(', ') ~ ' from ' ~ change_set(), upstreams)) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of a model keyed by a change set: `record_build`, the stale rows being those of the
+    change set the build did not write again. -#}
+{% macro after_build(key_columns, log_columns, upstreams) -%}
+    {{ record_build(log_columns, not_rebuilt(key_columns,
+        'select ' ~ key_columns | join(', ') ~ ' from ' ~ change_set(), upstreams)) }};
+    drop table if exists {{ change_set() }}
+{%- endmacro %}
+
 {#- A filter of this model's rows: those whose key is in the change set `keys` (a query of the
     key columns), or every row under `rebuild_all(upstreams)`. -#}
 {% macro in_change_set(key_columns, keys, upstreams) -%}

@@ -26,9 +26,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='record_key',
-        pre_hook="{{ log_before(['record_key'], identifiers_observed_candidates()) }}",
-        post_hook="{{ record_build(['record_key'],
-            '_built_at <> ' ~ this_run() ~ ' and ' ~ identifiers_observed_candidates()) }}",
+        pre_hook="{{ before_build(['record_key'], ['record_key'],
+            identifiers_observed_changes(), identifiers_observed_upstreams()) }}",
+        post_hook="{{ after_build(['record_key'], ['record_key'],
+            identifiers_observed_upstreams()) }}",
         on_schema_change='fail',
     )
 }}
@@ -36,7 +37,7 @@ with
 
 {% if is_incremental() %}
     changed as (
-        {{ identifiers_observed_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 

@@ -16,10 +16,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['shop', 'order_id'],
-        pre_hook="{{ log_before(['shop', 'order_id'], in_change_set(['shop', 'order_id'],
-            order_payments_changes(), ['int_orders_unified', 'int_statement_lines'])) }}",
-        post_hook="{{ record_build(['shop', 'order_id'], not_rebuilt(['shop', 'order_id'],
-            order_payments_changes(), ['int_orders_unified', 'int_statement_lines'])) }}",
+        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id'],
+            order_payments_changes(), ['int_orders_unified', 'int_statement_lines']) }}",
+        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id'],
+            ['int_orders_unified', 'int_statement_lines']) }}",
         on_schema_change='fail',
     )
 }}
@@ -27,7 +27,7 @@ with
 
 {% if is_incremental() %}
     changed as (
-        {{ order_payments_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 

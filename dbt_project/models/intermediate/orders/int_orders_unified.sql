@@ -10,10 +10,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['shop', 'order_id'],
-        pre_hook="{{ log_before(['shop', 'order_id'], in_change_set(['shop', 'order_id'],
-            orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders'])) }}",
-        post_hook="{{ record_build(['shop', 'order_id'], not_rebuilt(['shop', 'order_id'],
-            orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders'])) }}",
+        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id'],
+            orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders']) }}",
+        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id'],
+            ['stg_shop__orders', 'stg_substation__orders']) }}",
         on_schema_change='fail',
     )
 }}
@@ -37,7 +37,7 @@ pay_accounts as (
 
 {% if is_incremental() %}
     changed as (
-        {{ orders_unified_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 

@@ -13,10 +13,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='key_id',
-        pre_hook="{{ log_before(['key_id', 'shop', 'order_id'], in_change_set(['shop', 'card_key_id'],
-            card_keys_costed_changes(), card_keys_costed_upstreams())) }}",
-        post_hook="{{ record_build(['key_id', 'shop', 'order_id'], not_rebuilt(['shop', 'card_key_id'],
-            card_keys_costed_changes(), card_keys_costed_upstreams())) }}",
+        pre_hook="{{ before_build(['shop', 'card_key_id'], ['key_id', 'shop', 'order_id'],
+            card_keys_costed_changes(), card_keys_costed_upstreams()) }}",
+        post_hook="{{ after_build(['shop', 'card_key_id'], ['key_id', 'shop', 'order_id'],
+            card_keys_costed_upstreams()) }}",
         on_schema_change='fail',
     )
 }}
@@ -24,7 +24,7 @@ with
 
 {% if is_incremental() %}
     changed as (
-        {{ card_keys_costed_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 

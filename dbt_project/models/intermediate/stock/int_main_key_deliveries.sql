@@ -5,26 +5,33 @@
 -- Incremental by order: a run rebuilds the main-shop orders `int_orders_unified` rebuilt. Its
 -- change log holds each order's keys before and after, so the ledger learns which keys changed
 -- hands.
+{%- set upstreams = ['int_orders_unified'] %}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='order_id',
-        pre_hook="{{ log_before(['order_id', 'key_text'], in_change_set(['order_id'],
-            main_key_deliveries_changes(), ['int_orders_unified'])) }}",
-        post_hook="{{ record_build(['order_id', 'key_text'], not_rebuilt(['order_id'],
-            main_key_deliveries_changes(), ['int_orders_unified'])) }}",
+        pre_hook="{{ before_build(['order_id'], ['order_id', 'key_text'],
+            main_key_deliveries_changes(), ['int_orders_unified']) }}",
+        post_hook="{{ after_build(['order_id'], ['order_id', 'key_text'],
+            ['int_orders_unified']) }}",
         on_schema_change='fail',
     )
 }}
 with
+
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
 orders as (
     select * from {{ ref('int_orders_unified') }}
     where
         shop = 'main'
         and delivered_keys_text is not null
-        and {{ in_change_set(['order_id'], main_key_deliveries_changes(), ['int_orders_unified']) }}
+        and {{ in_change_set(['order_id'], 'select order_id from changed', upstreams) }}
 ),
 
 final as (

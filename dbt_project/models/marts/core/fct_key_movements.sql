@@ -12,10 +12,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='key_id',
-        pre_hook="{{ log_before(['key_id', 'business_date'], in_change_set(['key_id'],
-            key_movements_changes(), key_movements_upstreams())) }}",
-        post_hook="{{ record_build(['key_id', 'business_date'], not_rebuilt(['key_id'],
-            key_movements_changes(), key_movements_upstreams())) }}",
+        pre_hook="{{ before_build(['key_id'], ['key_id', 'business_date'],
+            key_movements_changes(), key_movements_upstreams()) }}",
+        post_hook="{{ after_build(['key_id'], ['key_id', 'business_date'],
+            key_movements_upstreams()) }}",
         on_schema_change='fail',
     )
 }}
@@ -23,7 +23,7 @@ with
 
 {% if is_incremental() %}
     changed as (
-        {{ key_movements_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 

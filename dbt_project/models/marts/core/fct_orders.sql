@@ -11,10 +11,10 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['shop', 'order_id'],
-        pre_hook="{{ log_before(['shop', 'order_id', 'business_date'], in_change_set(
-            ['shop', 'order_id'], fct_orders_changes(), fct_orders_upstreams())) }}",
-        post_hook="{{ record_build(['shop', 'order_id', 'business_date'], not_rebuilt(
-            ['shop', 'order_id'], fct_orders_changes(), fct_orders_upstreams())) }}",
+        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id', 'business_date'],
+            fct_orders_changes(), fct_orders_upstreams()) }}",
+        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id', 'business_date'],
+            fct_orders_upstreams()) }}",
         on_schema_change='fail',
     )
 }}
@@ -22,7 +22,7 @@ with
 
 {% if is_incremental() %}
     changed as (
-        {{ fct_orders_changes() }}
+        select * from {{ change_set() }}
     ),
 {% endif %}
 
