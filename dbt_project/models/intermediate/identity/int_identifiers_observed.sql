@@ -66,7 +66,9 @@ crm_versions as (
 -- `not materialized`: each reader scans the table with its own filter instead of sharing a copy
 statement_lines as not materialized (
     select * from {{ ref('int_statement_lines') }}
-    where {{ in_change_set(['shop', 'order_id'], 'select shop, order_id from changed', upstreams) }}
+    where
+        {{ in_change_set(['shop', 'order_id'],
+            'select shop, order_id from changed where order_id is not null', upstreams) }}
 ),
 
 blocklist as (
