@@ -205,3 +205,27 @@
     from {{ ref('int_refunds_unified') }}
     group by shop, order_id
 {%- endmacro %}
+
+{#- fct_payments, by payment: the models whose changes it follows. -#}
+{% macro fct_payments_upstreams() -%}
+    {{ return(['int_statement_lines', 'fct_orders']) }}
+{%- endmacro %}
+
+{#- fct_payments: the payments (`payment_id`) of statement payment lines that changed, and those
+    of the orders that changed (before and after): the shop-only payment of the order (with the
+    order number, `shop_order_no`), and every statement payment line naming its order number (a
+    line joins its order by number). -#}
+{% macro fct_payments_changes() -%}
+    select channel || ':' || channel_txn_no as payment_id, cast(null as varchar) as shop_order_no
+    from ({{ changed_since('int_statement_lines', 'channel, channel_txn_no, line_type') }})
+    where line_type = 'payment'
+    union
+    select shop || ':' || order_no as payment_id, order_no as shop_order_no
+    from ({{ changed_since('fct_orders', 'shop, order_no') }})
+    union
+    select channel || ':' || channel_txn_no as payment_id, cast(null as varchar) as shop_order_no
+    from {{ ref('int_statement_lines') }}
+    where
+        line_type = 'payment'
+        and order_no in (select order_no from ({{ changed_since('fct_orders', 'order_no') }}))
+{%- endmacro %}

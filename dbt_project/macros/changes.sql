@@ -77,17 +77,20 @@
 
 {#- Post-hook of an incremental model: log the rows it rebuilt (`_built_at` of this run), remove
     the `stale` ones (a SQL condition: rows of the change set its inputs no longer give; they
-    were logged by `log_before`), and record the build. A full build logs no rows, only `full`. -#}
+    were logged by `log_before`), and record the build. A full build logs no rows, only `full`,
+    and starts the log afresh. -#}
 {% macro record_build(columns, stale) -%}
     {%- set log = 'changes."' ~ this.identifier ~ '"' -%}
-    {{ create_change_log(columns) }};
     {%- if is_incremental() %}
+    {{ create_change_log(columns) }};
     insert into {{ log }}
     select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
     where _built_at = {{ this_run() }};
     delete from {{ this }} where {{ stale }};
     {%- else %}
-    delete from {{ log }};
+    {#- made afresh: a new version of the model may log other columns #}
+    drop table if exists {{ log }};
+    {{ create_change_log(columns) }};
     {%- endif %}
     insert into changes._runs values ('{{ this.identifier }}', {{ this_run() }}, {{ not is_incremental() }});
     -- every model has been built since: no reader needs these entries any more (those of the

@@ -41,6 +41,7 @@ INCREMENTAL_BY_KEY = {
     "int_card_keys_costed": "key_id",
     "fct_key_movements": "key_id",
     "fct_orders": "order_id",
+    "fct_payments": "payment_id",
 }
 
 

@@ -10,16 +10,16 @@
 -- is a new file for the same day), so a run rebuilds the lines of the days it landed, plus every
 -- earlier line that matched no order yet (its order may have landed since); lines of a rebuilt day
 -- that its files no longer hold are removed after the build. Its change log (macros/changes.sql)
--- holds each rebuilt line's order before and after, for the models keyed by order.
+-- holds each rebuilt line's order and payment before and after, for the models keyed by them.
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='line_key',
-        pre_hook="{{ log_before(['line_key', 'shop', 'order_id'],
-            in_run_days('statement_date') ~ ' or order_id is null') }}",
-        post_hook="{{ record_build(['line_key', 'shop', 'order_id'],
-            stale_run_days('statement_date')) }}",
+        pre_hook="{{ log_before(['line_key', 'shop', 'order_id', 'order_no', 'channel',
+            'channel_txn_no', 'line_type'], in_run_days('statement_date') ~ ' or order_id is null') }}",
+        post_hook="{{ record_build(['line_key', 'shop', 'order_id', 'order_no', 'channel',
+            'channel_txn_no', 'line_type'], stale_run_days('statement_date')) }}",
         on_schema_change='fail',
     )
 }}

@@ -1,15 +1,46 @@
 -- One row per payment: every payment line of the channel statements (matched to its order where
 -- one exists), plus the shop's paid orders that no statement shows (yet). `is_primary` marks the
 -- transaction the order counts as paid by; a further line of the same order is a duplicate charge.
+--
+-- Incremental by payment: a run rebuilds the payments its change set names (macro
+-- `fct_payments_changes`: payment lines that changed, and the payments of orders that changed).
+{%- set upstreams = fct_payments_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='payment_id',
+        pre_hook="{{ before_build(['payment_id'], ['payment_id', 'business_date', 'order_no'],
+            fct_payments_changes(), fct_payments_upstreams()) }}",
+        post_hook="{{ after_build(['payment_id'], ['payment_id', 'business_date', 'order_no'],
+            fct_payments_upstreams()) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-lines as (
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
+
+lines as not materialized (
     select * from {{ ref('int_statement_lines') }}
-    where line_type = 'payment'
+    where
+        line_type = 'payment'
+        and {{ in_change_set(["channel || ':' || channel_txn_no"],
+            'select payment_id from changed', upstreams) }}
 ),
 
+-- the orders the rebuilt payments name
 orders as not materialized (
     select * from {{ ref('fct_orders') }}
+    where
+        {{ in_change_set(['order_no'],
+            "select lines.order_no from lines where lines.order_no is not null
+            union all
+            select shop_order_no from changed where shop_order_no is not null", upstreams) }}
 ),
 
 statement_payments as (
@@ -58,13 +89,24 @@ shop_only as (
         'shop' as recorded_by,
         true as is_primary
     from orders
-    where orders.is_paid and orders.payment_txn_no is null
+    where
+        orders.is_paid
+        and orders.payment_txn_no is null
+        and {{ in_change_set(["orders.shop || ':' || orders.order_no"],
+            'select payment_id from changed', upstreams) }}
 ),
 
-final as (
+unioned as (
     select * from statement_payments
     union all
     select * from shop_only
+),
+
+final as (
+    select
+        *,
+        {{ this_run() }} as _built_at
+    from unioned
 )
 
 select * from final
