@@ -44,8 +44,9 @@
 
 {#- int_identifiers_observed: the records (`record_key`; with `shop` and `order_id` for an order)
     whose identifiers may have changed: orders whose staging row changed or that a rebuilt
-    statement line pays, before or after; and every substation account and CRM member, rebuilt
-    whole (they grow with the buyers, not with the days). -#}
+    statement line pays, before or after; and the substation accounts and CRM members whose
+    fields differ from the rows the table holds for them (a record's rows follow from its fields
+    and the identity seeds, whose change rebuilds everything). -#}
 {% macro identifiers_observed_changes() -%}
     select 'main' as shop, order_id, 'main_order:' || order_id as record_key
     from ({{ changed_since('stg_shop__orders', 'order_id') }})
@@ -58,9 +59,33 @@
     where order_id is not null
     {%- if is_incremental() %}
     union
-    select distinct null as shop, null as order_id, record_key from {{ this }}
-    where system in ('substation.user', 'crm.members')
+    select distinct null as shop, null as order_id, record_key from (
+        (
+            select {{ people_field_columns() }} from ({{ people_fields() }})
+            except all
+            select {{ people_field_columns() }} from {{ this }}
+            where system in ('substation.user', 'crm.members') and not is_derived
+        )
+        union all
+        (
+            select {{ people_field_columns() }} from {{ this }}
+            where system in ('substation.user', 'crm.members') and not is_derived
+            except all
+            select {{ people_field_columns() }} from ({{ people_fields() }})
+        )
+    )
     {%- endif %}
+{%- endmacro %}
+
+{#- int_identifiers_observed: the identifier fields of every substation account and CRM member. -#}
+{% macro people_fields() -%}
+    select * from ({{ substation_user_fields() }})
+    union all
+    select * from ({{ crm_member_fields() }})
+{%- endmacro %}
+
+{% macro people_field_columns() -%}
+    record_key, id_kind, raw_value, source_ref, seen_at
 {%- endmacro %}
 
 {#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}

@@ -126,3 +126,43 @@
 {% macro order_record_key(shop, order_id) -%}
     case {{ shop }} when 'main' then 'main_order:' else 'sub_order:' end || {{ order_id }}
 {%- endmacro %}
+
+{#- A substation account's identifier fields, one row per field that has a value: the record
+    (`sub_user:<id>`), `source_ref`, `seen_at`, `id_kind` and `raw_value`. The account's own
+    columns are computed once, before the fields become rows. -#}
+{% macro substation_user_fields() -%}
+    unpivot (
+        select
+            'sub_user:' || user_id as record_key,
+            cast(user_id as varchar) as source_ref,
+            created_at as seen_at,
+            cast(user_id as varchar) as user_id,
+            email,
+            phone,
+            qq
+        from {{ ref('stg_substation__users') }}
+    )
+    on user_id, email, phone, qq
+    into name id_kind value raw_value
+{%- endmacro %}
+
+{#- A CRM member's identifier fields over all its versions, one row per version and field that
+    has a value: the record (`crm:<member_id>`), `source_ref` (the member @ the version's first
+    snapshot), `seen_at`, `id_kind` and `raw_value`. -#}
+{% macro crm_member_fields() -%}
+    unpivot (
+        select
+            'crm:' || member_id as record_key,
+            member_id || '@' || strftime(first_snapshot_date, '%Y-%m-%d') as source_ref,
+            registered_at as seen_at,
+            member_id,
+            phone,
+            email,
+            qq,
+            wechat_openid
+        from {{ ref('stg_crm__member_versions') }}
+        where member_id is not null and member_id <> ''
+    )
+    on member_id, phone, email, qq, wechat_openid
+    into name id_kind value raw_value
+{%- endmacro %}

@@ -18,8 +18,8 @@
 -- Incremental by record (`record_key`): a run rebuilds the orders its change set names (macro
 -- `identifiers_observed_changes`: orders whose staging row changed, and orders a rebuilt statement
 -- line pays, before and after), with all their rows at once (the stand-in depends on every
--- identifier of the order). Substation accounts and CRM members are rebuilt whole on every run:
--- they grow with the buyers, not with the days.
+-- identifier of the order); and the substation accounts and CRM members whose fields differ from
+-- the rows the table holds for them.
 {%- set upstreams = identifiers_observed_upstreams() %}
 {{
     config(
@@ -53,14 +53,6 @@ substation_orders as not materialized (
     where
         {{ in_change_set(['order_id'],
             "select order_id from changed where shop = 'substation'", upstreams) }}
-),
-
-substation_users as (
-    select * from {{ ref('stg_substation__users') }}
-),
-
-crm_versions as (
-    select * from {{ ref('stg_crm__member_versions') }}
 ),
 
 -- `not materialized`: each reader scans the table with its own filter instead of sharing a copy
@@ -139,21 +131,9 @@ substation_owners as (
     where owner_user_id is not null
 ),
 
--- the account's own columns are computed once, before the fields become rows
 user_fields as (
-    unpivot (
-        select
-            'sub_user:' || user_id as record_key,
-            cast(user_id as varchar) as source_ref,
-            created_at as seen_at,
-            cast(user_id as varchar) as user_id,
-            email,
-            phone,
-            qq
-        from substation_users
-    )
-    on user_id, email, phone, qq
-    into name id_kind value raw_value
+    select * from ({{ substation_user_fields() }})
+    where {{ in_change_set(['record_key'], 'select record_key from changed', upstreams) }}
 ),
 
 substation_user_ids as (
@@ -176,23 +156,9 @@ substation_user_ids as (
     from user_fields
 ),
 
--- the member's own columns are computed once, before the fields become rows
 crm_fields as (
-    unpivot (
-        select
-            'crm:' || member_id as record_key,
-            member_id || '@' || strftime(first_snapshot_date, '%Y-%m-%d') as source_ref,
-            registered_at as seen_at,
-            member_id,
-            phone,
-            email,
-            qq,
-            wechat_openid
-        from crm_versions
-        where member_id is not null and member_id <> ''
-    )
-    on member_id, phone, email, qq, wechat_openid
-    into name id_kind value raw_value
+    select * from ({{ crm_member_fields() }})
+    where {{ in_change_set(['record_key'], 'select record_key from changed', upstreams) }}
 ),
 
 crm_ids as (
