@@ -59,21 +59,11 @@
     where order_id is not null
     {%- if is_incremental() %}
     union
-    select distinct null as shop, null as order_id, record_key from (
-        (
-            select {{ people_field_columns() }} from ({{ people_fields() }})
-            except all
-            select {{ people_field_columns() }} from {{ this }}
-            where system in ('substation.user', 'crm.members') and not is_derived
-        )
-        union all
-        (
-            select {{ people_field_columns() }} from {{ this }}
-            where system in ('substation.user', 'crm.members') and not is_derived
-            except all
-            select {{ people_field_columns() }} from ({{ people_fields() }})
-        )
-    )
+    select null as shop, null as order_id, coalesce(fresh.record_key, stored.record_key)
+    from ({{ people_digests('(' ~ people_fields() ~ ')') }}) as fresh
+    full join ({{ people_digests(this, stored=true) }}) as stored
+        on fresh.record_key = stored.record_key
+    where fresh.n is distinct from stored.n or fresh.h is distinct from stored.h
     {%- endif %}
 {%- endmacro %}
 
@@ -84,8 +74,19 @@
     select * from ({{ crm_member_fields() }})
 {%- endmacro %}
 
-{% macro people_field_columns() -%}
-    record_key, id_kind, raw_value, source_ref, seen_at
+{#- Per record, the count and an order-independent sum of hashes of its identifier fields (as
+    publishing digests a partition): two records with equal digests hold the same fields, but
+    for a 64-bit hash collision. `relation`: `people_fields()`, or the table itself (`stored`). -#}
+{% macro people_digests(relation, stored=false) -%}
+    select
+        record_key,
+        count(*) as n,
+        sum(hash(id_kind, raw_value, source_ref, seen_at)::hugeint) as h
+    from {{ relation }}
+    {%- if stored %}
+    where system in ('substation.user', 'crm.members') and not is_derived
+    {%- endif %}
+    group by record_key
 {%- endmacro %}
 
 {#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}
