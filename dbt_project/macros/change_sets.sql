@@ -161,14 +161,13 @@
 
 {#- fct_orders, by order: the models whose changes it follows. -#}
 {% macro fct_orders_upstreams() -%}
-    {{ return(['int_orders_unified', 'int_order_payments', 'int_card_keys_costed',
-        'int_order_buyers']) }}
+    {{ return(['int_orders_unified', 'int_order_payments', 'int_card_keys_costed']) }}
 {%- endmacro %}
 
-{#- fct_orders: the orders (`shop`, `order_id`) whose order, payment, delivered keys or buyer
-    changed; and, compared with what the table holds, the orders whose refunds or SKU now differ
-    (those inputs are rebuilt in full on every run), and the paid orders not delivered yet, whose
-    stock-out flag moves with the data's as-of time. -#}
+{#- fct_orders: the orders (`shop`, `order_id`) whose order, payment or delivered keys changed;
+    and, compared with what the table holds, the orders whose refunds, buyer (`user_key`) or
+    SKU now differ (those inputs are rebuilt in full on every run), and the paid orders not
+    delivered yet, whose stock-out flag moves with the data's as-of time. -#}
 {% macro fct_orders_changes() -%}
     {{ changed_since('int_orders_unified', 'shop, order_id') }}
     union
@@ -176,8 +175,6 @@
     union
     select shop, order_id from ({{ changed_since('int_card_keys_costed', 'shop, order_id') }})
     where order_id is not null
-    union
-    {{ changed_rows('int_order_buyers', 'shop, order_id', 'user_key') }}
     {%- if is_incremental() %}
     union
     select shop, order_id from (
@@ -202,10 +199,13 @@
     union
     select stored.shop, stored.order_id
     from {{ this }} as stored
+    left join {{ ref('int_order_buyers') }} as buyers
+        on stored.shop = buyers.shop and stored.order_id = buyers.order_id
     left join {{ ref('int_listings_mapped') }} as listings
         on stored.shop = listings.shop and stored.listing_id = listings.listing_id
     where
-        stored.sku_code is distinct from listings.sku_code
+        stored.user_key is distinct from buyers.user_key
+        or stored.sku_code is distinct from listings.sku_code
         or (stored.is_paid_in_shop and not stored.is_manual and stored.delivered_at is null)
     {%- endif %}
 {%- endmacro %}

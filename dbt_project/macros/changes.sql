@@ -53,17 +53,6 @@
     where run_at > coalesce({{ last_build() }}, '-infinity'::timestamptz)
 {%- endmacro %}
 
-{#- The keys (`keys`, a select list) whose rows an upstream model changed since this model's last
-    build, of those it rebuilt: a key that appeared, left, or whose `values` (a select list of
-    logged columns) differ before and after a run. A model rebuilds many keys as they were (all
-    of an identity component, say); its readers that care only about what moved use this rather
-    than `changed_since`. Only valid under `not rebuild_all(...)`. -#}
-{% macro changed_rows(upstream, keys, values) -%}
-    select {{ keys }} from ({{ changed_since(upstream, keys ~ ', ' ~ values ~ ', run_at') }})
-    group by {{ keys }}, run_at
-    having count(*) = 1 or count(distinct row({{ values }})) > 1
-{%- endmacro %}
-
 {#- This model's change log, created (empty) on its first use: `columns` of the model, and
     `run_at`. -#}
 {% macro create_change_log(columns) -%}
@@ -122,17 +111,15 @@
 {#- Pre-hook of a model keyed by a change set: compute the change set (`changes`: a query of the
     key columns and any others the body filters by; a body filtering by a column that may be null
     must leave the nulls out of its `in` list, as int_identifiers_observed does) and log the rows
-    of it as they are before the build (`log_columns`). `candidates`, when given, is the filter of
-    this model's rows the change set names (by default: their `key_columns` are in it); a model
-    whose change set is a set of graph nodes names the edges touching them, say. -#}
-{% macro before_build(key_columns, log_columns, changes, upstreams, candidates=none) -%}
+    of it as they are before the build (`log_columns`). -#}
+{% macro before_build(key_columns, log_columns, changes, upstreams) -%}
     {%- if is_incremental() -%}
         {# a null key names no row; kept, it would also make every `in` over the set a search
            through one hash bucket of nulls (a 1 s filter took 70 s) #}
         create or replace table {{ change_set() }} as
         select * from ({{ changes }})
         where {% for c in key_columns %}{{ c }} is not null{{ " and " if not loop.last }}{% endfor %};
-        {{ log_before(log_columns, candidates or in_change_set(key_columns,
+        {{ log_before(log_columns, in_change_set(key_columns,
             'select ' ~ key_columns | join(', ') ~ ' from ' ~ change_set(), upstreams)) }}
     {%- else -%}
         select 1
@@ -140,11 +127,10 @@
 {%- endmacro %}
 
 {#- Post-hook of a model keyed by a change set: `record_build`, the stale rows being those of the
-    change set (or of `candidates`, as for `before_build`) the build did not write again. -#}
-{% macro after_build(key_columns, log_columns, upstreams, candidates=none) -%}
-    {%- set named = candidates or in_change_set(key_columns,
-        'select ' ~ key_columns | join(', ') ~ ' from ' ~ change_set(), upstreams) -%}
-    {{ record_build(log_columns, '_built_at <> ' ~ this_run() ~ ' and ' ~ named) }};
+    change set the build did not write again. -#}
+{% macro after_build(key_columns, log_columns, upstreams) -%}
+    {{ record_build(log_columns, not_rebuilt(key_columns,
+        'select ' ~ key_columns | join(', ') ~ ' from ' ~ change_set(), upstreams)) }};
     drop table if exists {{ change_set() }}
 {%- endmacro %}
 
@@ -156,4 +142,10 @@
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+{#- `stale` for `record_build`: rows of the change set that this build did not write again (their
+    keys left the inputs). -#}
+{% macro not_rebuilt(key_columns, keys, upstreams) -%}
+    _built_at <> {{ this_run() }} and {{ in_change_set(key_columns, keys, upstreams) }}
 {%- endmacro %}

@@ -166,32 +166,3 @@
     on member_id, phone, email, qq, wechat_openid
     into name id_kind value raw_value
 {%- endmacro %}
-
-{#- The shared nodes of a set of same-record edges (`edges`: a relation of `node_a`,
-    `node_kind_a`, `node_b`, `node_kind_b`, distinct node pairs): a node with more neighbours of a
-    kind than seed `identity_node_kinds.max_co_nodes` allows, with the reason
-    (`<n> <kind> > <max>`, every kind that exceeds). Counts are right for the nodes whose every
-    same-record edge is in `edges`. -#}
-{% macro identity_shared_nodes(edges) -%}
-    select
-        counts.node,
-        string_agg(
-            counts.n_neighbours || ' ' || counts.neighbour_kind || ' > ' || kinds.max_co_nodes,
-            ', '
-            order by
-                counts.n_neighbours || ' ' || counts.neighbour_kind || ' > ' || kinds.max_co_nodes
-        ) as shared_reason
-    from (
-        select node, neighbour_kind, count(*) as n_neighbours
-        from (
-            select node_a as node, node_kind_b as neighbour_kind from {{ edges }}
-            union all
-            select node_b as node, node_kind_a as neighbour_kind from {{ edges }}
-        )
-        group by node, neighbour_kind
-    ) as counts
-    inner join {{ ref('identity_node_kinds') }} as kinds
-        on counts.neighbour_kind = kinds.node_kind
-    where counts.n_neighbours > kinds.max_co_nodes
-    group by counts.node
-{%- endmacro %}

@@ -19,17 +19,16 @@
 -- `identifiers_observed_changes`: orders whose staging row changed, and orders a rebuilt statement
 -- line pays, before and after), with all their rows at once (the stand-in depends on every
 -- identifier of the order); and the substation accounts and CRM members whose fields differ from
--- the rows the table holds for them. Its change log holds each rebuilt record's nodes and their
--- times before and after, which is where the identity graph starts from (int_identity_links).
+-- the rows the table holds for them.
 {%- set upstreams = identifiers_observed_upstreams() %}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='record_key',
-        pre_hook="{{ before_build(['record_key'], ['record_key', 'node', 'seen_at'],
+        pre_hook="{{ before_build(['record_key'], ['record_key'],
             identifiers_observed_changes(), identifiers_observed_upstreams()) }}",
-        post_hook="{{ after_build(['record_key'], ['record_key', 'node', 'seen_at'],
+        post_hook="{{ after_build(['record_key'], ['record_key'],
             identifiers_observed_upstreams()) }}",
         on_schema_change='fail',
     )
@@ -353,16 +352,11 @@ final as (
         is_blocked,
         blocked_reason,
         is_linkable,
-        case
-            when is_linkable and node_kind in ('phone', 'email')
-                then {{ alipay_mask('node_kind', 'node_value') }}
-        end as contact_mask,
         {{ this_run() }} as _built_at
     from flagged
     union all
     select
         *,
-        cast(null as varchar) as contact_mask,
         {{ this_run() }} as _built_at
     from stand_ins
 )

@@ -10,16 +10,7 @@ node to the component (or merges two components: the earlier one's anchor wins),
 
 Performance: the nodes are numbered once in DuckDB and the links' two ends are turned into those
 numbers by a join in DuckDB (a hash join on the node text), so Python only sees integer arrays.
-
-Incremental by node (macro ``identity_components_changes``, the config and hooks are in the .yml):
-a run resolves again only the components, as stored, of the nodes whose records or edges changed.
-No edge of the graph leaves such a set of components unless it changed (and then both its ends
-are in the set), so resolving the set alone gives every component it holds exactly: merged where
-a new edge joins two, split where a withdrawn one leaves two parts, each part anchored at its own
-earliest node.
 """
-
-import datetime as dt
 
 import numpy as np
 import pyarrow as pa
@@ -28,23 +19,13 @@ from scipy.sparse.csgraph import connected_components
 
 
 def model(dbt, session):
-    # the pre-hook ran on this connection and left its result unread, which DuckDB 2 refuses to
-    # leave behind before the next query
-    session.complete()
-    observed = dbt.ref("int_identifiers_observed").filter("is_linkable")
-    links = dbt.ref("int_identity_links").filter("is_used")
-    built_at = dt.datetime.now(dt.UTC)
-    if dbt.is_incremental:
-        # the pre-hook's change set: the nodes to resolve again, and the run's time
-        scope = session.sql(f'select * from changes."{dbt.this.identifier}__change_set"')
-        built_at = session.sql(f"select max(run_at) from ({scope.sql_query()})").fetchall()[0][0]
-        observed = observed.join(scope.project("node"), "node", how="semi")
-        links = links.join(scope.project("node as node_a"), "node_a", how="semi")
+    dbt.config(materialized="table")
+    observed = dbt.ref("int_identifiers_observed")
+    links = dbt.ref("int_identity_links")
 
     nodes = (
-        observed.aggregate(
-            "node, min(node_kind) as node_kind, min(seen_at) as first_seen_at", "node"
-        )
+        observed.filter("is_linkable")
+        .aggregate("node, min(node_kind) as node_kind, min(seen_at) as first_seen_at", "node")
         # the anchor order: earliest first, then by text; position in this order is the node index
         .order("first_seen_at, node")
         .to_arrow_table()
@@ -55,7 +36,8 @@ def model(dbt, session):
     # every link joins two linkable nodes, so the inner joins keep every used link
     index = session.from_arrow(pa.table({"node": names, "idx": np.arange(n, dtype=np.int64)}))
     ends = (
-        links.project("node_a, node_b")
+        links.filter("is_used")
+        .project("node_a, node_b")
         .join(index.project("node as node_a, idx as a"), "node_a")
         .join(index.project("node as node_b, idx as b"), "node_b")
         .project("a, b")
@@ -70,16 +52,12 @@ def model(dbt, session):
     np.minimum.at(first_index, labels, np.arange(n, dtype=np.int64))
     anchor_index = first_index[labels]
     sizes = np.bincount(labels)[labels] if n else np.array([], dtype=np.int64)
-    # a relation of this connection, not an Arrow table: dbt-duckdb writes a table through another
-    # cursor, whose commit the post-hook (in this connection's transaction) would not see
-    table = pa.table(
+    return pa.table(
         {
             "node": names,
             "node_kind": nodes.column("node_kind"),
             "first_seen_at": nodes.column("first_seen_at"),
             "anchor_node": names.take(pa.array(anchor_index)),
             "component_size": pa.array(sizes, pa.int64()),
-            "_built_at": pa.array([built_at] * n, pa.timestamp("us", tz="UTC")),
         }
     )
-    return session.from_arrow(table)

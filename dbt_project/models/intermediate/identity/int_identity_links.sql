@@ -11,64 +11,15 @@
 -- one person plausibly has (seed `identity_node_kinds.max_co_nodes`: e.g. an e-mail paid for by
 -- two WeChat users, a phone on two substation accounts) is a shared or family identifier; its
 -- edges are kept here for audit but not used (`is_used` false), so it cannot chain two people.
---
--- Incremental by node (macro `identity_links_changes`): the edges touching the records that
--- changed are computed again from every record holding one of their nodes (the core); the edges
--- of the nodes next to them that became shared or stopped being shared are rewritten as stored;
--- every edge written gets `is_used` from the neighbour counts of its ends.
-{%- set upstreams = identity_links_upstreams() %}
-{%- set core = 'select node from changed where in_core' %}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['node_a', 'node_b', 'link_rule'],
-        pre_hook="{{ before_build(['node'], ['node_a', 'node_b', 'link_rule', 'is_used'],
-            identity_links_changes(), identity_links_upstreams(),
-            candidates=identity_links_candidates()) }}",
-        post_hook="{{ after_build(['node'], ['node_a', 'node_b', 'link_rule', 'is_used'],
-            identity_links_upstreams(), candidates=identity_links_candidates()) }}",
-        on_schema_change='fail',
-    )
-}}
 with
-
-{% if is_incremental() %}
-    changed as (
-        select * from {{ change_set() }}
-    ),
-
-    stored as not materialized (
-        select * from {{ this }}
-    ),
-{% endif %}
 
 -- `not materialized`: each reader scans the table with its own filter instead of sharing a copy
 observed as not materialized (
     select * from {{ ref('int_identifiers_observed') }}
 ),
 
--- the masks of the core's contacts: every record showing one is looked at again
-core_masks as (
-    select distinct contact_mask as mask
-    from observed
-    where contact_mask is not null and {{ in_change_set(['node'], core, upstreams) }}
-),
-
--- the records the edges touching the core come from
-core_records as (
-    select record_key from observed
-    where is_linkable and {{ in_change_set(['node'], core, upstreams) }}
-    union
-    select record_key from observed
-    where
-        node_kind = 'alipay_mask' and not is_blocked
-        and {{ in_change_set(['node_value'], 'select mask from core_masks', upstreams) }}
-),
-
-observed_core as not materialized (
-    select * from observed
-    where {{ in_change_set(['record_key'], 'select record_key from core_records', upstreams) }}
+node_kinds as (
+    select * from {{ ref('identity_node_kinds') }}
 ),
 
 record_nodes as (
@@ -77,7 +28,7 @@ record_nodes as (
         node,
         node_kind,
         min(seen_at) as seen_at
-    from observed_core
+    from observed
     where is_linkable
     group by record_key, node, node_kind
 ),
@@ -93,9 +44,6 @@ pairs as (
     from record_nodes as a
     inner join record_nodes as b
         on a.record_key = b.record_key and a.node < b.node
-    where
-        {{ in_change_set(['a.node'], core, upstreams) }}
-        or {{ in_change_set(['b.node'], core, upstreams) }}
 ),
 
 edges as (
@@ -118,7 +66,7 @@ record_masks as (
         record_key,
         node_value as mask,
         seen_at
-    from observed_core
+    from observed
     where node_kind = 'alipay_mask' and not is_blocked
 ),
 
@@ -132,34 +80,43 @@ masked_record_nodes as (
     where record_key in (select record_masks.record_key from record_masks)
 ),
 
--- the masks those records show, each with every known phone or e-mail it fits: a mask fits one
--- contact when exactly one known contact prints as it
-unique_fits as (
-    select
-        contact_mask as mask,
-        min(node) as node,
-        min(node_kind) as node_kind
-    from observed
-    where
-        contact_mask is not null
-        and {{ in_change_set(['contact_mask'], 'select mask from record_masks', upstreams) }}
-    group by contact_mask
-    having count(distinct node) = 1
+-- every known phone and e-mail (once) with the mask Alipay would print for it
+known_contacts as (
+    select distinct
+        node,
+        node_kind
+    from record_nodes
+    where node_kind in ('phone', 'email')
 ),
 
--- a contact seen on an order paid from an Alipay account with another mask is not that account
+node_masks as (
+    select
+        node,
+        node_kind,
+        {{ alipay_mask('node_kind', 'substr(node, length(node_kind) + 2)') }} as mask
+    from known_contacts
+),
+
+unique_fits as (
+    select
+        mask,
+        min(node) as node,
+        min(node_kind) as node_kind
+    from node_masks
+    group by mask
+    having count(*) = 1
+),
+
+-- a node seen on an order paid from an Alipay account with another mask is not that account
 contradicted as (
-    select distinct fits.node
-    from unique_fits as fits
-    inner join observed as holders
-        on fits.node = holders.node
-    inner join observed as shown
-        on holders.record_key = shown.record_key
-    where
-        holders.is_linkable
-        and shown.node_kind = 'alipay_mask'
-        and not shown.is_blocked
-        and shown.node_value <> fits.mask
+    select distinct node_masks.node
+    from node_masks
+    inner join masked_record_nodes
+        on node_masks.node = masked_record_nodes.node
+    inner join record_masks
+        on
+            masked_record_nodes.record_key = record_masks.record_key
+            and node_masks.mask <> record_masks.mask
 ),
 
 -- an order whose own phone does not fit a phone mask was paid from someone else's account
@@ -169,13 +126,13 @@ record_conflicts as (
         record_masks.record_key,
         record_masks.mask
     from record_masks
-    inner join observed_core as phones
-        on record_masks.record_key = phones.record_key
+    inner join masked_record_nodes
+        on record_masks.record_key = masked_record_nodes.record_key
+    inner join node_masks on masked_record_nodes.node = node_masks.node
     where
-        phones.node_kind = 'phone'
-        and phones.contact_mask is not null
+        node_masks.node_kind = 'phone'
         and record_masks.mask not like '%@%'
-        and phones.contact_mask <> record_masks.mask
+        and node_masks.mask <> record_masks.mask
 ),
 
 record_anchors as (
@@ -225,118 +182,50 @@ mask_edges as (
     group by all
 ),
 
--- the edges this build computes again: those touching the core
-core_edges as (
-    select * from edges
-    union all
-    select * from mask_edges
-    where
-        {{ in_change_set(['node_a'], core, upstreams) }}
-        or {{ in_change_set(['node_b'], core, upstreams) }}
-),
-
-{% if is_incremental() %}
-    -- the nodes next to the core whose neighbour counts make them shared, or no longer shared:
-    -- their edges are rewritten as stored, with `is_used` again (a node's counts are complete
-    -- here, as it is in the change set)
-    near_edges_before as (
-        select
-            node_a,
-            node_kind_a,
-            node_b,
-            node_kind_b
-        from stored
-        where
-            link_rule = 'same_record'
-            and {{ edges_touching('select node from changed', upstreams) }}
-    ),
-
-    near_edges_after as (
-        select
-            node_a,
-            node_kind_a,
-            node_b,
-            node_kind_b
-        from edges
-        union all
-        select * from near_edges_before
-        where not {{ edges_touching(core, upstreams) }}
-    ),
-
-    shared_before as (
-        {{ identity_shared_nodes('near_edges_before') }}
-    ),
-
-    shared_after as (
-        {{ identity_shared_nodes('near_edges_after') }}
-    ),
-
-    flipped as (
-        select coalesce(was.node, now.node) as node
-        from shared_before as was
-        full join shared_after as now on was.node = now.node
-        where
-            was.shared_reason is distinct from now.shared_reason
-            and coalesce(was.node, now.node) in (select changed.node from changed)
-    ),
-{% endif %}
-
--- the edges this build writes: those touching the core, and those touching a node that became
--- shared or stopped being shared
-all_edges as (
-    select * from core_edges
-    {%- if is_incremental() %}
-        union all
-        select
-            node_a,
-            node_kind_a,
-            node_b,
-            node_kind_b,
-            link_rule,
-            n_records,
-            first_seen_at,
-            first_record_key
-        from stored
-        where
-            {{ edges_touching('select node from flipped', upstreams) }}
-            and not {{ edges_touching(core, upstreams) }}
-    {%- endif %}
-),
-
-ends as (
-    select node_a as node from all_edges
-    union
-    select node_b as node from all_edges
-),
-
--- every same-record edge of the ends: as computed again where it touches the core, else as stored
-same_record_edges as (
+-- edges are distinct node pairs: every row is another neighbour
+neighbours as (
     select
-        node_a,
-        node_kind_a,
-        node_b,
-        node_kind_b
+        node_a as node,
+        node_kind_b as neighbour_kind
     from edges
-    {%- if is_incremental() %}
-        union all
-        select
-            node_a,
-            node_kind_a,
-            node_b,
-            node_kind_b
-        from stored
-        where
-            link_rule = 'same_record'
-            and not {{ edges_touching(core, upstreams) }}
-            and (
-                stored.node_a in (select ends.node from ends)
-                or stored.node_b in (select ends.node from ends)
-            )
-    {%- endif %}
+    union all
+    select
+        node_b as node,
+        node_kind_a as neighbour_kind
+    from edges
+),
+
+neighbour_counts as (
+    select
+        node,
+        neighbour_kind,
+        count(*) as n_neighbours
+    from neighbours
+    group by node, neighbour_kind
+),
+
+shared_nodes as (
+    select
+        neighbour_counts.node,
+        neighbour_counts.n_neighbours || ' ' || neighbour_counts.neighbour_kind || ' > '
+        || node_kinds.max_co_nodes as shared_reason
+    from neighbour_counts
+    inner join node_kinds on neighbour_counts.neighbour_kind = node_kinds.node_kind
+    where neighbour_counts.n_neighbours > node_kinds.max_co_nodes
 ),
 
 shared as (
-    {{ identity_shared_nodes('same_record_edges') }}
+    select
+        node,
+        string_agg(shared_reason, ', ' order by shared_reason) as shared_reason
+    from shared_nodes
+    group by node
+),
+
+all_edges as (
+    select * from edges
+    union all
+    select * from mask_edges
 ),
 
 final as (
@@ -355,8 +244,7 @@ final as (
                 then 'shared ' || edges.node_kind_a || ' (' || shared_a.shared_reason || ')'
             when shared_b.node is not null
                 then 'shared ' || edges.node_kind_b || ' (' || shared_b.shared_reason || ')'
-        end as unused_reason,
-        {{ this_run() }} as _built_at
+        end as unused_reason
     from all_edges as edges
     left join shared as shared_a on edges.node_a = shared_a.node
     left join shared as shared_b on edges.node_b = shared_b.node

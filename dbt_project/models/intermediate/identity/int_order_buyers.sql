@@ -4,49 +4,18 @@
 -- The buyer node is the order's most telling linkable identifier (seed
 -- `identity_node_kinds.buyer_priority`: the substation account, then the WeChat openid, phone, QQ,
 -- e-mail); an order with none has its own stand-in node, so `user_key` is never null.
---
--- Incremental by order (macro `order_buyers_changes`): the orders whose identifiers were rebuilt,
--- and the orders whose buyer node's user changed.
-{%- set upstreams = order_buyers_upstreams() %}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['shop', 'order_id'],
-        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id', 'user_key'],
-            order_buyers_changes(), order_buyers_upstreams()) }}",
-        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id', 'user_key'],
-            order_buyers_upstreams()) }}",
-        on_schema_change='fail',
-    )
-}}
 with
-
-{% if is_incremental() %}
-    changed as (
-        select * from {{ change_set() }}
-    ),
-{% endif %}
 
 main_orders as (
     select * from {{ ref('stg_shop__orders') }}
-    where
-        {{ in_change_set(['order_id'],
-            "select order_id from changed where shop = 'main'", upstreams) }}
 ),
 
 substation_orders as (
     select * from {{ ref('stg_substation__orders') }}
-    where
-        {{ in_change_set(['order_id'],
-            "select order_id from changed where shop = 'substation'", upstreams) }}
 ),
 
 observed as (
     select * from {{ ref('int_identifiers_observed') }}
-    where
-        {{ in_change_set(['record_key'],
-            'select ' ~ order_record_key('shop', 'order_id') ~ ' from changed', upstreams) }}
 ),
 
 users as (
@@ -96,8 +65,7 @@ final as (
         orders.order_id,
         users.user_key,
         buyer_nodes.buyer_node,
-        users.node_kind as buyer_node_kind,
-        {{ this_run() }} as _built_at
+        users.node_kind as buyer_node_kind
     from orders
     left join buyer_nodes on orders.record_key = buyer_nodes.record_key
     left join users on buyer_nodes.buyer_node = users.node

@@ -6,32 +6,10 @@
 -- earliest-seen node (first-seen time, then node text). The key is therefore the same in every
 -- rebuild, and a user seen before keeps it when later days land; only when new data joins two
 -- known users does the later-seen one take the earlier one's key.
---
--- Incremental by node: the nodes whose component was resolved again. Its change log, the node's
--- `user_key` before and after, is where the facts learn whose buyer changed (docs/incremental.md).
-{%- set upstreams = ['int_identity_components'] %}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='node',
-        pre_hook="{{ before_build(['node'], ['node', 'user_key'],
-            users_resolved_changes(), ['int_identity_components']) }}",
-        post_hook="{{ after_build(['node'], ['node', 'user_key'], ['int_identity_components']) }}",
-        on_schema_change='fail',
-    )
-}}
 with
-
-{% if is_incremental() %}
-    changed as (
-        select * from {{ change_set() }}
-    ),
-{% endif %}
 
 components as not materialized (
     select * from {{ ref('int_identity_components') }}
-    where {{ in_change_set(['node'], 'select node from changed', upstreams) }}
 ),
 
 -- the anchor is the component's earliest-seen node, so its first-seen time is the user's, and
@@ -54,8 +32,7 @@ final as (
         anchors.user_key,
         components.anchor_node,
         components.component_size as user_node_count,
-        anchors.user_first_seen_at,
-        {{ this_run() }} as _built_at
+        anchors.user_first_seen_at
     from components
     left join anchors on components.anchor_node = anchors.anchor_node
 )

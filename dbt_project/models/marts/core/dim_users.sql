@@ -1,43 +1,19 @@
 -- One row per unified user (`user_key`, identity resolution in models/intermediate/identity): every
 -- source identifier the user absorbed, counts per kind, orders per shop, first and last seen, and
 -- one primary contact masked for customer service (all but the last 4 characters hidden).
---
--- Incremental by user (macro `dim_users_changes`): the users a node joined or left, the users an
--- order was bought by, before and after, and the users of nodes whose observations changed.
-{%- set upstreams = dim_users_upstreams() %}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='user_key',
-        pre_hook="{{ before_build(['user_key'], ['user_key'],
-            dim_users_changes(), dim_users_upstreams()) }}",
-        post_hook="{{ after_build(['user_key'], ['user_key'], dim_users_upstreams()) }}",
-        on_schema_change='fail',
-    )
-}}
 with
-
-{% if is_incremental() %}
-    changed as (
-        select * from {{ change_set() }}
-    ),
-{% endif %}
 
 -- `not materialized`: read twice, scanning the table is cheaper than sharing a copy of it
 users as not materialized (
     select * from {{ ref('int_users_resolved') }}
-    where {{ in_change_set(['user_key'], 'select user_key from changed', upstreams) }}
 ),
 
 observed as (
     select * from {{ ref('int_identifiers_observed') }}
-    where {{ in_change_set(['node'], 'select node from users', upstreams) }}
 ),
 
 order_buyers as (
     select * from {{ ref('int_order_buyers') }}
-    where {{ in_change_set(['user_key'], 'select user_key from changed', upstreams) }}
 ),
 
 -- every linkable node once per system that shows it: the observations are counted here once, so
@@ -153,8 +129,7 @@ final as (
         primary_contacts.primary_contact_masked,
         node_counts.crm_member_count > 0 as has_crm_member,
         node_counts.substation_account_count > 0 as has_substation_account,
-        node_counts.is_stand_in,
-        {{ this_run() }} as _built_at
+        node_counts.is_stand_in
     from identifiers
     inner join node_counts on identifiers.user_key = node_counts.user_key
     left join orders on identifiers.user_key = orders.user_key
