@@ -11,16 +11,14 @@ import polars as pl
 
 from simulator.catalog import build_catalog, supplier_formats
 from simulator.config import SimConfig
+from simulator.days import shop_days
 from simulator.files import write_crm, write_suppliers
-from simulator.identity import buyer_keys
 from simulator.identity_evidence import evidence_components, identity_components
-from simulator.orders import build_orders
 from simulator.people import build_people
-from simulator.refunds import build_refunds
 from simulator.render_shops import main_shop_frames, substation_frames
 from simulator.shopdb import main_shop_metadata, substation_metadata, write_sqlalchemy, write_sqlite
 from simulator.statements import write_statements
-from simulator.stock import allocate, bad_supplier_episode, build_keys, plan_batches
+from simulator.stock import bad_supplier_episode
 from simulator.truth import (
     ANOMALY_SCHEMA,
     daily_metrics,
@@ -31,6 +29,17 @@ from simulator.truth import (
 )
 
 Step = Callable[[str], None]
+#: the steps ``simulate`` reports, in order
+STEPS = (
+    "catalogue",
+    "people",
+    "shop days",
+    "shop databases",
+    "channel statements",
+    "CRM exports",
+    "supplier files",
+    "answer key",
+)
 
 MAIN_DB = "shop_main.sqlite"
 SUBSTATION_DB = "shop_substation.sqlite"
@@ -55,15 +64,24 @@ def build_world(cfg: SimConfig, step: Step) -> dict:
     catalog = build_catalog(cfg)
     step("people")
     people = build_people(cfg)
-    step("orders and payments")
-    orders = build_orders(cfg, catalog, people)
-    orders = buyer_keys(cfg, orders, people)
-    step("supplier batches and keys")
-    batches = plan_batches(cfg, catalog, orders)
-    keys = build_keys(cfg, batches)
-    orders, keys = allocate(cfg, orders, keys)
-    step("refunds")
-    refunds = build_refunds(cfg, orders.filter(~pl.col("is_test")), keys)
+    step("shop days")  # orders, payments, batches, keys and refunds
+    days = list(shop_days(cfg, catalog, people))
+    deliveries = pl.concat([d.deliveries for d in days])
+    orders = (
+        pl.concat([d.orders for d in days])
+        .join(deliveries, on="order_idx", how="left", suffix="_auto", maintain_order="left")
+        .with_columns(
+            delivered_at=pl.coalesce("delivered_at", "delivered_at_auto"),
+            waited_for_stock=pl.coalesce("waited_for_stock_auto", "waited_for_stock"),
+        )
+        .drop("delivered_at_auto", "waited_for_stock_auto")
+    )
+    batches = pl.concat([d.batches for d in days])
+    keys = pl.concat([d.keys for d in days]).join(
+        pl.concat([d.sold for d in days]), on="key_id", how="left", maintain_order="left"
+    )
+    refunds = pl.concat([d.refunds for d in days]).sort("refund_idx")
+    del days
     fmts = supplier_formats()
     goods_title = catalog["goods"].select(pl.col("goods_id").alias("listing_id"), "gd_name")
     titles = (

@@ -34,9 +34,14 @@ def crm_members(people: pl.DataFrame) -> pl.DataFrame:
     return people.filter(_bucket(pl.col("person_id"), 91) < 30)
 
 
-def buyer_keys(cfg: SimConfig, orders: pl.DataFrame, people: pl.DataFrame) -> pl.DataFrame:
-    """Add the buyer identifiers each shop records: ``email`` (main), ``owner``/``contact`` (sub)."""
-    rng = cfg.rng("buyer_keys")
+def buyer_keys(
+    cfg: SimConfig, day: int, orders: pl.DataFrame, people: pl.DataFrame
+) -> pl.DataFrame:
+    """Add the buyer identifiers each shop records: ``email`` (main), ``owner``/``contact`` (sub).
+
+    ``orders`` are the orders of business day ``day``, which has its own random stream.
+    """
+    rng = cfg.rng(f"buyer_keys/{day}")
     n = orders.height
     mess = cfg.profile
     users = substation_users(people).select("person_id", "user_id")

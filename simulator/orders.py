@@ -116,38 +116,54 @@ def channel_txn_no(
     return np.where(channel == "alipay", alipay, wechat)
 
 
-def build_orders(
-    cfg: SimConfig, catalog: dict[str, pl.DataFrame], people: pl.DataFrame
-) -> pl.DataFrame:
-    rng = cfg.rng("orders")
-    skus = catalog["skus"]
-    popularity = skus["popularity"].to_numpy()
-    launch = skus["launch_day"].to_numpy()
-    goods = catalog["goods"]
-    comms = catalog["commodities"]
-    listing = {
-        "main": (goods["sku_id"].to_numpy(), goods["goods_id"].to_numpy()),
-        "substation": (comms["sku_id"].to_numpy(), comms["commodity_id"].to_numpy()),
-    }
-    person_order = np.argsort(people["join_day"].to_numpy(), kind="stable")
-    join_sorted = people["join_day"].to_numpy()[person_order]
-    activity_sorted = people["activity"].to_numpy()[person_order]
-    person_ids_sorted = people["person_id"].to_numpy()[person_order]
+class OrderDraws:
+    """Draws one business day of orders at a time; what a day needs of the catalogue and people is
+    prepared once.
 
-    parts = []
-    for d in range(cfg.days):
+    Each day draws from its own stream (``orders/<day>``), so a day's orders are the same whether
+    the shop is built a day at a time or all at once, and whatever days come after it.
+    """
+
+    def __init__(
+        self, cfg: SimConfig, catalog: dict[str, pl.DataFrame], people: pl.DataFrame
+    ) -> None:
+        self.cfg = cfg
+        skus = catalog["skus"]
+        self.popularity = skus["popularity"].to_numpy()
+        self.launch = skus["launch_day"].to_numpy()
+        goods = catalog["goods"]
+        comms = catalog["commodities"]
+        self.listing = {
+            "main": (goods["sku_id"].to_numpy(), goods["goods_id"].to_numpy()),
+            "substation": (comms["sku_id"].to_numpy(), comms["commodity_id"].to_numpy()),
+        }
+        person_order = np.argsort(people["join_day"].to_numpy(), kind="stable")
+        self.join_sorted = people["join_day"].to_numpy()[person_order]
+        self.activity_sorted = people["activity"].to_numpy()[person_order]
+        self.person_ids_sorted = people["person_id"].to_numpy()[person_order]
+        self.prices = (
+            goods.select("goods_id", pl.col("actual_price_fen").alias("p_main")),
+            comms.select("commodity_id", pl.col("price_fen").alias("p_sub")),
+            skus.select("sku_id", "is_manual", "category"),
+        )
+
+    def day(self, d: int, first_idx: int) -> pl.DataFrame:
+        """The orders created on day ``d``, numbered from ``first_idx`` in creation order."""
+        cfg = self.cfg
+        rng = cfg.rng(f"orders/{d}")
         n = orders_on(cfg, d)
         n_main = int(rng.binomial(n, cfg.main_shop_share))
         day_start = cfg.start_epoch + d * 86400
-        eligible = int(np.searchsorted(join_sorted, d, side="right"))
-        w = activity_sorted[:eligible]
+        eligible = int(np.searchsorted(self.join_sorted, d, side="right"))
+        w = self.activity_sorted[:eligible]
+        parts = []
         for shop, k in (("main", n_main), ("substation", n - n_main)):
             if k == 0:
                 continue
-            sku_ids, listing_ids = listing[shop]
-            sw = popularity[sku_ids - 1] * (launch[sku_ids - 1] <= d)
+            sku_ids, listing_ids = self.listing[shop]
+            sw = self.popularity[sku_ids - 1] * (self.launch[sku_ids - 1] <= d)
             pick = rng.choice(len(sku_ids), size=k, p=sw / sw.sum())
-            buyer = person_ids_sorted[rng.choice(eligible, size=k, p=w / w.sum())]
+            buyer = self.person_ids_sorted[rng.choice(eligible, size=k, p=w / w.sum())]
             parts.append(
                 pl.DataFrame(
                     {
@@ -160,17 +176,23 @@ def build_orders(
                     }
                 )
             )
-    orders = pl.concat(parts).sort(["created_at", "shop", "sku_id", "person_id"])
+        orders = pl.concat(parts).sort(["created_at", "shop", "sku_id", "person_id"])
+        main_price, sub_price, sku_kind = self.prices
+        orders = (
+            orders.join(main_price, left_on="listing_id", right_on="goods_id", how="left")
+            .join(sub_price, left_on="listing_id", right_on="commodity_id", how="left")
+            .join(sku_kind, on="sku_id", how="left")
+        )
+        return _priced_and_paid(cfg, rng, orders, first_idx)
+
+
+def _priced_and_paid(
+    cfg: SimConfig, rng: np.random.Generator, orders: pl.DataFrame, first_idx: int
+) -> pl.DataFrame:
+    """Prices, payments, order numbers and the injected channel anomalies of a day's orders."""
     n = orders.height
 
     # prices: the listing's price at the time, times quantity, less a coupon now and then
-    main_price = goods.select("goods_id", pl.col("actual_price_fen").alias("p_main"))
-    sub_price = comms.select("commodity_id", pl.col("price_fen").alias("p_sub"))
-    orders = (
-        orders.join(main_price, left_on="listing_id", right_on="goods_id", how="left")
-        .join(sub_price, left_on="listing_id", right_on="commodity_id", how="left")
-        .join(skus.select("sku_id", "is_manual", "category"), on="sku_id", how="left")
-    )
     unit = np.where(
         orders["shop"].to_numpy() == "main",
         orders["p_main"].fill_null(0).to_numpy(),
@@ -238,7 +260,7 @@ def build_orders(
     dup_txn = channel_txn_no(rng, channel, paid_at + dup_delay)
 
     return orders.drop("p_main", "p_sub").with_columns(
-        order_idx=pl.Series(np.arange(n, dtype=np.int64)),
+        order_idx=pl.Series(np.arange(first_idx, first_idx + n, dtype=np.int64)),
         order_no=pl.Series(order_no),
         qty=pl.Series(qty.astype(np.int64)),
         unit_price_fen=pl.Series(unit.astype(np.int64)),

@@ -22,26 +22,28 @@ REASONS = {
 MAX_REFUND_DELAY_S = 14 * 86400
 
 
-def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    rng = cfg.rng("refunds")
-    defective = (
-        keys.filter(pl.col("order_idx").is_not_null() & pl.col("is_defective"))
-        .group_by("order_idx")
-        .agg(pl.len().alias("bad_keys"))
-    )
-    o = orders.join(defective, on="order_idx", how="left").with_columns(
-        pl.col("bad_keys").fill_null(0)
-    )
+def refunds_of(
+    cfg: SimConfig, step: int, delivered: pl.DataFrame, duplicates: pl.DataFrame, first_idx: int
+) -> pl.DataFrame:
+    """The refunds of the orders delivered in one day's step, numbered from ``first_idx``.
+
+    ``delivered`` are the (non-test) orders delivered in the step, with ``bad_keys``, the
+    defective keys they received; ``duplicates`` the step's orders paid twice, whose second charge
+    is paid back. A refund may be asked for days after the step (up to 14), so the refunds of a
+    step are numbered in the order they were drawn, not in the order they happen.
+    """
+    rng = cfg.rng(f"refunds/{step}")
+    o = delivered
     n = o.height
-    delivered = o["delivered_at"].is_not_null().to_numpy()
-    base = o["delivered_at"].fill_null(0).to_numpy()
+    base = o["delivered_at"].to_numpy()
     reason = np.full(n, "", dtype="U20")
     amount = np.zeros(n, dtype=np.int64)
-    inv = delivered & (o["bad_keys"].to_numpy() > 0) & (rng.uniform(size=n) < 0.85)
+    bad_keys = o["bad_keys"].to_numpy()
+    inv = (bad_keys > 0) & (rng.uniform(size=n) < 0.85)
     reason[inv] = "invalid_key"
     amt = o["amount_fen"].to_numpy()
-    amount[inv] = np.round(amt[inv] * o["bad_keys"].to_numpy()[inv] / o["qty"].to_numpy()[inv])
-    other = delivered & ~inv
+    amount[inv] = np.round(amt[inv] * bad_keys[inv] / o["qty"].to_numpy()[inv])
+    other = ~inv
     r = rng.uniform(size=n)
     regret = other & (r < 0.003)
     wrong = other & (r >= 0.003) & (r < 0.005)
@@ -56,13 +58,12 @@ def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> p
         rng.integers(86400, MAX_REFUND_DELAY_S - 7200, n),
         np.clip(np.round(rng.lognormal(np.log(3 * 3600), 1.0, n)), 600, 20 * 3600),
     ).astype(np.int64)
-    requested = base + delay
     refunds = (
         o.select("order_idx", "shop", "account", "channel", "txn_no", "paid_at")
         .with_columns(
             reason=pl.Series(reason),
             amount_fen=pl.Series(amount),
-            requested_at=pl.Series(requested),
+            requested_at=pl.Series(base + delay),
             is_late=pl.Series(late),
             of_duplicate_payment=pl.lit(False),
         )
@@ -70,33 +71,22 @@ def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> p
     )
 
     # the second charge of a duplicate payment is paid back
-    dup = orders.filter(pl.col("duplicate_payment")).select(
+    dup_delay = rng.integers(3600, 2 * 86400, duplicates.height)
+    dup_refunds = duplicates.select(
         "order_idx",
         "shop",
         "account",
         "channel",
         pl.col("dup_txn_no").alias("txn_no"),
         "paid_at",
-        "dup_paid_at",
-        "amount_fen",
-        "amount_delta_fen",
-    )
-    dup_delay = rng.integers(3600, 2 * 86400, dup.height)
-    dup_refunds = dup.select(
-        "order_idx",
-        "shop",
-        "account",
-        "channel",
-        "txn_no",
-        "paid_at",
         reason=pl.lit("duplicate_payment"),
         amount_fen=pl.col("amount_fen") + pl.col("amount_delta_fen"),
-        requested_at=pl.col("dup_paid_at") + pl.Series(dup_delay),
-        is_late=pl.Series(dup_delay > 86400),
+        requested_at=pl.col("dup_paid_at") + pl.Series(dup_delay, dtype=pl.Int64),
+        is_late=pl.Series(dup_delay > 86400, dtype=pl.Boolean),
         of_duplicate_payment=pl.lit(True),
     )
     refunds = (
-        pl.concat([refunds, dup_refunds])
+        pl.concat([refunds, dup_refunds], how="vertical_relaxed")
         .filter((pl.col("requested_at") < cfg.end_epoch) & (pl.col("amount_fen") > 0))
         .sort("requested_at", "order_idx", "of_duplicate_payment")
     )
@@ -106,8 +96,8 @@ def build_refunds(cfg: SimConfig, orders: pl.DataFrame, keys: pl.DataFrame) -> p
     ok = (outcome == 1) & (succeeded_at < cfg.end_epoch)
     return refunds.with_columns(
         status=pl.Series(np.where((outcome == 1) & ~ok, 0, outcome).astype(np.int64)),
-        succeeded_at=pl.Series(np.where(ok, succeeded_at, -1)).replace(-1, None),
-        refund_idx=pl.int_range(pl.len(), dtype=pl.Int64),
+        succeeded_at=pl.Series(np.where(ok, succeeded_at, -1), dtype=pl.Int64).replace(-1, None),
+        refund_idx=pl.int_range(pl.len(), dtype=pl.Int64) + first_idx,
     ).with_columns(
         refund_no=pl.concat_str(
             [

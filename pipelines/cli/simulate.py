@@ -78,6 +78,7 @@ def simulate(
 
     Example: `cardlake simulate --seed 7 --start 2026-10-01 --days 30 --orders-per-day 5000`
     """
+    from simulator.build import STEPS
     from simulator.build import simulate as run_simulation
     from simulator.config import SimConfig
 
@@ -110,18 +111,7 @@ def simulate(
         mess=mess,
     )  # type: ignore[arg-type]
     started = time.perf_counter()
-    steps = [
-        "catalogue",
-        "people",
-        "orders and payments",
-        "supplier batches and keys",
-        "refunds",
-        "shop databases",
-        "channel statements",
-        "CRM exports",
-        "supplier files",
-        "answer key",
-    ]
+    steps = list(STEPS)
     with progress_bar("simulate") as progress:
         task = progress.add_task("starting", total=len(steps))
 
