@@ -1,4 +1,11 @@
-"""``simulate()``: build the whole world once, then write every source system and the answer key."""
+"""``simulate()``: draw the shop a business day at a time, then write every source system and the
+answer key from the days read back one at a time.
+
+Memory follows a day's size, not the horizon's: the days are spilled to a scratch folder beside
+the output (``simulator.days.DayStore``), each writer takes a day in its final state (orders
+delivered or refunded days later are settled by then), and the answer key keeps only what its
+whole-horizon figures need (``simulator.answer_key``).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +16,26 @@ from pathlib import Path
 
 import polars as pl
 
+from simulator.answer_key import AnswerKey
 from simulator.catalog import build_catalog, supplier_formats
 from simulator.config import SimConfig
-from simulator.days import shop_days
-from simulator.files import write_crm, write_suppliers
-from simulator.identity_evidence import evidence_components, identity_components
+from simulator.days import DayStore, shop_days
+from simulator.files import SupplierWriter, write_crm
 from simulator.people import build_people
-from simulator.render_shops import main_shop_frames, substation_frames
-from simulator.shopdb import main_shop_metadata, substation_metadata, write_sqlalchemy, write_sqlite
-from simulator.statements import write_statements
-from simulator.stock import bad_supplier_episode
-from simulator.truth import (
-    ANOMALY_SCHEMA,
-    daily_metrics,
-    identities,
-    payment_anomalies,
-    products,
-    write_truth,
+from simulator.render_shops import (
+    DayRows,
+    main_carmis,
+    main_catalogue,
+    main_orders,
+    main_refunds,
+    substation_cards,
+    substation_catalogue,
+    substation_orders,
 )
+from simulator.shopdb import ShopTables, main_shop_metadata, substation_metadata
+from simulator.statements import StatementWriter
+from simulator.stock import bad_supplier_episode
+from simulator.truth import ANOMALY_SCHEMA
 
 Step = Callable[[str], None]
 #: the steps ``simulate`` reports, in order
@@ -34,10 +43,9 @@ STEPS = (
     "catalogue",
     "people",
     "shop days",
-    "shop databases",
-    "channel statements",
+    "orders, refunds and statements",
+    "keys and supplier files",
     "CRM exports",
-    "supplier files",
     "answer key",
 )
 
@@ -59,43 +67,40 @@ class Summary:
     bad_supplier: tuple[str, str, str] | None
 
 
-def build_world(cfg: SimConfig, step: Step) -> dict:
-    step("catalogue")
-    catalog = build_catalog(cfg)
-    step("people")
-    people = build_people(cfg)
-    step("shop days")  # orders, payments, batches, keys and refunds
-    days = list(shop_days(cfg, catalog, people))
-    deliveries = pl.concat([d.deliveries for d in days])
-    orders = (
-        pl.concat([d.orders for d in days])
-        .join(deliveries, on="order_idx", how="left", suffix="_auto", maintain_order="left")
-        .with_columns(
-            delivered_at=pl.coalesce("delivered_at", "delivered_at_auto"),
-            waited_for_stock=pl.coalesce("waited_for_stock_auto", "waited_for_stock"),
-        )
-        .drop("delivered_at_auto", "waited_for_stock_auto")
+#: what the statements read of an order
+STATEMENT_ORDER_COLUMNS = (
+    "order_idx",
+    "account",
+    "order_no",
+    "order_no_affix",
+    "title",
+    "txn_no",
+    "person_id",
+    "created_at",
+    "paid_at",
+    "is_paid",
+    "amount_fen",
+    "amount_delta_fen",
+    "missing_in_statement",
+    "statement_day_shift",
+    "duplicate_payment",
+    "dup_txn_no",
+    "dup_paid_at",
+)
+
+
+def order_titles(orders: pl.DataFrame, catalog: dict) -> pl.Series:
+    """The title each shop gives an order: the main shop's ``<goods> x <qty>`` (test orders marked),
+    the substation's commodity name."""
+    goods = catalog["goods"].select(pl.col("goods_id").alias("listing_id"), "gd_name")
+    comms = catalog["commodities"].select(
+        pl.col("commodity_id").alias("listing_id"), pl.col("name").alias("c_name")
     )
-    batches = pl.concat([d.batches for d in days])
-    keys = pl.concat([d.keys for d in days]).join(
-        pl.concat([d.sold for d in days]), on="key_id", how="left", maintain_order="left"
-    )
-    refunds = pl.concat([d.refunds for d in days]).sort("refund_idx")
-    del days
-    fmts = supplier_formats()
-    goods_title = catalog["goods"].select(pl.col("goods_id").alias("listing_id"), "gd_name")
-    titles = (
-        orders.select("order_idx", "shop", "listing_id", "is_test", "qty")
-        .join(goods_title, on="listing_id", how="left")
-        .join(
-            catalog["commodities"].select(
-                pl.col("commodity_id").alias("listing_id"), pl.col("name").alias("c_name")
-            ),
-            on="listing_id",
-            how="left",
-        )
+    return (
+        orders.select("shop", "listing_id", "is_test", "qty")
+        .join(goods, on="listing_id", how="left", maintain_order="left")
+        .join(comms, on="listing_id", how="left", maintain_order="left")
         .select(
-            "order_idx",
             title=pl.when(pl.col("shop") == "main")
             .then(
                 pl.concat_str(
@@ -107,22 +112,71 @@ def build_world(cfg: SimConfig, step: Step) -> dict:
                     ]
                 )
             )
-            .otherwise(pl.col("c_name")),
-        )
+            .otherwise(pl.col("c_name"))
+        )["title"]
     )
-    return {
-        "catalog": catalog,
-        "people": people,
-        "orders": orders,
-        "batches": batches,
-        "keys": keys,
-        "refunds": refunds,
-        "title_of": titles,
-        "supplier_has_card_no": pl.DataFrame(
-            {"supplier_code": [f.code for f in fmts], "has_card_no": [f.has_card_no for f in fmts]}
-        ),
-        "episode": bad_supplier_episode(cfg, catalog["suppliers"]),
-    }
+
+
+class _ShopDatabases:
+    """Both shops' tables, appended a business day at a time."""
+
+    def __init__(self, cfg: SimConfig, world: dict, root: Path, urls: tuple) -> None:
+        self.cfg = cfg
+        self.world = world
+        self.main = ShopTables(root / "db" / MAIN_DB, main_shop_metadata(), urls[0])
+        self.sub = ShopTables(root / "db" / SUBSTATION_DB, substation_metadata(), urls[1])
+        self.next_id = {"orders": 1, "refunds": 1, "carmis": 1, "order": 1, "card": 1}
+        self.sub_ids: list[pl.DataFrame] = []
+        self.stock: list[pl.DataFrame] = []
+        self.anomalies: list[pl.DataFrame] = []
+
+    def _append(self, db: ShopTables, table: str, frame: pl.DataFrame) -> None:
+        db.append(table, frame)
+        self.next_id[table] += frame.height
+
+    def orders_day(self, day: DayRows, refunds: pl.DataFrame) -> None:
+        catalog = self.world["catalog"]
+        rows, bad = main_orders(self.cfg, day, catalog["goods"], self.next_id["orders"])
+        self._append(self.main, "orders", rows)
+        self._append(self.main, "refunds", main_refunds(refunds, self.next_id["refunds"]))
+        rows, sub_ids, sub_bad = substation_orders(self.cfg, day, self.next_id["order"])
+        self._append(self.sub, "order", rows)
+        self.sub_ids.append(sub_ids)
+        self.anomalies += [bad, sub_bad]
+
+    def keys_day(self, keys: pl.DataFrame) -> None:
+        catalog = self.world["catalog"]
+        sup_card_no = self.world["supplier_has_card_no"]
+        rows = main_carmis(keys, sup_card_no, catalog["goods"], self.next_id["carmis"])
+        self._append(self.main, "carmis", rows)
+        sub_ids = self.sub_ids_all
+        rows = substation_cards(
+            keys, sup_card_no, catalog["commodities"], sub_ids, self.next_id["card"]
+        )
+        self._append(self.sub, "card", rows)
+        valid = keys.filter((pl.col("shop") == "main") & ~pl.col("is_malformed"))
+        self.stock.append(
+            valid.group_by("sku_id").agg(
+                sales_volume=pl.col("sold_at").is_not_null().sum(),
+                in_stock=(pl.col("sold_at").is_null() & pl.col("voided_at").is_null()).sum(),
+            )
+        )
+
+    @property
+    def sub_ids_all(self) -> pl.DataFrame:
+        if len(self.sub_ids) != 1:
+            self.sub_ids = [pl.concat(self.sub_ids)]
+        return self.sub_ids[0]
+
+    def close(self) -> None:
+        catalog = self.world["catalog"]
+        stock = pl.concat(self.stock).group_by("sku_id").agg(pl.all().sum())
+        for table, frame in main_catalogue(self.cfg, catalog, stock).items():
+            self.main.append(table, frame)
+        for table, frame in substation_catalogue(self.cfg, catalog, self.world["people"]).items():
+            self.sub.append(table, frame)
+        self.main.close()
+        self.sub.close()
 
 
 def simulate(
@@ -134,114 +188,83 @@ def simulate(
 ) -> Summary:
     """Write every simulated source system into ``out`` and the answer key beside it.
 
-    The folder is replaced whole (written to ``out.tmp`` first), so a failed run leaves the
-    previous sources untouched.
+    The shop is drawn a business day at a time and spilled to a scratch folder; the writers then
+    read it back a day at a time, so memory follows a day's size, not the horizon's. The folder is
+    replaced whole (written to ``out.tmp`` first), so a failed run leaves the previous sources
+    untouched.
     """
     step = step or (lambda _: None)
-    world = build_world(cfg, step)
     out = out.resolve()
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    step("catalogue")
+    catalog = build_catalog(cfg)
+    step("people")
+    people = build_people(cfg)
+    fmts = supplier_formats()
+    world = {
+        "catalog": catalog,
+        "people": people,
+        "supplier_has_card_no": pl.DataFrame(
+            {"supplier_code": [f.code for f in fmts], "has_card_no": [f.has_card_no for f in fmts]}
+        ),
+        "episode": bad_supplier_episode(cfg, catalog["suppliers"]),
+    }
+    step("shop days")  # orders, payments, batches, keys and refunds
+    scratch = tmp / "_scratch"
+    store = DayStore(scratch / "days")
+    for day in shop_days(cfg, catalog, people):
+        store.put(day)
+    refunds = store.scan("refunds").collect().sort("refund_idx")
+    answer = AnswerKey(cfg, refunds, tmp, scratch)
 
-    step("shop databases")
-    main_frames, main_bad = main_shop_frames(cfg, world)
-    sub_frames, sub_bad = substation_frames(cfg, world)
-    write_sqlite(tmp / "db" / MAIN_DB, main_shop_metadata(), main_frames)
-    write_sqlite(tmp / "db" / SUBSTATION_DB, substation_metadata(), sub_frames)
-    if shop_db_url:
-        write_sqlalchemy(shop_db_url, main_shop_metadata(), main_frames)
-    if substation_db_url:
-        write_sqlalchemy(substation_db_url, substation_metadata(), sub_frames)
-    del main_frames, sub_frames  # millions of rendered rows: free them before the files
+    step("orders, refunds and statements")
+    dbs = _ShopDatabases(cfg, world, tmp, (shop_db_url, substation_db_url))
+    statements = StatementWriter(cfg, people, tmp)
+    recent: list[pl.DataFrame] = []  # the orders of the last three days, for the statements
+    for d in range(cfg.days):
+        orders = store.orders(d)
+        orders = orders.with_columns(title=order_titles(orders, catalog))
+        drawn = refunds.filter(pl.col("refund_idx").is_between(*store.refund_bounds(d)))
+        dbs.orders_day(DayRows(d, orders, store.sold_to(d), world["supplier_has_card_no"]), drawn)
+        recent = [*recent[-2:], orders.select(STATEMENT_ORDER_COLUMNS)]
+        done = refunds.filter(
+            (pl.col("status") == 1) & ((pl.col("succeeded_at") - cfg.start_epoch) // 86400 == d)
+        )
+        done = done.with_columns(
+            title=order_titles(done.with_columns(is_test=pl.lit(False)), catalog)
+        )
+        statements.write_day(d, pl.concat(recent), done)
+        answer.orders_day(d, orders, drawn)
+    del recent, orders
 
-    step("channel statements")
-    stmt_anoms = write_statements(cfg, world, tmp)
+    step("keys and supplier files")
+    suppliers = SupplierWriter(cfg, catalog, tmp)
+    for d in range(cfg.days):
+        keys, batches = store.keys(d), store.read("batches", d)
+        dbs.keys_day(keys)
+        suppliers.write_day(d, keys, batches)
+        answer.keys_day(keys, batches)
+    dbs.close()
+
     step("CRM exports")
-    crm, crm_anoms = write_crm(cfg, world["people"], tmp)
-    step("supplier files")
-    sup_anoms, sup_names = write_suppliers(cfg, world, tmp)
+    crm, crm_anoms = write_crm(cfg, people, tmp)
 
     step("answer key")
-    orders, refunds, keys = world["orders"], world["refunds"], world["keys"]
-    anomalies = (
-        pl.concat(
-            [
-                payment_anomalies(cfg, orders, refunds),
-                main_bad,
-                sub_bad,
-                stmt_anoms,
-                crm_anoms,
-                sup_anoms,
-                _identity_anomalies(cfg, orders, crm),
-                _supplier_episode_anomaly(cfg, world),
-            ],
-            how="vertical_relaxed",
-        )
-        .select(list(ANOMALY_SCHEMA))
-        .sort("kind", "day", "source", "record")
-    )
-    truth_orders = orders.select(
-        "order_idx",
-        "shop",
-        "order_no",
-        "person_id",
-        "sku_id",
-        "listing_id",
-        "qty",
-        "amount_fen",
-        "created_at",
-        "is_paid",
-        "paid_at",
-        "delivered_at",
-        "account",
-        "channel",
-        "txn_no",
-        "is_manual",
-        "is_test",
-        "lost_callback",
-        "duplicate_payment",
-        "dup_txn_no",
-        "amount_delta_fen",
-        "missing_in_statement",
-        "order_no_affix",
-        "statement_day_shift",
-        "waited_for_stock",
-        "delivery_failed",
-    )
-    truth_keys = keys.join(world["batches"].select("batch_id", "in_bad_episode"), on="batch_id")
-    truth_ids = identities(world, crm)
-    evidence = evidence_components(cfg, world, crm, truth_ids)
-    buyer_component = evidence.order_components.rename({"component_id": "buyer_component"})
-    truth_orders = truth_orders.join(
-        buyer_component, on="order_idx", how="left", maintain_order="left"
-    )
-    # the buyer KPIs a perfect resolver would report: one buyer per evidence component
-    resolvable = orders.join(buyer_component, on="order_idx", how="left").with_columns(
-        person_id="buyer_component"
-    )
-    write_truth(
-        cfg,
-        tmp,
-        {
-            "skus": world["catalog"]["skus"],
-            "suppliers": world["catalog"]["suppliers"],
-            "people": world["people"],
-            "identities": truth_ids,
-            "identity_components": identity_components(truth_ids, evidence),
-            "products": products(world, sup_names),
-            "orders": truth_orders,
-            "refunds": refunds.drop("channel"),
-            "keys": truth_keys,
-            "batches": world["batches"],
-            "anomalies": anomalies,
-            "daily_metrics": daily_metrics(cfg, orders, refunds, keys),
-            "daily_metrics_by_shop": daily_metrics(cfg, orders, refunds, keys, by_shop=True),
-            "daily_metrics_resolvable": daily_metrics(cfg, resolvable, refunds, keys),
-            "daily_metrics_by_shop_resolvable": daily_metrics(
-                cfg, resolvable, refunds, keys, by_shop=True
-            ),
-        },
+    anomalies = answer.finish(
+        catalog,
+        people,
+        crm,
+        [
+            *dbs.anomalies,
+            statements.anomaly_rows(),
+            crm_anoms,
+            suppliers.anomaly_rows(),
+            _supplier_episode_anomaly(cfg, world),
+        ],
+        suppliers.names_seen(),
+        store.scan("batches").collect(),
         {
             "seed": cfg.seed,
             "start": cfg.start,
@@ -253,10 +276,25 @@ def simulate(
             "shop_databases": {"main": f"db/{MAIN_DB}", "substation": f"db/{SUBSTATION_DB}"},
         },
     )
+    shutil.rmtree(scratch)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return _summary(cfg, out, world, anomalies)
+    ok = refunds.filter(pl.col("status") == 1)
+    ep = world["episode"]
+    t = answer.totals
+    return Summary(
+        out=out,
+        orders_by_shop=t.orders_by_shop,
+        paid_by_shop=t.paid_by_shop,
+        gmv_fen=t.gmv_fen,
+        refunds=ok.height,
+        refunds_fen=int(ok["amount_fen"].sum()),
+        keys=t.keys,
+        files=sum(1 for p in out.rglob("*") if p.is_file() and "_truth" not in p.parts),
+        anomalies=dict(sorted(anomalies.group_by("kind").len().iter_rows())),
+        bad_supplier=(ep[0], str(cfg.day(ep[1])), str(cfg.day(ep[2]))) if ep else None,
+    )
 
 
 def _episode_json(cfg: SimConfig, episode: tuple[str, int, int] | None) -> dict | None:
@@ -281,65 +319,4 @@ def _supplier_episode_anomaly(cfg: SimConfig, world: dict) -> pl.DataFrame:
             }
         ],
         schema=ANOMALY_SCHEMA,
-    )
-
-
-def _identity_anomalies(cfg: SimConfig, orders: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
-    """Typed variants of phones and e-mails, one row per distinct variant seen."""
-    day = pl.lit(cfg.start) + pl.duration(days=pl.col("day"))
-    email = (
-        orders.filter(
-            (pl.col("shop") == "main") & (pl.col("buyer_email") != pl.col("buyer_email_true"))
-        )
-        .group_by("buyer_email")
-        .agg(pl.col("day").min())
-        .select(
-            kind=pl.lit("email_variant"),
-            source=pl.lit("main.orders"),
-            record="buyer_email",
-            day=day,
-            detail=pl.lit("e-mail typed with other case or spaces"),
-        )
-    )
-    phone = (
-        orders.filter(
-            (pl.col("shop") == "substation") & pl.col("contact").str.contains(r"[ +\-]|^86 ")
-        )
-        .group_by("contact")
-        .agg(pl.col("day").min())
-        .select(
-            kind=pl.lit("phone_format_variant"),
-            source=pl.lit("substation.order"),
-            record="contact",
-            day=day,
-            detail=pl.lit("phone typed with spaces, dashes or country code"),
-        )
-    )
-    crm_phone = crm.filter(pl.col("_pf") > 0).select(
-        kind=pl.lit("phone_format_variant"),
-        source=pl.lit("crm"),
-        record="member_id",
-        day=pl.lit(cfg.start),
-        detail=pl.lit("phone typed with spaces, dashes or country code"),
-    )
-    return pl.concat([email, phone, crm_phone])
-
-
-def _summary(cfg: SimConfig, out: Path, world: dict, anomalies: pl.DataFrame) -> Summary:
-    o = world["orders"].filter(~pl.col("is_test"))
-    by_shop = dict(o.group_by("shop").len().iter_rows())
-    paid = dict(o.filter(pl.col("is_paid")).group_by("shop").len().iter_rows())
-    ok = world["refunds"].filter(pl.col("status") == 1)
-    ep = world["episode"]
-    return Summary(
-        out=out,
-        orders_by_shop=by_shop,
-        paid_by_shop=paid,
-        gmv_fen=int(o.filter(pl.col("is_paid"))["amount_fen"].sum()),
-        refunds=ok.height,
-        refunds_fen=int(ok["amount_fen"].sum()),
-        keys=world["keys"].height,
-        files=sum(1 for p in out.rglob("*") if p.is_file() and "_truth" not in p.parts),
-        anomalies=dict(sorted(anomalies.group_by("kind").len().iter_rows())),
-        bad_supplier=(ep[0], str(cfg.day(ep[1])), str(cfg.day(ep[2]))) if ep else None,
     )

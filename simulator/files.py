@@ -168,13 +168,14 @@ def _anoms(rows: list[tuple], source: str) -> pl.DataFrame:
     )
 
 
-def supplier_rows(cfg: SimConfig, world: dict) -> pl.DataFrame:
-    """Every line of every supplier file (keys, with duplicates repeated and malformed ones broken)."""
-    rng = cfg.rng("supplier_rows")
-    keys = world["keys"]
-    batches = world["batches"]
-    items = world["catalog"]["supplier_items"]
-    skus = world["catalog"]["skus"]
+def supplier_rows(
+    cfg: SimConfig, d: int, keys: pl.DataFrame, batches: pl.DataFrame, catalog: dict
+) -> pl.DataFrame:
+    """Every line of the supplier files of the keys arriving on day ``d`` (with duplicates repeated
+    and malformed keys broken)."""
+    rng = cfg.rng(f"supplier_rows/{d}")
+    items = catalog["supplier_items"]
+    skus = catalog["skus"]
     fmts = {f.code: f for f in supplier_formats()}
     lines = (
         keys.join(batches.select("batch_id", "arrival_day"), on="batch_id", how="left")
@@ -184,7 +185,9 @@ def supplier_rows(cfg: SimConfig, world: dict) -> pl.DataFrame:
     dup = lines.filter(pl.col("is_duplicated"))
     lines = pl.concat([lines, dup]).sort("batch_id", "key_id")
     n = lines.height
-    broken = rng.choice(3, size=n)
+    # malformed keys take the three kinds in turn, so even a small shop shows every kind
+    malformed = lines["is_malformed"].to_numpy()
+    broken = (np.cumsum(malformed) - 1) % 3
     secret = (
         pl.when(~pl.col("is_malformed"))
         .then("secret")
@@ -213,101 +216,121 @@ def supplier_rows(cfg: SimConfig, world: dict) -> pl.DataFrame:
     )
 
 
-def write_suppliers(cfg: SimConfig, world: dict, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+class SupplierWriter:
     """One delivery file per supplier, shop and arrival day, in the supplier's own format.
 
-    Returns (anomalies, every distinct (supplier, supplier SKU, written name, SKU) for the truth).
+    ``write_day`` writes the files of the keys arriving on a day; ``anomaly_rows`` and
+    ``names_seen`` give what the answer key needs (every distinct (supplier, supplier SKU, written
+    name, SKU)).
     """
-    rng = cfg.rng("supplier_files")
-    rows = supplier_rows(cfg, world)
-    fmts = {f.code: f for f in supplier_formats()}
-    drifting = {c for c in fmts if rng.uniform() < cfg.profile.supplier_schema_drift}
-    drift_day = max(1, cfg.days // 2)
-    anomalies = []
-    shop_tag = {"main": "主站", "substation": "分站"}
-    names_seen = []
-    for (code, shop, day_idx), part in sorted(
-        rows.partition_by(["supplier_code", "shop", "arrival_day"], as_dict=True).items()
-    ):
-        fmt = fmts[code]
-        day = cfg.day(int(day_idx)) if day_idx >= 0 else cfg.start + dt.timedelta(days=int(day_idx))
-        drifted = code in drifting and day_idx >= drift_day
-        names = {**fmt.names, **(fmt.drift_header if drifted else {})}
-        mangle = rng.uniform() < cfg.profile.product_name_variant
-        kind = int(rng.integers(0, 4))
-        product = part["supplier_name"].to_list()
-        if mangle:
-            product = [name_variant(p, kind) for p in product]
-        names_seen.append(
-            part.select("supplier_code", "supplier_sku", "sku_id")
-            .with_columns(product_name=pl.Series(product))
-            .unique()
+
+    def __init__(self, cfg: SimConfig, catalog: dict, root: Path) -> None:
+        self.cfg = cfg
+        self.catalog = catalog
+        self.root = root
+        self.fmts = {f.code: f for f in supplier_formats()}
+        rng = cfg.rng("supplier_drift")
+        self.drifting = {c for c in self.fmts if rng.uniform() < cfg.profile.supplier_schema_drift}
+        self.drift_day = max(1, cfg.days // 2)
+        self.anomalies: list[tuple] = []
+        self.per_key: list[pl.DataFrame] = []
+        self.names: list[pl.DataFrame] = []
+
+    def write_day(self, d: int, keys: pl.DataFrame, batches: pl.DataFrame) -> None:
+        cfg = self.cfg
+        rng = cfg.rng(f"supplier_files/{d}")
+        rows = supplier_rows(cfg, d, keys, batches, self.catalog)
+        shop_tag = {"main": "主站", "substation": "分站"}
+        for (code, shop, day_idx), part in sorted(
+            rows.partition_by(["supplier_code", "shop", "arrival_day"], as_dict=True).items()
+        ):
+            fmt = self.fmts[code]
+            day = cfg.start + dt.timedelta(days=int(day_idx))
+            drifted = code in self.drifting and day_idx >= self.drift_day
+            names = {**fmt.names, **(fmt.drift_header if drifted else {})}
+            mangle = rng.uniform() < cfg.profile.product_name_variant
+            kind = int(rng.integers(0, 4))
+            product = part["supplier_name"].to_list()
+            if mangle:
+                product = [name_variant(p, kind) for p in product]
+            self.names.append(
+                part.select("supplier_code", "supplier_sku", "sku_id")
+                .with_columns(product_name=pl.Series(product))
+                .unique()
+            )
+            values = {
+                "batch_no": part["batch_no"],
+                "product_name": pl.Series(product),
+                "supplier_sku": part["supplier_sku"],
+                "face_value": part["face_value_yuan"].cast(pl.Utf8),
+                "unit_cost": part.select(yuan(pl.col("cost_fen")))[:, 0],
+                "card_no": part["card_no"],
+                "card_secret": part["card_secret"],
+                "expiry": part.select(local_time(pl.col("expiry_at"), fmt.expiry_format))[:, 0],
+            }
+            frame = pl.DataFrame({names[f]: values[f] for f in fmt.header})
+            if drifted:
+                frame = frame.with_columns(pl.lit("").alias("备注"))
+            stem = f"{fmt.name}_{shop_tag[shop]}_发货单_{day:%Y%m%d}"
+            folder = self.root / "suppliers" / code
+            folder.mkdir(parents=True, exist_ok=True)
+            if fmt.file_kind == "xlsx":
+                _write_xlsx(frame, folder / f"{stem}.xlsx", day)
+            else:
+                text = frame.write_csv(line_terminator="\r\n")
+                (folder / f"{stem}.csv").write_bytes(text.encode(fmt.encoding))
+            if drifted and day_idx == self.drift_day:
+                self.anomalies.append(
+                    (
+                        "supplier_schema_drift",
+                        f"{code}/{stem}",
+                        day,
+                        "header changed: "
+                        + ", ".join(f"{fmt.names[k]}→{v}" for k, v in fmt.drift_header.items()),
+                    )
+                )
+            if mangle:
+                self.anomalies.append(
+                    (
+                        "product_name_variant",
+                        f"{code}/{stem}",
+                        day,
+                        "product names mangled (full-width / spaces / 元 variants)",
+                    )
+                )
+        key_ref = pl.concat_str(
+            ["supplier_code", "batch_no", pl.col("key_id").cast(pl.Utf8)], separator="/"
         )
-        values = {
-            "batch_no": part["batch_no"],
-            "product_name": pl.Series(product),
-            "supplier_sku": part["supplier_sku"],
-            "face_value": part["face_value_yuan"].cast(pl.Utf8),
-            "unit_cost": part.select(yuan(pl.col("cost_fen")))[:, 0],
-            "card_no": part["card_no"],
-            "card_secret": part["card_secret"],
-            "expiry": part.select(local_time(pl.col("expiry_at"), fmt.expiry_format))[:, 0],
-        }
-        frame = pl.DataFrame({names[f]: values[f] for f in fmt.header})
-        if drifted:
-            frame = frame.with_columns(pl.lit("").alias("备注"))
-        stem = f"{fmt.name}_{shop_tag[shop]}_发货单_{day:%Y%m%d}"
-        folder = root / "suppliers" / code
-        folder.mkdir(parents=True, exist_ok=True)
-        if fmt.file_kind == "xlsx":
-            _write_xlsx(frame, folder / f"{stem}.xlsx", day)
-        else:
-            text = frame.write_csv(line_terminator="\r\n")
-            (folder / f"{stem}.csv").write_bytes(text.encode(fmt.encoding))
-        if drifted and day_idx == drift_day:
-            anomalies.append(
-                (
-                    "supplier_schema_drift",
-                    f"{code}/{stem}",
-                    day,
-                    "header changed: "
-                    + ", ".join(f"{fmt.names[k]}→{v}" for k, v in fmt.drift_header.items()),
-                )
+        self.per_key.append(
+            pl.concat(
+                [
+                    _anoms_of(
+                        rows.filter(pl.col("is_malformed")),
+                        cfg,
+                        "malformed_key",
+                        key_ref,
+                        "received_at",
+                        "card secret empty, truncated or with junk",
+                    ),
+                    _anoms_of(
+                        rows.filter(pl.col("is_duplicated")).unique("key_id", maintain_order=True),
+                        cfg,
+                        "duplicate_key_in_batch",
+                        key_ref,
+                        "received_at",
+                        "the same key appears twice in the batch",
+                    ),
+                ]
             )
-        if mangle:
-            anomalies.append(
-                (
-                    "product_name_variant",
-                    f"{code}/{stem}",
-                    day,
-                    "product names mangled (full-width / spaces / 元 variants)",
-                )
-            )
-    key_ref = pl.concat_str(
-        ["supplier_code", "batch_no", pl.col("key_id").cast(pl.Utf8)], separator="/"
-    )
-    per_key = pl.concat(
-        [
-            _anoms_of(
-                rows.filter(pl.col("is_malformed")),
-                cfg,
-                "malformed_key",
-                key_ref,
-                "received_at",
-                "card secret empty, truncated or with junk",
-            ),
-            _anoms_of(
-                rows.filter(pl.col("is_duplicated")).unique("key_id", maintain_order=True),
-                cfg,
-                "duplicate_key_in_batch",
-                key_ref,
-                "received_at",
-                "the same key appears twice in the batch",
-            ),
-        ]
-    ).with_columns(source=pl.lit("suppliers"))
-    names = pl.concat(names_seen).unique().sort("supplier_code", "supplier_sku", "product_name")
-    return pl.concat([_anoms(anomalies, "suppliers"), per_key.select(list(ANOMALY_SCHEMA))]), names
+            .with_columns(source=pl.lit("suppliers"))
+            .select(list(ANOMALY_SCHEMA))
+        )
+
+    def anomaly_rows(self) -> pl.DataFrame:
+        return pl.concat([_anoms(self.anomalies, "suppliers"), *self.per_key])
+
+    def names_seen(self) -> pl.DataFrame:
+        return pl.concat(self.names).unique().sort("supplier_code", "supplier_sku", "product_name")
 
 
 def _write_xlsx(frame: pl.DataFrame, path: Path, day: dt.date) -> None:

@@ -33,6 +33,7 @@ person, so the graph has about as many nodes as ``identities.parquet`` has rows.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -188,19 +189,21 @@ def crm_versions_seen(cfg: SimConfig, crm: pl.DataFrame) -> pl.DataFrame:
 # --- records → graph ---------------------------------------------------------------------------
 
 
-def _order_records(
-    cfg: SimConfig, orders: pl.DataFrame, people: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(records: rec, person_id, slot nodes, mask; orders: order_idx → rec).
+#: what makes two orders one record: the same person showing the same identifiers
+ORDER_RECORD_KEY = ["person_id", "shop", "email", "contact", "owner", "wechat_line", "alipay_line"]
 
-    Orders are reduced to their distinct identifier sets per person before any text work. Staff
-    test orders are no evidence (the truth's ``identities`` leaves them out and the platform's
-    contracts reject them: title ``测试订单-…``, contact ``test``), nor are their payment lines.
+
+def order_record_keys(cfg: SimConfig, orders: pl.DataFrame) -> pl.DataFrame:
+    """Some orders reduced to their distinct identifier sets per person: ``ORDER_RECORD_KEY`` and
+    the list of their ``order_idx``, in order of their first order.
+
+    Staff test orders are no evidence (the truth's ``identities`` leaves them out and the
+    platform's contracts reject them: title ``测试订单-…``, contact ``test``), nor are their payment
+    lines. Parts of the orders (a day at a time, in order) are joined by ``_order_records``.
     """
     is_sub = pl.col("shop") == "substation"
     line = payment_line(cfg)
-    key = ["person_id", "shop", "email", "contact", "owner", "wechat_line", "alipay_line"]
-    grouped = (
+    return (
         orders.filter(~pl.col("is_test"))
         .select(
             "order_idx",
@@ -212,8 +215,23 @@ def _order_records(
             wechat_line=line & (pl.col("channel") == "wechat"),
             alipay_line=line & (pl.col("channel") == "alipay"),
         )
-        .group_by(key, maintain_order=True)  # records in order of their first order
+        .group_by(ORDER_RECORD_KEY, maintain_order=True)
         .agg("order_idx")
+    )
+
+
+def _order_records(
+    parts: list[pl.DataFrame], people: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(records: rec, person_id, slot nodes, mask; orders: order_idx → rec).
+
+    ``parts`` are ``order_record_keys`` of the orders, in order; orders are reduced to their
+    distinct identifier sets per person before any text work.
+    """
+    grouped = (
+        pl.concat(parts)
+        .group_by(ORDER_RECORD_KEY, maintain_order=True)  # records in order of their first order
+        .agg(pl.col("order_idx").list.explode(keep_nulls=False, empty_as_null=False))
         .with_row_index("rec")
         .with_columns(pl.col("rec").cast(pl.Int64))
     )
@@ -284,10 +302,16 @@ def _long(records: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _mask_links(on_records: pl.DataFrame, masks: pl.DataFrame) -> pl.DataFrame:
-    """rec, person_id, fit_node, fit_person_id for every usable Alipay mask link (any person).
+def _mask_checks(
+    on_records: pl.DataFrame, masks: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(known, contradicted, conflicts) of some persons' records.
 
-    ``on_records`` is (rec, person_id, node) of every record; ``masks`` is (rec, person_id, mask).
+    ``on_records`` is (rec, person_id, node) of their records, ``masks`` (rec, person_id, mask).
+    ``known`` are their phone and e-mail nodes with each node's own mask; ``contradicted`` the
+    nodes a record shows beside an Alipay mask that is not theirs; ``conflicts`` the (rec, mask)
+    of a record whose phone contradicts its phone mask. A mask fit is judged over every person's
+    ``known`` (``_mask_fits``), so the three are gathered per block of persons first.
     """
     node = pl.col("node")
     known = (
@@ -295,13 +319,6 @@ def _mask_links(on_records: pl.DataFrame, masks: pl.DataFrame) -> pl.DataFrame:
         .select("person_id", "node")
         .unique()
         .with_columns(mask=node_mask(pl.col("node")))
-    )
-    fits = (
-        known.group_by("mask")
-        .agg(n=pl.col("node").n_unique(), fit_node=pl.col("node").min())
-        .filter(pl.col("n") == 1)
-        .join(known.select("node", fit_person_id="person_id"), left_on="fit_node", right_on="node")
-        .drop("n")
     )
     # record phone/e-mail nodes beside the masks paid from that record
     beside = on_records.join(masks.drop("person_id"), on="rec").join(
@@ -317,6 +334,24 @@ def _mask_links(on_records: pl.DataFrame, masks: pl.DataFrame) -> pl.DataFrame:
         .select("rec", "mask")
         .unique()
     )
+    return known, contradicted, conflicts
+
+
+def _mask_fits(known: pl.DataFrame) -> pl.DataFrame:
+    """mask → fit_node, fit_person_id: the masks exactly one known phone or e-mail fits."""
+    return (
+        known.group_by("mask")
+        .agg(n=pl.col("node").n_unique(), fit_node=pl.col("node").min())
+        .filter(pl.col("n") == 1)
+        .join(known.select("node", fit_person_id="person_id"), left_on="fit_node", right_on="node")
+        .drop("n")
+    )
+
+
+def _mask_links(
+    masks: pl.DataFrame, conflicts: pl.DataFrame, fits: pl.DataFrame, contradicted: pl.DataFrame
+) -> pl.DataFrame:
+    """rec, person_id, fit_node, fit_person_id for every usable Alipay mask link (any person)."""
     return (
         masks.join(fits, on="mask")
         .join(contradicted, left_on="fit_node", right_on="node", how="anti")
@@ -325,16 +360,32 @@ def _mask_links(on_records: pl.DataFrame, masks: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def evidence_components(
-    cfg: SimConfig, world: dict, crm: pl.DataFrame, identities: pl.DataFrame
-) -> Evidence:
-    """The evidence components of every true person (see the module docstring)."""
-    people = world["people"]
-    order_recs, order_of = _order_records(cfg, world["orders"], people)
+#: persons per block: the graph of one block of persons at a time is held in memory
+BLOCK_PERSONS = 400_000
+
+
+def _block_records(
+    cfg: SimConfig,
+    record_parts: list[Path],
+    people: pl.DataFrame,
+    accounts: pl.DataFrame,
+    crm: pl.DataFrame,
+    lo: int,
+    hi: int,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(on_records, masks, order_of) of the persons ``lo <= person_id < hi``.
+
+    ``accounts`` are ``_account_records`` of every person (account ids count over everyone).
+    """
+    mine = pl.col("person_id").is_between(lo, hi, closed="left")
+    keys = pl.scan_parquet(record_parts).filter(mine).collect()
+    people = people.filter(mine)
+    order_recs, order_of = _order_records([keys], people)
+    del keys
     offset = order_recs.height
-    accounts = _account_records(people).with_row_index("rec", offset=offset)
+    accounts = accounts.filter(mine).with_row_index("rec", offset=offset)
     offset += accounts.height
-    members = _crm_records(cfg, crm).with_row_index("rec", offset=offset)
+    members = _crm_records(cfg, crm.filter(mine)).with_row_index("rec", offset=offset)
     on_records = pl.concat(
         [
             _long(r.with_columns(pl.col("rec").cast(pl.Int64)))
@@ -342,9 +393,93 @@ def evidence_components(
         ]
     )
     masks = order_recs.filter(pl.col("mask").is_not_null()).select("rec", "person_id", "mask")
-    links = _mask_links(on_records, masks)
-    same = links.filter(pl.col("person_id") == pl.col("fit_person_id"))
+    return on_records, masks, order_of
 
+
+def evidence_components(
+    cfg: SimConfig,
+    record_parts: list[Path],
+    n_orders: int,
+    people: pl.DataFrame,
+    crm: pl.DataFrame,
+    identities: pl.DataFrame,
+    scratch: Path,
+) -> Evidence:
+    """The evidence components of every true person (see the module docstring).
+
+    ``record_parts`` are Parquet files of ``order_record_keys`` of all ``n_orders`` orders, in
+    order. Components never cross persons, so the graph is solved a block of persons at a time
+    (their records spilled to ``scratch`` between two passes); only the Alipay mask fits are
+    judged over every person at once. Nodes and components are numbered by person, then as first
+    met, whatever the blocks.
+    """
+    top = int(people["person_id"].max() or 0) + 1
+    blocks = [(lo, min(lo + BLOCK_PERSONS, top)) for lo in range(0, top, BLOCK_PERSONS)]
+    scratch.mkdir(parents=True, exist_ok=True)
+    accounts = _account_records(people)
+    known, contradicted = [], []
+    for b, (lo, hi) in enumerate(blocks):
+        on_records, masks, order_of = _block_records(
+            cfg, record_parts, people, accounts, crm, lo, hi
+        )
+        k, c, conflicts = _mask_checks(on_records, masks)
+        known.append(k)
+        contradicted.append(c)
+        for name, frame in (
+            ("on_records", on_records),
+            ("masks", masks),
+            ("order_of", order_of),
+            ("conflicts", conflicts),
+        ):
+            frame.write_parquet(scratch / f"{name}_{b}.parquet")
+        del on_records, masks, order_of
+    fits = _mask_fits(pl.concat(known))
+    contradicted_nodes = pl.concat(contradicted).unique()
+    del known, contradicted
+
+    nodes_parts, order_parts, elsewhere_parts = [], [], []
+    n_components = 0
+    for b, (lo, hi) in enumerate(blocks):
+        staged = {
+            name: pl.read_parquet(scratch / f"{name}_{b}.parquet")
+            for name in ("on_records", "masks", "order_of", "conflicts")
+        }
+        links = _mask_links(staged["masks"], staged["conflicts"], fits, contradicted_nodes)
+        elsewhere_parts.append(links.filter(pl.col("person_id") != pl.col("fit_person_id")))
+        nodes, orders = _block_components(
+            staged["on_records"],
+            links.filter(pl.col("person_id") == pl.col("fit_person_id")),
+            staged["order_of"],
+            identities.filter(pl.col("person_id").is_between(lo, hi, closed="left")),
+        )
+        nodes_parts.append(nodes.with_columns(pl.col("component_id") + n_components))
+        order_parts.append(orders.with_columns(pl.col("component_id") + n_components))
+        if nodes.height:
+            n_components += int(nodes["component_id"].max()) + 1
+
+    order_components = (
+        pl.DataFrame({"order_idx": pl.int_range(n_orders, dtype=pl.Int64, eager=True)})
+        .join(pl.concat(order_parts), on="order_idx", how="left")
+        .select("order_idx", "component_id")
+        .sort("order_idx")
+    )
+    elsewhere = pl.concat(elsewhere_parts).unique()
+    return Evidence(
+        nodes=pl.concat(nodes_parts).select("person_id", "node", "component_id", "is_observed"),
+        order_components=order_components,
+        mask_fits_elsewhere=elsewhere.select("person_id", "mask", "fit_node", "fit_person_id")
+        .unique()
+        .sort("person_id", "mask"),
+    )
+
+
+def _block_components(
+    on_records: pl.DataFrame,
+    same: pl.DataFrame,
+    order_of: pl.DataFrame,
+    identities: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(nodes with a component_id from 0, order_idx → component_id) of one block of persons."""
     id_nodes = identities.select("person_id").with_columns(identity_nodes(identities))
     if id_nodes["node"].null_count():
         raise ValueError("an identifier of identities.parquet reads as no node")
@@ -376,12 +511,8 @@ def evidence_components(
     np.minimum.at(first_index, labels, np.arange(n, dtype=np.int64))
     _, component = np.unique(first_index[labels], return_inverse=True)
     nodes = nodes.with_columns(component_id=pl.Series(component.astype(np.int64))).drop("i")
-
-    order_components = (
-        world["orders"]
-        .select("order_idx")
-        .join(order_of, on="order_idx", how="left")
-        .join(first, on="rec", how="left")
+    orders = (
+        order_of.join(first, on="rec", how="left")
         .join(
             nodes.with_row_index("root").select(
                 pl.col("root").cast(first["root"].dtype), "component_id"
@@ -390,16 +521,8 @@ def evidence_components(
             how="left",
         )
         .select("order_idx", "component_id")
-        .sort("order_idx")
     )
-    elsewhere = links.filter(pl.col("person_id") != pl.col("fit_person_id")).unique()
-    return Evidence(
-        nodes=nodes.select("person_id", "node", "component_id", "is_observed"),
-        order_components=order_components,
-        mask_fits_elsewhere=elsewhere.select("person_id", "mask", "fit_node", "fit_person_id")
-        .unique()
-        .sort("person_id", "mask"),
-    )
+    return nodes, orders
 
 
 def identity_components(identities: pl.DataFrame, evidence: Evidence) -> pl.DataFrame:

@@ -242,7 +242,7 @@ def _priced_and_paid(
     is_test = u() < mess.test_order
     amount = np.where(is_test, 1, amount)  # a 0.01 yuan order placed by the shop's own staff
     lost_callback = is_paid & (u() < mess.lost_callback)
-    dup_payment = is_paid & ~lost_callback & (u() < mess.duplicate_payment)
+    dup_payment = is_paid & ~lost_callback & ~is_test & (u() < mess.duplicate_payment)
     mismatch = is_paid & ~is_test & (u() < mess.amount_mismatch)
     delta = rng.choice([-100, -1, 1, 100], size=n)
     delta = np.where(mismatch, np.where(amount + delta <= 0, 1, delta), 0)

@@ -20,6 +20,19 @@ REASONS = {
     "duplicate_payment": "重复支付",
 }
 MAX_REFUND_DELAY_S = 14 * 86400
+#: what a refund row carries of its order, so the writers never look the order up again
+ORDER_COLUMNS = (
+    "order_idx",
+    "shop",
+    "account",
+    "channel",
+    "paid_at",
+    "person_id",
+    "order_no",
+    "order_no_affix",
+    "listing_id",
+    "qty",
+)
 
 
 def refunds_of(
@@ -59,7 +72,7 @@ def refunds_of(
         np.clip(np.round(rng.lognormal(np.log(3 * 3600), 1.0, n)), 600, 20 * 3600),
     ).astype(np.int64)
     refunds = (
-        o.select("order_idx", "shop", "account", "channel", "txn_no", "paid_at")
+        o.select(*ORDER_COLUMNS, "txn_no")
         .with_columns(
             reason=pl.Series(reason),
             amount_fen=pl.Series(amount),
@@ -73,12 +86,8 @@ def refunds_of(
     # the second charge of a duplicate payment is paid back
     dup_delay = rng.integers(3600, 2 * 86400, duplicates.height)
     dup_refunds = duplicates.select(
-        "order_idx",
-        "shop",
-        "account",
-        "channel",
+        *ORDER_COLUMNS,
         pl.col("dup_txn_no").alias("txn_no"),
-        "paid_at",
         reason=pl.lit("duplicate_payment"),
         amount_fen=pl.col("amount_fen") + pl.col("amount_delta_fen"),
         requested_at=pl.col("dup_paid_at") + pl.Series(dup_delay, dtype=pl.Int64),

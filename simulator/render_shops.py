@@ -1,6 +1,12 @@
-"""What the two shop databases hold at the end of the horizon, including their injected bad rows."""
+"""What the two shop databases hold at the end of the horizon, including their injected bad rows.
+
+Rows are rendered a business day at a time (orders and refunds by the day they were created or
+drawn, keys by the day they came in), numbered on from the day before.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import polars as pl
@@ -23,6 +29,19 @@ BAD_KINDS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class DayRows:
+    """What the shop databases show of one business day's orders."""
+
+    index: int
+    #: the orders created that day, in their final state
+    orders: pl.DataFrame
+    #: the keys handed to them (``order_idx``, ``key_id``, ``supplier_code``, ``card_no``, ``secret``)
+    sold: pl.DataFrame
+    #: supplier_code → has_card_no: whether the supplier's keys come with a card number
+    sup_card_no: pl.DataFrame
+
+
 def key_text(has_card_no: pl.Expr) -> pl.Expr:
     """How the shops store an imported key: ``card_no----secret`` (the common import delimiter)."""
     return (
@@ -32,22 +51,19 @@ def key_text(has_card_no: pl.Expr) -> pl.Expr:
     )
 
 
-def delivered_keys(
-    keys: pl.DataFrame, sup_card_no: pl.DataFrame, shop: str, name: str
-) -> pl.DataFrame:
-    """Per order of ``shop``, the text of the keys it received, one per line (the order's ``name``)."""
+def delivered_keys(sold: pl.DataFrame, sup_card_no: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Per order, the text of the keys it received, one per line (the order's ``name``)."""
     return (
-        keys.filter(pl.col("order_idx").is_not_null() & (pl.col("shop") == shop))
-        .join(sup_card_no, on="supplier_code", how="left")
+        sold.join(sup_card_no, on="supplier_code", how="left")
         .sort("order_idx", "key_id")
         .group_by("order_idx", maintain_order=True)
         .agg(key_text(pl.col("has_card_no")).str.join("\n").alias(name))
     )
 
 
-def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
-    """Extra junk rows: copies of real orders with one field broken, one kind per row."""
-    rng = cfg.rng(f"bad_rows_{shop}")
+def bad_rows(cfg: SimConfig, d: int, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
+    """Extra junk rows of day ``d``: copies of its real orders with one field broken."""
+    rng = cfg.rng(f"bad_rows_{shop}/{d}")
     mine = orders.filter(pl.col("shop") == shop)
     parts = []
     for kind in BAD_KINDS:
@@ -78,16 +94,14 @@ def bad_rows(cfg: SimConfig, orders: pl.DataFrame, shop: str) -> pl.DataFrame:
     )
 
 
-def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """dujiaoka tables; returns (frames, anomalies of the bad rows)."""
-    o = world["orders"].filter(pl.col("shop") == "main")
-    bad = bad_rows(cfg, world["orders"], "main")
+def main_orders(
+    cfg: SimConfig, day: DayRows, goods: pl.DataFrame, first_id: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """dujiaoka ``orders`` rows of one day, ids from ``first_id``; and the bad rows' anomalies."""
+    o = day.orders.filter(pl.col("shop") == "main")
+    bad = bad_rows(cfg, day.index, day.orders, "main")
     end = cfg.end_epoch
-    keys = world["keys"]
-    goods = world["catalog"]["goods"]
-    sup_card_no = world["supplier_has_card_no"]
-
-    info = delivered_keys(keys, sup_card_no, "main", "info")
+    info = delivered_keys(day.sold, day.sup_card_no, "info")
     allrows = pl.concat(
         [
             o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)),
@@ -156,7 +170,7 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         .then(pl.concat_str([pl.lit("测试订单-"), pl.col("gd_name")]))
         .otherwise(pl.col("gd_name"))
     )
-    orders = allrows.with_row_index("id", offset=1).select(
+    orders = allrows.with_row_index("id", offset=first_id).select(
         pl.col("id").cast(pl.Int64),
         order_sn=pl.col("order_no"),
         goods_id=pl.when(kind == "bad_row_unknown_product")
@@ -191,13 +205,19 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         .otherwise(local_time(updated)),
         deleted_at=pl.lit(None, dtype=pl.Utf8),
     )
+    return orders, _bad_anomalies(bad, "main", "orders", cfg)
 
+
+def main_carmis(
+    keys: pl.DataFrame, sup_card_no: pl.DataFrame, goods: pl.DataFrame, first_id: int
+) -> pl.DataFrame:
+    """dujiaoka ``carmis`` rows of the keys one day brought in, ids from ``first_id``."""
     carmis = (
         keys.filter((pl.col("shop") == "main") & ~pl.col("is_malformed"))
         .join(sup_card_no, on="supplier_code", how="left")
         .join(goods.select("sku_id", "goods_id"), on="sku_id", how="left")
         .sort("received_at", "key_id")
-        .with_row_index("id", offset=1)
+        .with_row_index("id", offset=first_id)
         .select(
             pl.col("id").cast(pl.Int64),
             "goods_id",
@@ -211,17 +231,14 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
             deleted_at=local_time(pl.col("voided_at")),
         )
     )
-    sold = keys.filter(pl.col("sold_at").is_not_null() & (pl.col("shop") == "main"))
-    unsold = keys.filter(
-        pl.col("sold_at").is_null()
-        & pl.col("voided_at").is_null()
-        & ~pl.col("is_malformed")
-        & (pl.col("shop") == "main")
-    )
-    goods_rows = (
-        goods.join(sold.group_by("sku_id").len("sales_volume"), on="sku_id", how="left")
-        .join(unsold.group_by("sku_id").len("in_stock"), on="sku_id", how="left")
-        .join(world["catalog"]["skus"].select("sku_id", "launch_day"), on="sku_id", how="left")
+    return carmis
+
+
+def main_catalogue(cfg: SimConfig, catalog: dict, stock: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """dujiaoka ``goods`` (with ``stock``: per SKU, keys sold and keys left) and the small tables."""
+    goods = catalog["goods"]
+    goods_rows = goods.join(stock, on="sku_id", how="left").join(
+        catalog["skus"].select("sku_id", "launch_day"), on="sku_id", how="left"
     )
     launch_at = cfg.start_epoch + (pl.col("launch_day") - 30) * 86400
     goods_frame = goods_rows.select(
@@ -276,49 +293,44 @@ def main_shop_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFram
         updated_at=stamp,
         deleted_at=pl.lit(None, dtype=pl.Utf8),
     )
+    return {"goods_group": groups, "goods": goods_frame, "coupons": coupons, "pays": pays}
 
-    refunds = (
-        world["refunds"]
-        .filter(pl.col("shop") == "main")
-        .join(world["orders"].select("order_idx", "order_no"), on="order_idx", how="left")
+
+def main_refunds(refunds: pl.DataFrame, first_id: int) -> pl.DataFrame:
+    """The platform's ``refunds`` rows of the refunds one day drew, ids from ``first_id``."""
+    return (
+        refunds.filter(pl.col("shop") == "main")
+        .with_row_index("id", offset=first_id)
+        .select(
+            pl.col("id").cast(pl.Int64),
+            refund_no="refund_no",
+            order_sn="order_no",
+            amount=pl.col("amount_fen") / 100,
+            reason=pl.col("reason").replace_strict(REASONS),
+            status="status",
+            created_at=local_time(pl.col("requested_at")),
+            succeeded_at=local_time(pl.col("succeeded_at")),
+        )
     )
-    refunds_frame = refunds.with_row_index("id", offset=1).select(
-        pl.col("id").cast(pl.Int64),
-        refund_no="refund_no",
-        order_sn="order_no",
-        amount=pl.col("amount_fen") / 100,
-        reason=pl.col("reason").replace_strict(REASONS),
-        status="status",
-        created_at=local_time(pl.col("requested_at")),
-        succeeded_at=local_time(pl.col("succeeded_at")),
-    )
-    frames = {
-        "goods_group": groups,
-        "goods": goods_frame,
-        "carmis": carmis,
-        "coupons": coupons,
-        "pays": pays,
-        "orders": orders,
-        "refunds": refunds_frame,
-    }
-    return frames, _bad_anomalies(bad, "main", "orders", cfg)
 
 
-def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """acg-faka tables; returns (frames, anomalies of the bad rows)."""
-    o = world["orders"].filter(pl.col("shop") == "substation")
-    bad = bad_rows(cfg, world["orders"], "substation")
-    keys = world["keys"]
-    comms = world["catalog"]["commodities"]
-    sup_card_no = world["supplier_has_card_no"]
+def substation_orders(
+    cfg: SimConfig, day: DayRows, first_id: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """acg-faka ``order`` rows of one day, ids from ``first_id``.
+
+    Returns (rows, order_idx → row id for the keys table, anomalies of the bad rows).
+    """
+    o = day.orders.filter(pl.col("shop") == "substation")
+    bad = bad_rows(cfg, day.index, day.orders, "substation")
     allrows = (
         pl.concat([o.with_columns(bad_kind=pl.lit("", dtype=pl.Utf8)), bad], how="diagonal_relaxed")
         .sort("created_at", "order_no")
-        .with_row_index("id", offset=1)
+        .with_row_index("id", offset=first_id)
     )
     allrows = allrows.with_columns(pl.col("id").cast(pl.Int64))
     sub_ids = allrows.filter(pl.col("bad_kind") == "").select("order_idx", sub_order_id="id")
-    secrets = delivered_keys(keys, sup_card_no, "substation", "secret")
+    secrets = delivered_keys(day.sold, day.sup_card_no, "secret")
     allrows = allrows.join(secrets, on="order_idx", how="left")
     kind = pl.col("bad_kind")
     shows_paid = pl.col("is_paid") & ~pl.col("lost_callback").fill_null(False) & (kind == "")
@@ -360,13 +372,27 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
         delivery_status=pl.when(delivered).then(1).otherwise(0),
         coupon_id=pl.lit(None, dtype=pl.Int64),
     )
-    card = (
+    return orders, sub_ids, _bad_anomalies(bad, "substation", "order", cfg)
+
+
+def substation_cards(
+    keys: pl.DataFrame,
+    sup_card_no: pl.DataFrame,
+    comms: pl.DataFrame,
+    sub_ids: pl.DataFrame,
+    first_id: int,
+) -> pl.DataFrame:
+    """acg-faka ``card`` rows of the keys one day brought in, ids from ``first_id``.
+
+    ``sub_ids`` maps the orders the keys were sold to onto their ``order`` row ids.
+    """
+    return (
         keys.filter((pl.col("shop") == "substation") & ~pl.col("is_malformed"))
         .join(sup_card_no, on="supplier_code", how="left")
         .join(comms.select("sku_id", "commodity_id"), on="sku_id", how="left")
         .join(sub_ids, on="order_idx", how="left")
         .sort("received_at", "key_id")
-        .with_row_index("id", offset=1)
+        .with_row_index("id", offset=first_id)
         .select(
             pl.col("id").cast(pl.Int64),
             owner=pl.lit(0),
@@ -385,8 +411,15 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
             .otherwise(None),
         )
     )
+
+
+def substation_catalogue(
+    cfg: SimConfig, catalog: dict, people: pl.DataFrame
+) -> dict[str, pl.DataFrame]:
+    """acg-faka ``user``, ``category``, ``commodity`` and ``pay``."""
+    comms = catalog["commodities"]
     stamp = cfg.start_epoch - 400 * 86400
-    users = substation_users(world["people"]).select(
+    users = substation_users(people).select(
         id="user_id",
         username="username",
         email="email",
@@ -421,15 +454,7 @@ def substation_frames(cfg: SimConfig, world: dict) -> tuple[dict[str, pl.DataFra
     ).with_columns(
         commodity=pl.lit(1), create_time=pl.lit(stamp), cost=pl.lit(0.0), cost_type=pl.lit(1)
     )
-    frames = {
-        "user": users,
-        "category": category,
-        "commodity": commodity,
-        "card": card,
-        "order": orders,
-        "pay": pay,
-    }
-    return frames, _bad_anomalies(bad, "substation", "order", cfg)
+    return {"user": users, "category": category, "commodity": commodity, "pay": pay}
 
 
 def _bad_anomalies(bad: pl.DataFrame, shop: str, table: str, cfg: SimConfig) -> pl.DataFrame:

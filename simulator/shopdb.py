@@ -5,7 +5,8 @@ Table and column names, types and status codes follow dujiaoka 2.x ``database/sq
 back office reads, plus the ``refunds`` table this platform adds to the main shop. One SQLAlchemy
 ``MetaData`` per shop gives both dialects' DDL. Rows are written column-wise: into SQLite through
 ADBC (Arrow batches, no Python loop per row); into MySQL/MariaDB through SQLAlchemy executemany
-in chunks (a server is the slow side there anyway).
+in chunks (a server is the slow side there anyway). Both take the rows a batch at a time
+(``ShopTables.append``), so the simulator writes a day at a time.
 """
 
 from __future__ import annotations
@@ -278,64 +279,99 @@ def _sqlite_ddl(metadata: sa.MetaData) -> tuple[list[str], list[str]]:
     return tables, indexes
 
 
-def write_sqlite(path: Path, metadata: sa.MetaData, frames: dict[str, pl.DataFrame]) -> None:
-    """Create a fresh SQLite file with the shop's schema and bulk-load every table.
+class SqliteTables:
+    """A fresh SQLite file with the shop's schema, loaded a batch of rows at a time.
 
-    Written beside the target and renamed over it, so a crash never leaves half a database.
+    Written beside the target and renamed over it by ``close()``, so a crash never leaves half a
+    database; the indexes are built once, after the bulk load.
     """
-    import adbc_driver_sqlite.dbapi as adbc
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    tables, indexes = _sqlite_ddl(metadata)
-    with contextlib.closing(sqlite3.connect(tmp)) as con:
-        for stmt in tables:
-            con.execute(stmt)
-        con.commit()
-    with adbc.connect(str(tmp), autocommit=True) as con:
-        cur = con.cursor()
+    def __init__(self, path: Path, metadata: sa.MetaData) -> None:
+        import adbc_driver_sqlite.dbapi as adbc
+
+        self.path = path
+        self.metadata = metadata
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.tmp.unlink(missing_ok=True)
+        tables, self.indexes = _sqlite_ddl(metadata)
+        with contextlib.closing(sqlite3.connect(self.tmp)) as con:
+            for stmt in tables:
+                con.execute(stmt)
+            con.commit()
+        self.con = adbc.connect(str(self.tmp), autocommit=True)
+        self.cur = self.con.cursor()
         # a fresh file that is renamed into place only when complete: no journal needed
-        cur.execute("pragma journal_mode = off")
-        cur.execute("pragma synchronous = off")
-        cur.execute("pragma cache_size = -262144")
-        for table in metadata.sorted_tables:
-            frame = frames.get(table.name)
-            if frame is None or frame.is_empty():
-                continue
-            columns = [c.name for c in table.columns if c.name in frame.columns]
-            cur.adbc_ingest(table.name, frame.select(columns).to_arrow(), mode="append")
-        cur.close()
-    with contextlib.closing(sqlite3.connect(tmp)) as con:
-        for stmt in indexes:
-            con.execute(stmt)
-        con.commit()
-        con.execute("pragma journal_mode=wal")  # live mode writes while readers read
-    tmp.replace(path)
+        self.cur.execute("pragma journal_mode = off")
+        self.cur.execute("pragma synchronous = off")
+        self.cur.execute("pragma cache_size = -262144")
+
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        columns = [c.name for c in self.metadata.tables[table].columns if c.name in frame.columns]
+        self.cur.adbc_ingest(table, frame.select(columns).to_arrow(), mode="append")
+
+    def close(self) -> None:
+        self.cur.close()
+        self.con.close()
+        with contextlib.closing(sqlite3.connect(self.tmp)) as con:
+            for stmt in self.indexes:
+                con.execute(stmt)
+            con.commit()
+            con.execute("pragma journal_mode=wal")  # live mode writes while readers read
+        self.tmp.replace(self.path)
 
 
-def write_sqlalchemy(
-    url: str, metadata: sa.MetaData, frames: dict[str, pl.DataFrame], chunk_rows: int = 5000
-) -> None:
-    """Replace the shop's tables in a MySQL/MariaDB (or any SQLAlchemy) database and load them."""
-    engine = sa.create_engine(url)
-    with engine.begin() as con:
-        if engine.dialect.name == "mysql":
-            # dujiaoka shops run without strict mode: zero dates and clamped values get in
-            con.exec_driver_sql("SET SESSION sql_mode = ''")
-        metadata.drop_all(con)
-        metadata.create_all(con)
-        for table in metadata.sorted_tables:
-            frame = frames.get(table.name)
-            if frame is None or frame.is_empty():
-                continue
-            columns = [c.name for c in table.columns if c.name in frame.columns]
-            # untyped columns: the frames already hold the shop's own text/number forms
-            # (naive local timestamps, zero dates), which typed DateTime binds would reject
-            target = sa.table(table.name, *[sa.column(c) for c in columns])
-            for chunk in _chunks(frame.select(columns), chunk_rows):
+class SqlAlchemyTables:
+    """The shop's tables replaced in a MySQL/MariaDB (or any SQLAlchemy) database, then loaded."""
+
+    def __init__(self, url: str, metadata: sa.MetaData, chunk_rows: int = 5000) -> None:
+        self.engine = sa.create_engine(url)
+        self.metadata = metadata
+        self.chunk_rows = chunk_rows
+        with self._begin() as con:
+            metadata.drop_all(con)
+            metadata.create_all(con)
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as con:
+            if self.engine.dialect.name == "mysql":
+                # dujiaoka shops run without strict mode: zero dates and clamped values get in
+                con.exec_driver_sql("SET SESSION sql_mode = ''")
+            yield con
+
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        columns = [c.name for c in self.metadata.tables[table].columns if c.name in frame.columns]
+        # untyped columns: the frames already hold the shop's own text/number forms
+        # (naive local timestamps, zero dates), which typed DateTime binds would reject
+        target = sa.table(table, *[sa.column(c) for c in columns])
+        with self._begin() as con:
+            for chunk in _chunks(frame.select(columns), self.chunk_rows):
                 con.execute(target.insert(), chunk.to_dicts())
-    engine.dispose()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class ShopTables:
+    """One shop's tables in its SQLite file and, when a URL is given, in a database server too."""
+
+    def __init__(self, path: Path, metadata: sa.MetaData, url: str | None = None) -> None:
+        self.targets: list[SqliteTables | SqlAlchemyTables] = [SqliteTables(path, metadata)]
+        if url:
+            self.targets.append(SqlAlchemyTables(url, metadata))
+
+    def append(self, table: str, frame: pl.DataFrame) -> None:
+        for target in self.targets:
+            target.append(table, frame)
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.close()
 
 
 def _chunks(frame: pl.DataFrame, rows: int) -> Iterator[pl.DataFrame]:

@@ -46,9 +46,15 @@ def fee_fen(amount: pl.Expr, rate_bp: int) -> pl.Expr:
     return (amount * rate_bp + 5000) // 10000
 
 
-def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
-    """Every line of every statement, with its account, statement day and kind."""
-    orders = world["orders"].join(world["title_of"], on="order_idx", how="left")
+def statement_lines(
+    cfg: SimConfig, d: int, orders: pl.DataFrame, refunds: pl.DataFrame
+) -> pl.DataFrame:
+    """Every line of every account's statement of day ``d``, with its account and kind.
+
+    ``orders`` must hold every order paid on day ``d`` or in the last minute before it (those
+    created on the two days before it and on it), with ``title``; ``refunds`` the refunds that
+    succeeded on day ``d``, with their order's ``title``.
+    """
     affixed = (
         pl.when(pl.col("order_no_affix") == "")
         .then(pl.col("order_no"))
@@ -56,8 +62,11 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         .then(pl.col("order_no") + pl.col("order_no_affix"))
         .otherwise(pl.col("order_no_affix") + pl.col("order_no"))
     )
+    day = lambda at: (pl.col(at) - cfg.start_epoch) // 86400  # noqa: E731 - start is local midnight
     base = orders.filter(pl.col("is_paid")).with_columns(merchant_no=affixed)
-    pays = base.filter(~pl.col("missing_in_statement")).select(
+    pays = base.filter(
+        ~pl.col("missing_in_statement") & (day("paid_at") + pl.col("statement_day_shift") == d)
+    ).select(
         "account",
         "order_idx",
         "merchant_no",
@@ -68,11 +77,10 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         created_at="created_at",
         done_at="paid_at",
         amount_fen=pl.col("amount_fen") + pl.col("amount_delta_fen"),
-        shift="statement_day_shift",
         refund_no=pl.lit(""),
         channel_refund_no=pl.lit(""),
     )
-    dups = base.filter(pl.col("duplicate_payment")).select(
+    dups = base.filter(pl.col("duplicate_payment") & (day("dup_paid_at") == d)).select(
         "account",
         "order_idx",
         "merchant_no",
@@ -83,24 +91,15 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         created_at="created_at",
         done_at="dup_paid_at",
         amount_fen=pl.col("amount_fen") + pl.col("amount_delta_fen"),
-        shift=pl.lit(0, dtype=pl.Int64),
         refund_no=pl.lit(""),
         channel_refund_no=pl.lit(""),
     )
-    refunds = (
-        world["refunds"]
-        .filter(pl.col("status") == 1)
-        .join(
-            base.select("order_idx", "merchant_no", "title", "person_id"),
-            on="order_idx",
-            how="inner",
-        )
-    )
-    rng = cfg.rng("statement_refund_ids")
-    refund_lines = refunds.select(
+    rng = cfg.rng(f"statement_refund_ids/{d}")
+    done = refunds.sort("refund_idx")
+    refund_lines = done.select(
         "account",
         "order_idx",
-        "merchant_no",
+        affixed.alias("merchant_no"),
         "title",
         "txn_no",
         "person_id",
@@ -108,22 +107,16 @@ def statement_lines(cfg: SimConfig, world: dict) -> pl.DataFrame:
         created_at="requested_at",
         done_at="succeeded_at",
         amount_fen=-pl.col("amount_fen"),
-        shift=pl.lit(0, dtype=pl.Int64),
         # the substation keeps no refund records: the channel's own request number stands in
         refund_no=pl.when(pl.col("shop") == "main")
         .then("refund_no")
         .otherwise(pl.concat_str([pl.lit("SUBRF"), pl.col("refund_no").str.slice(2)])),
         channel_refund_no=pl.Series(
-            np.char.add("50300", rng.integers(10**12, 10**13, refunds.height).astype(str))
+            np.char.add("50300", rng.integers(10**12, 10**13, done.height).astype(str))
         ).cast(pl.Utf8),
     )
     lines = pl.concat([pays, dups, refund_lines], how="vertical_relaxed")
-    day = (pl.col("done_at") - cfg.start_epoch) // 86400  # start_epoch is local midnight
-    return (
-        lines.with_columns(stmt_day=day + pl.col("shift"))
-        .filter(pl.col("stmt_day") < cfg.days)
-        .sort("account", "stmt_day", "done_at", "txn_no", "kind")
-    )
+    return lines.sort("account", "done_at", "txn_no", "kind")
 
 
 def _yuan5(fen: pl.Expr) -> pl.Expr:
@@ -280,47 +273,54 @@ def statement_path(root: Path, acc: ChannelAccount, day: dt.date, suffix: str = 
     return root / "statements" / acc.channel / acc.key / name
 
 
-def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
-    """Write every account's daily files; return anomaly rows (line- and file-level)."""
-    rng = cfg.rng("statement_files")
-    people = world["people"]
-    lines = statement_lines(cfg, world).join(
-        people.select("person_id", "phone", "email", "wechat_openid"), on="person_id", how="left"
-    )
-    bank = np.array(["CFT", "OTHERS", "ICBC_DEBIT", "CMB_CREDIT", "CCB_DEBIT", "ABC_DEBIT"])
-    lines = lines.with_columns(
-        buyer_account=pl.when(pl.col("person_id") % 5 < 3)
-        .then(pl.col("phone").str.slice(0, 3) + "****" + pl.col("phone").str.slice(7, 4))
-        .otherwise(
-            pl.col("email").str.slice(0, 3) + "***@" + pl.col("email").str.split("@").list.last()
-        ),
-        # openids are per app: the substation's app sees another id for the same person
-        openid=pl.when(pl.col("account") == "wechat_main")
-        .then(pl.col("wechat_openid"))
-        .otherwise(pl.lit("o") + pl.col("wechat_openid").str.slice(1).str.reverse()),
-        bank=pl.Series(bank[(lines["person_id"].to_numpy() * 7) % len(bank)]),
-    )
-    anomalies = []
-    for acc in CHANNEL_ACCOUNTS:
-        mine = lines.filter(pl.col("account") == acc.key)
-        for d in range(cfg.days):
-            day = cfg.day(d)
-            day_lines = mine.filter(pl.col("stmt_day") == d)
+class StatementWriter:
+    """Writes every account's statement of a day once the day's payments and refunds are known."""
+
+    def __init__(self, cfg: SimConfig, people: pl.DataFrame, root: Path) -> None:
+        self.cfg = cfg
+        self.root = root
+        self.people = people.select("person_id", "phone", "email", "wechat_openid")
+        self.anomalies: list[tuple] = []
+
+    def write_day(self, d: int, orders: pl.DataFrame, refunds: pl.DataFrame) -> None:
+        """Day ``d``'s files (see ``statement_lines`` for what ``orders`` and ``refunds`` hold)."""
+        cfg = self.cfg
+        rng = cfg.rng(f"statement_files/{d}")
+        lines = statement_lines(cfg, d, orders, refunds).join(
+            self.people, on="person_id", how="left", maintain_order="left"
+        )
+        bank = np.array(["CFT", "OTHERS", "ICBC_DEBIT", "CMB_CREDIT", "CCB_DEBIT", "ABC_DEBIT"])
+        lines = lines.with_columns(
+            buyer_account=pl.when(pl.col("person_id") % 5 < 3)
+            .then(pl.col("phone").str.slice(0, 3) + "****" + pl.col("phone").str.slice(7, 4))
+            .otherwise(
+                pl.col("email").str.slice(0, 3)
+                + "***@"
+                + pl.col("email").str.split("@").list.last()
+            ),
+            # openids are per app: the substation's app sees another id for the same person
+            openid=pl.when(pl.col("account") == "wechat_main")
+            .then(pl.col("wechat_openid"))
+            .otherwise(pl.lit("o") + pl.col("wechat_openid").str.slice(1).str.reverse()),
+            bank=pl.Series(bank[(lines["person_id"].to_numpy() * 7) % len(bank)]),
+        )
+        day = cfg.day(d)
+        for acc in CHANNEL_ACCOUNTS:
+            day_lines = lines.filter(pl.col("account") == acc.key)
             broken = bool(rng.uniform() < cfg.profile.statement_footer_mismatch)
             resend = bool(rng.uniform() < cfg.profile.resent_file)
-            render = (
-                (lambda b, dl=day_lines, a=acc, dd=day: render_alipay(dl, a, dd, b))
-                if acc.channel == "alipay"
-                else (lambda b, dl=day_lines, a=acc: render_wechat(dl, a, b))
-            )
-            path = statement_path(root, acc, day)
+            if acc.channel == "alipay":
+                good = render_alipay(day_lines, acc, day, False)
+                sent = render_alipay(day_lines, acc, day, True) if broken else good
+            else:
+                good = render_wechat(day_lines, acc, False)
+                sent = render_wechat(day_lines, acc, True) if broken else good
+            path = statement_path(self.root, acc, day)
             path.parent.mkdir(parents=True, exist_ok=True)
-            good = render(False)
-            sent = render(True) if broken else good
+            path.write_bytes(sent)
             if broken:
-                path.write_bytes(sent)
-                statement_path(root, acc, day, "_v2").write_bytes(good)
-                anomalies.append(
+                statement_path(self.root, acc, day, "_v2").write_bytes(good)
+                self.anomalies.append(
                     (
                         "statement_footer_mismatch",
                         path.name,
@@ -328,17 +328,17 @@ def write_statements(cfg: SimConfig, world: dict, root: Path) -> pl.DataFrame:
                         f"rows do not sum to the footer; corrected in {path.stem}_v2",
                     )
                 )
-            else:
-                path.write_bytes(good)
             if resend:
-                statement_path(root, acc, day, "(1)").write_bytes(sent)
-                anomalies.append(
+                statement_path(self.root, acc, day, "(1)").write_bytes(sent)
+                self.anomalies.append(
                     ("resent_file", f"{path.stem}(1).csv", day, f"identical re-send of {path.name}")
                 )
-    return pl.DataFrame(
-        [
-            {"kind": k, "source": "statements", "record": r, "day": d, "detail": t}
-            for k, r, d, t in anomalies
-        ],
-        schema=ANOMALY_SCHEMA,
-    )
+
+    def anomaly_rows(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            [
+                {"kind": k, "source": "statements", "record": r, "day": d, "detail": t}
+                for k, r, d, t in self.anomalies
+            ],
+            schema=ANOMALY_SCHEMA,
+        )

@@ -18,7 +18,7 @@ import polars as pl
 from simulator.config import SimConfig
 from simulator.text import DIGITS, UPPER_ALNUM, random_code_series
 
-BAD_EPISODE_DEFECT_RATE = 0.18
+BAD_EPISODE_DEFECT_RATE = 0.3
 
 
 def bad_supplier_episode(cfg: SimConfig, suppliers: pl.DataFrame) -> tuple[str, int, int] | None:
@@ -51,6 +51,9 @@ _QUEUE = {
     "received_at": pl.Int64,
     "key_id": pl.Int64,
     "is_defective": pl.Boolean,
+    "supplier_code": pl.Utf8,
+    "card_no": pl.Utf8,
+    "secret": pl.Utf8,
 }
 #: what a paid order waiting for keys carries, so its delivery and refunds can be drawn later
 WAITING = {
@@ -65,6 +68,10 @@ WAITING = {
     "txn_no": pl.Utf8,
     "amount_fen": pl.Int64,
     "is_test": pl.Boolean,
+    "person_id": pl.Int64,
+    "order_no": pl.Utf8,
+    "order_no_affix": pl.Utf8,
+    "listing_id": pl.Int64,
 }
 
 
@@ -197,7 +204,7 @@ class Supply:
 
         ``paid`` are the day's paid auto-delivery orders (``WAITING`` columns), ``keys`` the day's
         keys. Returns (the orders settled this day with ``delivered_at``, ``waited_for_stock`` and
-        ``bad_keys``; the keys sold, with ``order_idx`` and ``sold_at``). An order paid after the
+        ``bad_keys``; the keys sold, with ``order_idx``, ``sold_at`` and the key's text). An order paid after the
         day's end waits for the next day, so the orders are served in payment order across days.
         """
         cfg = self.cfg
@@ -248,13 +255,14 @@ class Supply:
         counts = done["qty"].to_numpy()
         starts = done["key_from"].to_numpy()
         pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        sold = pl.DataFrame(
-            {
-                "key_id": queue["key_id"].to_numpy()[pos],
-                "order_idx": np.repeat(done["order_idx"].to_numpy(), counts),
-                "sold_at": np.repeat(done["delivered_at"].to_numpy(), counts),
-                "is_defective": queue["is_defective"].to_numpy()[pos],
-            }
+        sold = queue[pos].select(
+            "key_id",
+            "is_defective",
+            "supplier_code",
+            "card_no",
+            "secret",
+            order_idx=pl.Series(np.repeat(done["order_idx"].to_numpy(), counts)),
+            sold_at=pl.Series(np.repeat(done["delivered_at"].to_numpy(), counts)),
         )
         bad = sold.filter("is_defective").group_by("order_idx").agg(pl.len().alias("bad_keys"))
         used = (
@@ -281,7 +289,7 @@ class Supply:
             .with_columns(pl.col("bad_keys").fill_null(0).cast(pl.Int64))
             .sort("order_idx")
         )
-        return settled, sold.drop("is_defective")
+        return settled, sold.drop("is_defective").sort("order_idx", "key_id")
 
 
 def delivery_draws(cfg: SimConfig, d: int, orders: pl.DataFrame) -> pl.DataFrame:

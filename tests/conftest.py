@@ -18,7 +18,7 @@ import pytest
 from simulator.build import Summary, simulate
 from simulator.config import SimConfig
 
-SMALL = {"seed": 7, "start": dt.date(2026, 10, 5), "days": 6, "orders_per_day": 800, "skus": 150}
+SMALL = {"seed": 9, "start": dt.date(2026, 10, 5), "days": 6, "orders_per_day": 800, "skus": 150}
 
 
 def pytest_configure(config: pytest.Config) -> None:
