@@ -16,11 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from simulator.config import SimConfig
-from simulator.identity_evidence import (
-    evidence_components,
-    identity_components,
-    order_record_keys,
-)
+from simulator.identity_evidence import evidence_components, order_record_keys
 from simulator.metrics import DailyMetrics, inventory_events
 from simulator.truth import (
     ANOMALY_SCHEMA,
@@ -60,6 +56,7 @@ TRUTH_ORDER_COLUMNS = (
     "waited_for_stock",
     "delivery_failed",
 )
+IDENTITY_SCHEMA = {"system": pl.Utf8, "id_kind": pl.Utf8, "value": pl.Utf8, "person_id": pl.Int64}
 TRUTH_REFUND_COLUMNS = (
     "order_idx",
     "shop",
@@ -105,6 +102,8 @@ class _ParquetParts:
         self.writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
         table = frame.to_arrow()
         if self.writer is None:
             self.writer = pq.ParquetWriter(
@@ -184,17 +183,34 @@ class AnswerKey:
         cfg = self.cfg
         self.keys.close(self.key_schema)
         n_orders = self.order_bounds[-1]
-        order_ids = pl.scan_parquet(self._spilled("order_ids")).unique().collect()
-        truth_ids = identities(order_ids, people, crm)
-        del order_ids
+        ids_file = _ParquetParts(self.out / "identities.parquet")
+        components_file = _ParquetParts(self.out / "identity_components.parquet")
+
+        def identities_of(lo: int, hi: int) -> pl.DataFrame:
+            mine = pl.col("person_id").is_between(lo, hi, closed="left")
+            shown = pl.scan_parquet(self._spilled("order_ids")).filter(mine).unique().collect()
+            rows = identities(shown, people.filter(mine), crm.filter(mine))
+            ids_file.write(rows)
+            return rows
+
         evidence = evidence_components(
             cfg,
             self._spilled("record_keys"),
             n_orders,
             people,
             crm,
-            truth_ids,
+            identities_of,
+            components_file.write,
             self.spill / "graph",
+        )
+        ids_file.close(IDENTITY_SCHEMA)
+        components_file.close(
+            {
+                **IDENTITY_SCHEMA,
+                "node": pl.Utf8,
+                "component_id": pl.Int64,
+                "is_observed": pl.Boolean,
+            }
         )
         buyer_component = evidence.order_components["component_id"]
         # the buyer KPIs a perfect resolver would report: one buyer per evidence component
@@ -231,8 +247,6 @@ class AnswerKey:
                 "skus": catalog["skus"],
                 "suppliers": catalog["suppliers"],
                 "people": people,
-                "identities": truth_ids,
-                "identity_components": identity_components(truth_ids, evidence),
                 "products": products(catalog, supplier_names),
                 "refunds": self.refunds.select(TRUTH_REFUND_COLUMNS),
                 "batches": batches,

@@ -33,6 +33,7 @@ person, so the graph has about as many nodes as ``identities.parquet`` has rows.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,6 @@ QQ_RE = r"^[1-9][0-9]{4,10}$"
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
-    #: one row per graph node: person_id, node, component_id, is_observed (on some source record)
-    nodes: pl.DataFrame
     #: order_idx → component_id (every order; null for the staff's test orders)
     order_components: pl.DataFrame
     #: Alipay masks whose only fitting known identifier belongs to another person:
@@ -402,7 +401,8 @@ def evidence_components(
     n_orders: int,
     people: pl.DataFrame,
     crm: pl.DataFrame,
-    identities: pl.DataFrame,
+    identities_of: Callable[[int, int], pl.DataFrame],
+    components_to: Callable[[pl.DataFrame], None],
     scratch: Path,
 ) -> Evidence:
     """The evidence components of every true person (see the module docstring).
@@ -411,7 +411,9 @@ def evidence_components(
     order. Components never cross persons, so the graph is solved a block of persons at a time
     (their records spilled to ``scratch`` between two passes); only the Alipay mask fits are
     judged over every person at once. Nodes and components are numbered by person, then as first
-    met, whatever the blocks.
+    met, whatever the blocks. ``identities_of(lo, hi)`` gives the ``identities`` rows of the
+    persons ``lo <= person_id < hi``; each block's rows go to ``components_to`` with their graph
+    ``node``, ``component_id`` and ``is_observed``, in the order ``identities_of`` gave them.
     """
     top = int(people["person_id"].max() or 0) + 1
     blocks = [(lo, min(lo + BLOCK_PERSONS, top)) for lo in range(0, top, BLOCK_PERSONS)]
@@ -437,7 +439,7 @@ def evidence_components(
     contradicted_nodes = pl.concat(contradicted).unique()
     del known, contradicted
 
-    nodes_parts, order_parts, elsewhere_parts = [], [], []
+    order_parts, elsewhere_parts = [], []
     n_components = 0
     for b, (lo, hi) in enumerate(blocks):
         staged = {
@@ -446,16 +448,25 @@ def evidence_components(
         }
         links = _mask_links(staged["masks"], staged["conflicts"], fits, contradicted_nodes)
         elsewhere_parts.append(links.filter(pl.col("person_id") != pl.col("fit_person_id")))
+        ids = identities_of(lo, hi)
+        ids = ids.with_columns(node=identity_nodes(ids))
+        if ids["node"].null_count():
+            raise ValueError("an identifier of identities.parquet reads as no node")
         nodes, orders = _block_components(
             staged["on_records"],
             links.filter(pl.col("person_id") == pl.col("fit_person_id")),
             staged["order_of"],
-            identities.filter(pl.col("person_id").is_between(lo, hi, closed="left")),
+            ids,
         )
-        nodes_parts.append(nodes.with_columns(pl.col("component_id") + n_components))
+        nodes = nodes.with_columns(pl.col("component_id") + n_components)
+        components_to(
+            ids.join(nodes, on=["person_id", "node"], how="left", maintain_order="left").select(
+                *ids.columns, "component_id", "is_observed"
+            )
+        )
         order_parts.append(orders.with_columns(pl.col("component_id") + n_components))
         if nodes.height:
-            n_components += int(nodes["component_id"].max()) + 1
+            n_components = int(nodes["component_id"].max()) + 1
 
     order_components = (
         pl.DataFrame({"order_idx": pl.int_range(n_orders, dtype=pl.Int64, eager=True)})
@@ -465,7 +476,6 @@ def evidence_components(
     )
     elsewhere = pl.concat(elsewhere_parts).unique()
     return Evidence(
-        nodes=pl.concat(nodes_parts).select("person_id", "node", "component_id", "is_observed"),
         order_components=order_components,
         mask_fits_elsewhere=elsewhere.select("person_id", "mask", "fit_node", "fit_person_id")
         .unique()
@@ -479,10 +489,11 @@ def _block_components(
     order_of: pl.DataFrame,
     identities: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(nodes with a component_id from 0, order_idx → component_id) of one block of persons."""
-    id_nodes = identities.select("person_id").with_columns(identity_nodes(identities))
-    if id_nodes["node"].null_count():
-        raise ValueError("an identifier of identities.parquet reads as no node")
+    """(nodes with a component_id from 0, order_idx → component_id) of one block of persons.
+
+    ``identities`` are the block's identities with their ``node``.
+    """
+    id_nodes = identities.select("person_id", "node")
     observed = on_records.select("person_id", "node").with_columns(is_observed=True)
     # nodes in a deterministic order (by person, then as first met), without a sort on text
     nodes = (
@@ -523,10 +534,3 @@ def _block_components(
         .select("order_idx", "component_id")
     )
     return nodes, orders
-
-
-def identity_components(identities: pl.DataFrame, evidence: Evidence) -> pl.DataFrame:
-    """``identities.parquet`` rows with their graph ``node``, ``component_id``, ``is_observed``."""
-    return identities.with_columns(identity_nodes(identities)).join(
-        evidence.nodes, on=["person_id", "node"], how="left", maintain_order="left"
-    )

@@ -86,7 +86,8 @@ def order_identities(o: pl.DataFrame) -> pl.DataFrame:
 def identities(order_ids: pl.DataFrame, people: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
     """Every identifier as a source system shows it → the person behind it.
 
-    ``order_ids`` are ``order_identities`` of every order (in any number of parts).
+    ``order_ids`` are ``order_identities`` of the persons' orders; rows are by person (and
+    system, kind and value), so the persons can come a block at a time.
     """
     parts = [
         order_ids,
@@ -130,7 +131,7 @@ def identities(order_ids: pl.DataFrame, people: pl.DataFrame, crm: pl.DataFrame)
             person_id="person_id",
         ),
     ]
-    return pl.concat(parts).unique().sort("system", "id_kind", "value", "person_id")
+    return pl.concat(parts).unique().sort("person_id", "system", "id_kind", "value")
 
 
 def products(cat: dict, supplier_names: pl.DataFrame) -> pl.DataFrame:
