@@ -2,8 +2,7 @@
 
 ``shop_days`` walks the horizon and yields what each day adds. What a day leaves open is carried to
 the next (the key queues and the paid orders still waiting for keys, in ``Supply``), and each day
-draws from its own random streams, so the days a shop has do not depend on whether it is built a
-day at a time or all at once, and a day's draws do not shift when the days after it change.
+draws from its own random streams, so no day's draws depend on how another day's went.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class ShopDay:
     #: the supplier batches arriving this day, and their keys
     batches: pl.DataFrame
     keys: pl.DataFrame
-    #: keys handed out this day: ``key_id``, ``order_idx``, ``sold_at``
+    #: keys handed out this day: ``key_id``, ``order_idx``, ``sold_at`` and the key's text
     sold: pl.DataFrame
     #: refunds drawn this day (they may be requested up to 14 days later)
     refunds: pl.DataFrame

@@ -120,8 +120,7 @@ class OrderDraws:
     """Draws one business day of orders at a time; what a day needs of the catalogue and people is
     prepared once.
 
-    Each day draws from its own stream (``orders/<day>``), so a day's orders are the same whether
-    the shop is built a day at a time or all at once, and whatever days come after it.
+    Each day draws from its own stream (``orders/<day>``), so no day's draws depend on another's.
     """
 
     def __init__(

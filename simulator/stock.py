@@ -81,7 +81,7 @@ class Supply:
     ``arrivals(d)`` gives the batches that arrive on day ``d`` (and, on the first day, the stock
     already there), ``keys(d, batches)`` their keys, and ``deliver(d, orders, keys)`` hands keys to
     the paid orders that can be served by the end of day ``d``. Every day draws from its own
-    streams, so a day's draws do not depend on how many days follow it.
+    streams.
     """
 
     def __init__(self, cfg: SimConfig, catalog: dict[str, pl.DataFrame]) -> None:
