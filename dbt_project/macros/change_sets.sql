@@ -210,6 +210,14 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- fct_orders: the columns its change log keeps, before and after a run: the key, what its
+    readers look orders up by, and what the daily KPIs count (so a KPI day is rebuilt only when
+    an order of it changed in a way the day's figures see). -#}
+{% macro fct_orders_logged() -%}
+    {{ return(['shop', 'order_id', 'business_date', 'order_no', 'paid_date', 'user_key', 'is_paid',
+        'amount_fen', 'is_manual', 'delivery_seconds', 'is_stockout']) }}
+{%- endmacro %}
+
 {#- fct_orders: the refund columns, per order. -#}
 {% macro fct_orders_refund_columns() -%}
     refunds_succeeded, refunded_fen, first_refund_succeeded_at, first_refund_reason
@@ -254,4 +262,41 @@
     where
         line_type = 'payment'
         and order_no in (select order_no from ({{ changed_since('fct_orders', 'order_no') }}))
+{%- endmacro %}
+
+{#- int_buyer_first_paid, by buyer: the buyers of the orders fct_orders rebuilt whose buyer,
+    payment or payment day changed, before and after (an order that moved to another buyer, or
+    two buyers merged, change both). -#}
+{% macro buyer_first_paid_changes() -%}
+    select user_key
+    from ({{ changed_values('fct_orders', 'shop, order_id, user_key, is_paid, paid_date') }})
+{%- endmacro %}
+
+{#- The daily KPIs, by business day: the days an order `fct_orders` rebuilt was created or paid
+    on, before and after, when one of `columns` (the order columns the model counts by) changed;
+    with `first_paid`, the days a buyer's first paid day moved from or to; and the days the table
+    and the business days disagree on (a new day, a day gone). -#}
+{% macro kpi_days_changes(columns, first_paid=false) -%}
+    {%- set logged = 'shop, order_id, business_date, paid_date, ' ~ columns | join(', ') %}
+    select unnest([business_date, paid_date]) as business_date
+    from ({{ changed_values('fct_orders', logged) }})
+    {%- if first_paid %}
+    union
+    select first_paid_date
+    from ({{ changed_values('int_buyer_first_paid', 'user_key, first_paid_date') }})
+    {%- endif %}
+    {%- if is_incremental() %}
+    union
+    (
+        select business_date from {{ ref('int_business_days') }}
+        except
+        select business_date from {{ this }}
+    )
+    union
+    (
+        select business_date from {{ this }}
+        except
+        select business_date from {{ ref('int_business_days') }}
+    )
+    {%- endif %}
 {%- endmacro %}

@@ -53,6 +53,18 @@
     where run_at > coalesce({{ last_build() }}, '-infinity'::timestamptz)
 {%- endmacro %}
 
+{#- Of the rows an upstream model rebuilt or removed since this model's last build, those whose
+    `columns` (a select list over its logged columns, the key among them) differ between before
+    and after. Each run logs a rebuilt key's row once as it was and once as it is, so over any
+    number of runs a value a key passed through is logged an even number of times, and only its
+    first value and its last one (when they differ) an odd number: a key rebuilt with the same
+    values cancels out. Only valid under `not rebuild_all(...)`. -#}
+{% macro changed_values(upstream, columns) -%}
+    select {{ columns }} from ({{ changed_since(upstream, columns) }})
+    group by all
+    having count(*) % 2 = 1
+{%- endmacro %}
+
 {#- This model's change log, created (empty) on its first use: `columns` of the model, and
     `run_at`. -#}
 {% macro create_change_log(columns) -%}

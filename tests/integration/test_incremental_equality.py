@@ -49,6 +49,13 @@ INCREMENTAL_BY_KEY = {
     "fct_orders": "order_id",
     "fct_payments": "payment_id",
 }
+#: the models on change sets that follow what their inputs' values did, not which keys were
+#: rebuilt: a day run again changes no value, so they may rebuild nothing at all
+INCREMENTAL_BY_VALUE = {
+    "int_buyer_first_paid": "user_key",
+    "kpi_sales_daily": "business_date",
+    "kpi_fulfilment_daily": "business_date",
+}
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +223,16 @@ def test_day_by_day_equals_a_full_refresh_and_a_day_run_again_changes_nothing(
         full = con.execute(
             'select list(model) from changes._runs where run_at = ? and "full"', [last]
         ).fetchone()[0]
-        for model, key in INCREMENTAL_BY_KEY.items():
+        for model, key in {**INCREMENTAL_BY_KEY, **INCREMENTAL_BY_VALUE}.items():
             schema = "intermediate" if model.startswith(("int_", "stg_")) else "marts"
             rebuilt, total = con.execute(
                 f'select (select count(distinct {key}) from changes."{model}" where run_at = ?), '
                 f"(select count(distinct {key}) from {schema}.{model})",
                 [last],
             ).fetchone()
-            assert 0 < rebuilt < total / 2, (model, rebuilt, total)
+            least = 0 if model in INCREMENTAL_BY_VALUE else 1
+            print(model, rebuilt, total)
+            assert least <= rebuilt < total / 2, (model, rebuilt, total)
     assert not full
 
 

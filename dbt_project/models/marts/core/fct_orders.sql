@@ -12,10 +12,11 @@
         incremental_strategy='delete+insert',
         unique_key=['shop', 'order_id'],
         pre_hook="{{ before_build(['shop', 'order_id'],
-            ['shop', 'order_id', 'business_date', 'order_no'],
+            fct_orders_logged(),
             fct_orders_changes(), fct_orders_upstreams()) }}",
         post_hook="{{ after_build(['shop', 'order_id'],
-            ['shop', 'order_id', 'business_date', 'order_no'], fct_orders_upstreams()) }}",
+            fct_orders_logged(),
+            fct_orders_upstreams()) }}",
         on_schema_change='fail',
     )
 }}

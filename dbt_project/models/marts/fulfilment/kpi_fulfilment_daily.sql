@@ -3,14 +3,41 @@
 -- delivery seconds (`delivered_at − paid_at`) of automatic-delivery orders paid on the day and
 -- delivered, their p50/p95 (linear interpolation), the share delivered within 30 s among the day's
 -- paid automatic-delivery orders, and the day's stock-out orders.
+--
+-- Incremental by payment day: a run rebuilds the days its change set names (macro
+-- `kpi_days_changes`: the days an order `fct_orders` rebuilt was paid on, before and after, when
+-- its payment, delivery or stock-out changed; a new day).
+{%- set upstreams = ['fct_orders'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        pre_hook="{{ before_build(['business_date'], ['business_date'],
+            kpi_days_changes(['is_paid', 'is_manual', 'delivery_seconds', 'is_stockout']),
+            ['fct_orders']) }}",
+        post_hook="{{ after_build(['business_date'], ['business_date'], ['fct_orders']) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-orders as (
-    select * from {{ ref('fct_orders') }}
-),
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
 days as (
     select * from {{ ref('int_business_days') }}
+    where
+        {{ in_change_set(['business_date'], 'select business_date from changed', upstreams) }}
+),
+
+-- the orders paid on the days rebuilt
+orders as (
+    select * from {{ ref('fct_orders') }}
+    where {{ in_change_set(['paid_date'], 'select business_date from changed', upstreams) }}
 ),
 
 shops as (
@@ -59,7 +86,8 @@ final as (
         cast(measured.delivery_p95_s as double) as delivery_p95_s,
         cast(measured.delivery_mean_s as double) as delivery_mean_s,
         cast(measured.delivery_max_s as bigint) as delivery_max_s,
-        coalesce(measured.stockout_orders, 0) as stockout_orders
+        coalesce(measured.stockout_orders, 0) as stockout_orders,
+        {{ this_run() }} as _built_at
     from days
     cross join shops
     left join measured

@@ -3,14 +3,45 @@
 -- them: created and paid orders, GMV (amount actually paid after coupons, of orders paid on the
 -- day), conversion, average order value, 客单价, buyers and new buyers (unified `user_key`; a new
 -- buyer has no paid order in either shop before the day).
+--
+-- Incremental by business day: a run rebuilds the days its change set names (macro
+-- `kpi_days_changes`: the days an order `fct_orders` rebuilt was created or paid on, before and
+-- after, when its payment, amount or buyer changed; the days a buyer's first paid day moved from
+-- or to; a new day).
+{%- set upstreams = ['fct_orders', 'int_buyer_first_paid'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        pre_hook="{{ before_build(['business_date'], ['business_date'],
+            kpi_days_changes(['is_paid', 'amount_fen', 'user_key'], first_paid=true),
+            ['fct_orders', 'int_buyer_first_paid']) }}",
+        post_hook="{{ after_build(['business_date'], ['business_date'],
+            ['fct_orders', 'int_buyer_first_paid']) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-orders as not materialized (
-    select * from {{ ref('fct_orders') }}
-),
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
 days as (
     select * from {{ ref('int_business_days') }}
+    where
+        {{ in_change_set(['business_date'], 'select business_date from changed', upstreams) }}
+),
+
+-- the orders created or paid on the days rebuilt
+orders as not materialized (
+    select * from {{ ref('fct_orders') }}
+    where
+        {{ in_change_set(['created_date'], 'select business_date from changed', upstreams) }}
+        or {{ in_change_set(['paid_date'], 'select business_date from changed', upstreams) }}
 ),
 
 shops as (
@@ -18,12 +49,7 @@ shops as (
 ),
 
 first_paid as (
-    select
-        user_key,
-        min(paid_date) as first_paid_date
-    from orders
-    where is_paid
-    group by user_key
+    select * from {{ ref('int_buyer_first_paid') }}
 ),
 
 scoped as (
@@ -71,7 +97,8 @@ final as (
         coalesce(paid.new_buyers, 0) as new_buyers,
         created.converted_orders / nullif(created.created_orders, 0) as conversion_rate,
         paid.gmv_fen / nullif(paid.paid_orders, 0) as avg_order_value_fen,
-        paid.gmv_fen / nullif(paid.buyers, 0) as customer_unit_price_fen
+        paid.gmv_fen / nullif(paid.buyers, 0) as customer_unit_price_fen,
+        {{ this_run() }} as _built_at
     from days
     cross join shops
     left join created on days.business_date = created.business_date and shops.shop = created.shop
