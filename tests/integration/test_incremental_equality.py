@@ -231,7 +231,6 @@ def test_day_by_day_equals_a_full_refresh_and_a_day_run_again_changes_nothing(
                 [last],
             ).fetchone()
             least = 0 if model in INCREMENTAL_BY_VALUE else 1
-            print(model, rebuilt, total)
             assert least <= rebuilt < total / 2, (model, rebuilt, total)
     assert not full
 
