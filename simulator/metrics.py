@@ -158,7 +158,15 @@ class DailyMetrics:
             .agg(refunds_fen_on=pl.col("amount_fen").sum())
         )
         self.first_seen = pl.DataFrame(schema={"buyer": pl.Int64, "first_day": pl.Int64})
-        self.window: list[pl.DataFrame] = []  # distinct (shop?, buyer, day) of the last 30 days
+        #: per (shop?, buyer) with a purchase in the last 30 days: their last two distinct days
+        self.recent = pl.DataFrame(
+            schema={
+                **dict.fromkeys(self.by, pl.Utf8),
+                "buyer": pl.Int64,
+                "last": pl.Int64,
+                "prev": pl.Int64,
+            }
+        )
         self.pending: pl.DataFrame | None = None  # paid orders of the next day, created before it
         self.created: list[pl.DataFrame] = []
         self.sales: list[pl.DataFrame] = []
@@ -222,13 +230,23 @@ class DailyMetrics:
                 ),
             )
         )
-        # repurchase: buyers in [d-29, d] with paid orders on ≥ 2 distinct days
-        self.window = [*self.window[-29:], paid.select(*self.by, "buyer", "day").unique()]
-        days = pl.concat(self.window)
-        if days.height:
-            per_buyer = days.group_by(*self.by, "buyer").agg(n_days=pl.col("day").n_unique())
-            rate = (pl.col("n_days") >= 2).mean().alias("repurchase_rate_30d")
-            rates = per_buyer.group_by(self.by).agg(rate) if self.by else per_buyer.select(rate)
+        # repurchase: buyers in [d-29, d] with paid orders on ≥ 2 distinct days, that is, whose
+        # two latest purchase days are both in the window (a running state, not 30 days of rows)
+        today = paid.select(*self.by, "buyer").unique().with_columns(today=pl.lit(True))
+        first = d - 29
+        self.recent = (
+            self.recent.join(today, on=[*self.by, "buyer"], how="full", coalesce=True)
+            .select(
+                *self.by,
+                "buyer",
+                last=pl.when("today").then(pl.lit(d, dtype=pl.Int64)).otherwise("last"),
+                prev=pl.when("today").then("last").otherwise("prev"),
+            )
+            .filter(pl.col("last") >= first)
+        )
+        if self.recent.height:
+            rate = (pl.col("prev") >= first).fill_null(False).mean().alias("repurchase_rate_30d")
+            rates = self.recent.group_by(self.by).agg(rate) if self.by else self.recent.select(rate)
             self.repurchase.append(rates.with_columns(day=pl.lit(d, dtype=pl.Int64)))
 
     def finish(self, inventory: pl.DataFrame) -> pl.DataFrame:
