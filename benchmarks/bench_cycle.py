@@ -57,7 +57,7 @@ SIM_GIB_PER_M_ORDERS = 0.25
 GOALS = {
     "cycle_s": 60,
     "ratio": 3,
-    "peak_rss_gib": 6,
+    "peak_rss_gib": 4,
     "growth_ratio": 1.25,
     "chart_p95_ms": 500,
     "freshness_s": 60,
