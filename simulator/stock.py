@@ -1,11 +1,9 @@
 """Card keys: supplier batches in, keys out to paid orders in payment order, stock-outs in between.
 
 Supply is planned per (shop, SKU): the first batch and the refill interval (daily to every four
-days) from the demand the shop expects of it (its share of the listings' popularity); listings
-refill on staggered days. Each refill orders up to a target (the sales seen so far, a moving average
-of the paid units per day, times the days the batch must cover) less the stock on hand and on
-order, so stock stays bounded however long the horizon. Some batches arrive a day late, and then
-paid orders wait (a stock-out). Keys are handed out first-in first-out: within a day, with one
+days) from the demand the shop expects of it (its share of the listings' popularity), each refill's
+size from the sales seen so far (a moving average of the paid units per day). Some batches arrive a
+day late, and then paid orders wait (a stock-out). Keys are handed out first-in first-out: within a day, with one
 vectorised pass, order *i* of a SKU takes keys ``[cum_i - qty_i, cum_i)`` of that SKU's queue of
 unsold keys, and is delivered when the last of them has arrived. Orders the queue cannot serve yet
 wait for the next day's arrivals, so serving the days one after another is the same as serving the
@@ -43,8 +41,6 @@ EXPECTED_PAID = 0.74
 SAFETY = 1.1
 #: below this many expected sales per refill interval a listing gets its first batch only
 MIN_REFILL_SALES = 0.5
-#: a refill's safety stock, in standard deviations of the (Poisson) sales it must cover
-SAFETY_SD = 1.5
 #: weight of the latest day in the moving average of paid units a refill is sized by
 RATE_WEIGHT = 0.3
 NEVER = np.iinfo(np.int64).max
@@ -101,19 +97,12 @@ class Supply:
         self.next_key_id = 1
 
     def _planned(self, p: int) -> pl.DataFrame:
-        """Batches the shops order for day ``p``: first stock before launch, then refills.
-
-        A refill orders up to ``rate * (interval + 0.5)`` times a random factor (plus safety
-        stock for the sales' spread), less the
-        listing's stock position (unsold keys plus batches running late, less the units paid
-        orders are still waiting for); a listing at or above its target orders nothing.
-        """
+        """Batches the shops order for day ``p``: first stock before launch, then refills."""
         cfg = self.cfg
         plan = self.plan
         first = plan["first_day"].to_numpy() == p
         interval = plan["interval"].to_numpy()
-        phase = plan["phase"].to_numpy()
-        refill = (p >= 1) & ((p + phase) % interval == 0) & (p > plan["first_day"].to_numpy())
+        refill = (p >= 1) & (p % interval == 0) & (p > plan["first_day"].to_numpy())
         refill &= plan["refills"].to_numpy()
         pick = first | refill
         rows = plan.filter(pl.Series(pick))
@@ -124,37 +113,19 @@ class Supply:
         intv = rows["interval"].to_numpy()
         late = ~first & (rng.uniform(size=n) < cfg.profile.late_batch)
         arrival_day = p + late
-        cover = lam * (intv + 0.5)
-        target = cover * rng.uniform(0.85, 1.45, n) + SAFETY_SD * np.sqrt(cover)
-        position = self._position(rows) if p >= 1 else np.zeros(n)
         size = np.where(
             first,
             np.maximum(3, np.round(lam * (intv + 0.5) * rng.uniform(1.0, 1.6, n))),
-            np.round(target - position),
+            np.maximum(2, np.round(lam * intv * rng.uniform(0.85, 1.45, n))),
         ).astype(np.int64)
         return rows.with_columns(
-            batch_seq=pl.Series(np.where(first, 0, (p + rows["phase"].to_numpy()) // intv)),
+            batch_seq=pl.Series(np.where(first, 0, p // intv)),
             arrival_at=pl.Series(
                 cfg.start_epoch + arrival_day * 86400 + rng.integers(2 * 3600, 10 * 3600, n)
             ),
             arrival_day=pl.Series(arrival_day),
             size=pl.Series(size),
             is_late=pl.Series(late),
-        ).filter(pl.col("size") >= 2)
-
-    def _position(self, rows: pl.DataFrame) -> np.ndarray:
-        """Per row of ``rows``: unsold keys on hand and on order less the units still owed."""
-        on_hand = self.queue.group_by("shop", "sku_id").agg(pl.len().cast(pl.Int64).alias("n"))
-        owed = self.waiting.group_by("shop", "sku_id").agg((-pl.col("qty").sum()).alias("n"))
-        parts = [on_hand, owed]
-        if self.late is not None:
-            parts.append(self.late.select("shop", "sku_id", pl.col("size").alias("n")))
-        stock = pl.concat(parts).group_by("shop", "sku_id").agg(pl.col("n").sum())
-        return (
-            rows.select("shop", "sku_id")
-            .join(stock, on=["shop", "sku_id"], how="left", maintain_order="left")["n"]
-            .fill_null(0)
-            .to_numpy()
         )
 
     def arrivals(self, d: int) -> pl.DataFrame:
@@ -381,8 +352,6 @@ def _listing_plan(cfg: SimConfig, catalog: dict[str, pl.DataFrame]) -> pl.DataFr
     defect = catalog["suppliers"].select("supplier_code", "defect_rate")
     return plan.with_columns(
         interval=pl.Series(interval.astype(np.int64)),
-        # refill days are staggered over the interval, so a day's deliveries stay even
-        phase=pl.Series(plan["sku_id"].to_numpy() % interval),
         refills=pl.Series(lam * interval >= MIN_REFILL_SALES),
         first_day=pl.Series(np.where(launch > 0, launch - 1, -1).astype(np.int64)),
     ).join(defect, on="supplier_code", how="left", maintain_order="left")
