@@ -54,6 +54,11 @@ SIM_GIB_FIXED = 1.0
 SIM_GIB_PER_M_ORDERS_A_DAY = 3.7
 SIM_GIB_PER_M_ORDERS = 0.25
 
+#: disk the lake takes per million orders of history, with room for DuckDB's spill files while
+#: the models rebuild in full: 30 days of 1,000,000 orders filled 9.4 GB of raw partitions, a
+#: 9.1 GB build file and then ran out of disk with 10 GB free
+LAKE_GB_PER_M_ORDERS = 1.3
+
 GOALS = {
     "cycle_s": 60,
     "ratio": 3,
@@ -179,6 +184,13 @@ def main() -> int:
     lake = work / "lake"
     shutil.rmtree(lake, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(work).free / 1e9
+    need_gb = LAKE_GB_PER_M_ORDERS * args.orders_per_day * len(days) / 1e6
+    if free_gb < need_gb:
+        raise SystemExit(
+            f"the lake and the models' spill files need about {need_gb:.0f} GB for "
+            f"{len(days)} days of {args.orders_per_day:,} orders; {work} has {free_gb:.0f} GB free"
+        )
     # an empty routing file: no robot is configured, so tickets are kept and nothing is sent
     (work / "no-alert-routes.yml").write_text("routes: {}\n", encoding="utf-8")
     try:
