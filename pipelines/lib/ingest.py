@@ -108,7 +108,7 @@ def ingest_database(
     query = build_query(contract, dialect_of(url), window, now)
     rows = read_table(url, query)
     rows = rows.with_columns(
-        pl.when(pl.col(column).is_in(keys))
+        pl.when(pl.col(column).is_in(keys.implode()))
         .then(pl.lit("1"))
         .otherwise(pl.lit("0"))
         .alias(f"_ref_{column}")
