@@ -215,7 +215,8 @@
     an order of it changed in a way the day's figures see). -#}
 {% macro fct_orders_logged() -%}
     {{ return(['shop', 'order_id', 'business_date', 'order_no', 'paid_date', 'user_key', 'is_paid',
-        'amount_fen', 'is_manual', 'delivery_seconds', 'is_stockout']) }}
+        'amount_fen', 'is_manual', 'delivery_seconds', 'is_stockout', 'sku_code', 'supplier_code',
+        'channel', 'refunds_succeeded', 'refunded_fen']) }}
 {%- endmacro %}
 
 {#- fct_orders: the refund columns, per order. -#}
@@ -243,6 +244,13 @@
 {#- fct_payments, by payment: the models whose changes it follows. -#}
 {% macro fct_payments_upstreams() -%}
     {{ return(['int_statement_lines', 'fct_orders']) }}
+{%- endmacro %}
+
+{#- fct_payments: the columns its change log keeps, before and after a run: the key, its day, and
+    the order number an anomaly is filed under (an orphan payment's account and merchant order
+    number). -#}
+{% macro fct_payments_logged() -%}
+    {{ return(['payment_id', 'business_date', 'order_no', 'account_key', 'merchant_order_no']) }}
 {%- endmacro %}
 
 {#- fct_payments: the payments (`payment_id`) of statement payment lines that changed, and those
@@ -285,6 +293,12 @@
     select first_paid_date
     from ({{ changed_values('int_buyer_first_paid', 'user_key, first_paid_date') }})
     {%- endif %}
+    {{ kpi_days_new_or_gone() }}
+{%- endmacro %}
+
+{#- The daily KPIs: the days the table and the business days disagree on (a new day, a day gone),
+    as a `union` to add to a change set. -#}
+{% macro kpi_days_new_or_gone() -%}
     {%- if is_incremental() %}
     union
     (
@@ -299,4 +313,85 @@
         select business_date from {{ ref('int_business_days') }}
     )
     {%- endif %}
+{%- endmacro %}
+
+{#- fct_refunds, by order (`order_no`): the models whose changes it follows. -#}
+{% macro fct_refunds_upstreams() -%}
+    {{ return(['fct_orders']) }}
+{%- endmacro %}
+
+{#- fct_refunds: the columns of a refund as `int_refunds_unified` gives them. -#}
+{% macro refund_columns() -%}
+    refund_no, order_no, shop, recorded_by, amount_fen, reason_code, reason_text, refund_status,
+    requested_at, succeeded_at, refunded_txn_no
+{%- endmacro %}
+
+{#- fct_refunds: the columns its change log keeps, before and after a run: what the refund KPIs
+    count a refund by (its day and its order's payment day among them). -#}
+{% macro fct_refunds_logged() -%}
+    {{ return(['order_no', 'refund_no', 'refund_status', 'amount_fen', 'reason_code',
+        'succeeded_date', 'paid_date']) }}
+{%- endmacro %}
+
+{#- fct_refunds: the orders (`order_no`) fct_orders rebuilt, and, compared with what the table
+    holds, the orders whose refunds now differ (`int_refunds_unified` is rebuilt in full every run;
+    refunds are a few in a hundred orders). -#}
+{% macro fct_refunds_changes() -%}
+    select order_no from ({{ changed_since('fct_orders', 'order_no') }})
+    {%- if is_incremental() %}
+    union
+    select order_no from (
+        (
+            select {{ refund_columns() }} from {{ ref('int_refunds_unified') }}
+            except
+            select {{ refund_columns() }} from {{ this }}
+        )
+        union all
+        (
+            select {{ refund_columns() }} from {{ this }}
+            except
+            select {{ refund_columns() }} from {{ ref('int_refunds_unified') }}
+        )
+    )
+    {%- endif %}
+{%- endmacro %}
+
+{#- kpi_refunds_daily, by business day: the days a paid order's figures count on (its payment
+    day) when an order fct_orders rebuilt changed in a way they see, before and after, and the
+    days its refunds succeeded on; the payment days and success days of refunds that changed,
+    before and after; and the days new or gone. -#}
+{% macro kpi_refund_days_changes() -%}
+    {%- set order_columns = 'shop, order_id, order_no, paid_date, is_paid, amount_fen, sku_code, '
+        ~ 'supplier_code, channel, refunds_succeeded, refunded_fen' %}
+    select paid_date as business_date from ({{ changed_values('fct_orders', order_columns) }})
+    union
+    select succeeded_date from {{ ref('fct_refunds') }}
+    where order_no in (
+        select order_no from ({{ changed_values('fct_orders', order_columns) }})
+    )
+    union
+    select unnest([succeeded_date, paid_date])
+    from ({{ changed_values('fct_refunds', fct_refunds_logged() | join(', ')) }})
+    {{ kpi_days_new_or_gone() }}
+{%- endmacro %}
+
+{#- anomaly_orders, by order number (an orphan payment's: its account and merchant order
+    number): the models whose changes it follows. -#}
+{% macro anomaly_orders_upstreams() -%}
+    {{ return(['fct_orders', 'fct_payments']) }}
+{%- endmacro %}
+
+{#- anomaly_orders: the order number of a statement payment no shop order has. -#}
+{% macro orphan_payment_key() -%}
+    coalesce(order_no, account_key || ':' || merchant_order_no)
+{%- endmacro %}
+
+{#- anomaly_orders: the orders (`order_no`) fct_orders rebuilt, and the order numbers of the
+    payments fct_payments rebuilt, before and after (a payment that now finds its order leaves
+    the orphans). -#}
+{% macro anomaly_orders_changes() -%}
+    select order_no from ({{ changed_since('fct_orders', 'order_no') }})
+    union
+    select unnest([order_no, account_key || ':' || merchant_order_no])
+    from ({{ changed_since('fct_payments', 'order_no, account_key, merchant_order_no') }})
 {%- endmacro %}

@@ -48,6 +48,8 @@ INCREMENTAL_BY_KEY = {
     "fct_key_movements": "key_id",
     "fct_orders": "order_id",
     "fct_payments": "payment_id",
+    "fct_refunds": "order_no",
+    "anomaly_orders": "order_no",
 }
 #: the models on change sets that follow what their inputs' values did, not which keys were
 #: rebuilt: a day run again changes no value, so they may rebuild nothing at all
@@ -55,6 +57,7 @@ INCREMENTAL_BY_VALUE = {
     "int_buyer_first_paid": "user_key",
     "kpi_sales_daily": "business_date",
     "kpi_fulfilment_daily": "business_date",
+    "kpi_refunds_daily": "business_date",
 }
 
 

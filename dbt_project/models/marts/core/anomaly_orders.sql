@@ -6,14 +6,42 @@
 -- - `amount_mismatch`: the channel's amount differs from the shop's;
 -- - `missing_in_statement`: the shop shows a paid order no statement contains;
 -- - `missing_in_shop`: a statement payment whose order number matches no shop order.
+--
+-- Incremental by order number: a run rebuilds the anomalies of the orders and orphan payments its
+-- change set names (macro `anomaly_orders_changes`: orders fct_orders rebuilt, and the order
+-- numbers of the payments fct_payments rebuilt, before and after).
+{%- set upstreams = anomaly_orders_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_no',
+        pre_hook="{{ before_build(['order_no'], ['order_no', 'business_date'],
+            anomaly_orders_changes(), anomaly_orders_upstreams()) }}",
+        post_hook="{{ after_build(['order_no'], ['order_no', 'business_date'],
+            anomaly_orders_upstreams()) }}",
+        on_schema_change='fail',
+    )
+}}
 with
+
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
 orders as (
     select * from {{ ref('fct_orders') }}
+    where {{ in_change_set(['order_no'], 'select order_no from changed', upstreams) }}
 ),
 
 payments as (
     select * from {{ ref('fct_payments') }}
+    where
+        recorded_by = 'statement'
+        and not has_shop_order
+        and {{ in_change_set([orphan_payment_key()], 'select order_no from changed', upstreams) }}
 ),
 
 flags as (
@@ -80,7 +108,7 @@ order_anomalies as (
 
 orphan_payments as (
     select
-        coalesce(order_no, account_key || ':' || merchant_order_no) as order_no,
+        {{ orphan_payment_key() }} as order_no,
         shop,
         'missing_in_shop' as reason_code,
         paid_date as business_date,
@@ -94,13 +122,19 @@ orphan_payments as (
         '对账单有收款, 店铺无此订单: ' || merchant_order_no || ' (statement payment, no shop order)'
             as detail
     from payments
-    where recorded_by = 'statement' and not has_shop_order
 ),
 
-final as (
+unioned as (
     select * from order_anomalies
     union all
     select * from orphan_payments
+),
+
+final as (
+    select
+        *,
+        {{ this_run() }} as _built_at
+    from unioned
 )
 
 select * from final

@@ -10,9 +10,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='payment_id',
-        pre_hook="{{ before_build(['payment_id'], ['payment_id', 'business_date', 'order_no'],
+        pre_hook="{{ before_build(['payment_id'], fct_payments_logged(),
             fct_payments_changes(), fct_payments_upstreams()) }}",
-        post_hook="{{ after_build(['payment_id'], ['payment_id', 'business_date', 'order_no'],
+        post_hook="{{ after_build(['payment_id'], fct_payments_logged(),
             fct_payments_upstreams()) }}",
         on_schema_change='fail',
     )

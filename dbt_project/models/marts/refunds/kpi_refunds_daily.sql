@@ -1,18 +1,51 @@
 -- Refund KPIs per payment day (docs/metrics.md#refunds: a cohort by payment day, so a refund that
--- lands
--- days later changes its payment day's figures on the next run), overall and broken down by shop,
--- sku, category, supplier (of the delivered key), payment channel and refund reason.
+-- lands days later changes its payment day's figures on the next run), overall and broken down by
+-- shop, sku, category, supplier (of the delivered key), payment channel and refund reason.
 -- `breakdown` names the dimension and `breakdown_value` its value ('all' for the overall row).
 -- For the reason breakdown the denominators are the day's paid orders and GMV as a whole: a
 -- reason is a property of a refund, not of an order.
+--
+-- Incremental by business day: a run rebuilds the days its change set names (macro
+-- `kpi_refund_days_changes`: the payment days of orders whose counted figures changed and the
+-- days their refunds succeeded on, the days of refunds that changed, before and after; a new
+-- day). A day is rebuilt from the orders paid on it and the refunds that succeeded on it or
+-- refund an order paid on it.
+{%- set upstreams = ['fct_orders', 'fct_refunds'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        pre_hook="{{ before_build(['business_date'], ['business_date'],
+            kpi_refund_days_changes(), ['fct_orders', 'fct_refunds']) }}",
+        post_hook="{{ after_build(['business_date'], ['business_date'],
+            ['fct_orders', 'fct_refunds']) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-orders as (
-    select * from {{ ref('fct_orders') }}
-),
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
+-- the refunds of the days rebuilt: those that succeeded on one, and those of orders paid on one
 refunds as (
     select * from {{ ref('fct_refunds') }}
+    where
+        {{ in_change_set(['succeeded_date'], 'select business_date from changed', upstreams) }}
+        or {{ in_change_set(['paid_date'], 'select business_date from changed', upstreams) }}
+),
+
+-- the orders paid on the days rebuilt, and the orders of those refunds (for their breakdowns;
+-- a cohort of a day not rebuilt is left out with the day, below)
+orders as (
+    select * from {{ ref('fct_orders') }}
+    where
+        {{ in_change_set(['paid_date'], 'select business_date from changed', upstreams) }}
+        or {{ in_change_set(['order_no'], 'select refunds.order_no from refunds', upstreams) }}
 ),
 
 products as (
@@ -21,6 +54,8 @@ products as (
 
 days as not materialized (
     select * from {{ ref('int_business_days') }}
+    where
+        {{ in_change_set(['business_date'], 'select business_date from changed', upstreams) }}
 ),
 
 paid_orders as (
@@ -222,7 +257,8 @@ final as (
         refunded_orders / nullif(paid_orders, 0) as refund_rate,
         refund_of_paid_fen / nullif(gmv_fen, 0) as refund_amount_rate,
         refunds_on,
-        refunds_fen_on
+        refunds_fen_on,
+        {{ this_run() }} as _built_at
     from unioned
 )
 
