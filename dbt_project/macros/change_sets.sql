@@ -139,6 +139,12 @@
     {{ return(['int_card_keys_costed', 'int_orders_unified']) }}
 {%- endmacro %}
 
+{#- fct_key_movements: the columns its change log keeps, before and after a run: the key, and what
+    the inventory KPIs count a movement by. -#}
+{% macro key_movements_logged() -%}
+    {{ return(['key_id', 'business_date', 'movement', 'shop', 'sku_code', 'units', 'value_fen']) }}
+{%- endmacro %}
+
 {#- fct_key_movements: the keys (`key_id`) that changed, the keys delivered to an order that
     changed (its order number), and the keys whose listing now maps to another SKU (the listing
     map is a small table rebuilt every run, so a coding change can move old movements). -#}
@@ -394,4 +400,32 @@
     union
     select unnest([order_no, account_key || ':' || merchant_order_no])
     from ({{ changed_since('fct_payments', 'order_no, account_key, merchant_order_no') }})
+{%- endmacro %}
+
+
+{#- kpi_inventory_daily, by business day: stock carries from day to day, so every day from the
+    earliest of: the days of stock movements whose count or value changed, before and after (one
+    imported before the first day counts on it), the payment days of orders whose stock-out flag
+    changed, before and after, and the days new or gone; and the days gone. -#}
+{% macro kpi_inventory_days_changes() -%}
+    {%- set first_day = '(select min(business_date) from ' ~ ref('int_business_days') ~ ')' %}
+    select business_date from {{ ref('int_business_days') }}
+    where business_date >= (
+        select min(business_date) from (
+            select greatest(business_date, {{ first_day }}) as business_date
+            from ({{ changed_values('fct_key_movements', key_movements_logged() | join(', ')) }})
+            union all
+            select paid_date
+            from ({{ changed_values('fct_orders', 'shop, order_id, paid_date, is_paid, is_stockout') }})
+            {{ kpi_days_new_or_gone() }}
+        )
+    )
+    {%- if is_incremental() %}
+    union
+    (
+        select business_date from {{ this }}
+        except
+        select business_date from {{ ref('int_business_days') }}
+    )
+    {%- endif %}
 {%- endmacro %}

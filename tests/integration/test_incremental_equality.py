@@ -58,6 +58,7 @@ INCREMENTAL_BY_VALUE = {
     "kpi_sales_daily": "business_date",
     "kpi_fulfilment_daily": "business_date",
     "kpi_refunds_daily": "business_date",
+    "kpi_inventory_daily": "business_date",
 }
 
 

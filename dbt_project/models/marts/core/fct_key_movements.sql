@@ -12,9 +12,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='key_id',
-        pre_hook="{{ before_build(['key_id'], ['key_id', 'business_date'],
+        pre_hook="{{ before_build(['key_id'], key_movements_logged(),
             key_movements_changes(), key_movements_upstreams()) }}",
-        post_hook="{{ after_build(['key_id'], ['key_id', 'business_date'],
+        post_hook="{{ after_build(['key_id'], key_movements_logged(),
             key_movements_upstreams()) }}",
         on_schema_change='fail',
     )
