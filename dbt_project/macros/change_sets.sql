@@ -89,6 +89,13 @@
     group by record_key
 {%- endmacro %}
 
+{#- stg_supplier__card_batch_lines, by line: a supplier line's key as the contract has it (supplier,
+    batch number as landed, key), over the source's columns. The supplier's folder and the key's
+    hash hold no '/', so the text splits one way only. -#}
+{% macro supplier_line_key() -%}
+    _account || '/' || batch_no || '/' || card_secret
+{%- endmacro %}
+
 {#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}
 {% macro main_key_deliveries_changes() -%}
     select order_id from ({{ changed_since('int_orders_unified', 'shop, order_id') }})

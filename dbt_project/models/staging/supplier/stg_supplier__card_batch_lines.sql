@@ -2,10 +2,28 @@
 -- it when they import it (`card_no----secret`, or the secret alone when the supplier sends no
 -- number), as its keyed hash: the landing hashed exactly that text into `card_secret`, so it
 -- equals the hash a shop's key lands as.
+--
+-- Incremental by line (`_line_key`: supplier, batch and key, as the contract keys them): a run
+-- ranks again only the versions of the lines with a version in its days, or whose current row came
+-- from one of them (macro `versions_to_rank`), instead of every version ever landed.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='_line_key',
+        pre_hook="{{ log_before(['_line_key'], versions_candidates(
+            source('supplier', 'supplier__card_batches'), supplier_line_key(), '_line_key')) }}",
+        post_hook="{{ record_build(['_line_key'], stale_run_days('_landed_date')) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
 source as (
     select * from {{ source('supplier', 'supplier__card_batches') }}
+    where
+        {{ versions_to_rank(source('supplier', 'supplier__card_batches'),
+            supplier_line_key(), '_line_key') }}
 ),
 
 versions as (
@@ -31,7 +49,10 @@ final as (
         expiry as expires_on,
         business_date as received_date,
         _source,
-        _extracted_at
+        _extracted_at,
+        {{ supplier_line_key() }} as _line_key,
+        business_date as _landed_date,
+        {{ this_run() }} as _built_at
     from versions
     where version_rank = 1
 )
