@@ -28,6 +28,14 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- int_statement_lines: the columns its change log keeps, before and after a run: the line, the
+    order and payment it names (for the models keyed by them), and where the reconciliation files
+    and ranks it. -#}
+{% macro statement_lines_logged() -%}
+    {{ return(['line_key', 'shop', 'order_id', 'order_no', 'channel', 'channel_txn_no', 'line_type',
+        'statement_date', 'account_key', 'merchant_refund_no', 'channel_refund_no']) }}
+{%- endmacro %}
+
 {#- int_order_payments, by (shop, order_id): orders that changed, and the orders a rebuilt
     statement line pays, before and after. -#}
 {% macro order_payments_changes() -%}
@@ -229,7 +237,8 @@
 {% macro fct_orders_logged() -%}
     {{ return(['shop', 'order_id', 'business_date', 'order_no', 'paid_date', 'user_key', 'is_paid',
         'amount_fen', 'is_manual', 'delivery_seconds', 'is_stockout', 'sku_code', 'supplier_code',
-        'channel', 'refunds_succeeded', 'refunded_fen']) }}
+        'channel', 'refunds_succeeded', 'refunded_fen', 'is_paid_in_shop', 'payment_txn_no',
+        'paid_at', 'account_key']) }}
 {%- endmacro %}
 
 {#- fct_orders: the refund columns, per order. -#}
@@ -340,10 +349,12 @@
 {%- endmacro %}
 
 {#- fct_refunds: the columns its change log keeps, before and after a run: what the refund KPIs
-    count a refund by (its day and its order's payment day among them). -#}
+    count a refund by (its day and its order's payment day among them) and what the channel
+    reconciliation checks it by. -#}
 {% macro fct_refunds_logged() -%}
     {{ return(['order_no', 'refund_no', 'refund_status', 'amount_fen', 'reason_code',
-        'succeeded_date', 'paid_date']) }}
+        'succeeded_date', 'paid_date', 'shop', 'recorded_by', 'succeeded_at', 'channel',
+        'account_key']) }}
 {%- endmacro %}
 
 {#- fct_refunds: the orders (`order_no`) fct_orders rebuilt, and, compared with what the table
@@ -434,5 +445,104 @@
         except
         select business_date from {{ ref('int_business_days') }}
     )
+    {%- endif %}
+{%- endmacro %}
+
+{#- rpt_channel_reconciliation: the models whose changes it follows. -#}
+{% macro reconciliation_upstreams() -%}
+    {{ return(['int_statement_lines', 'fct_orders', 'fct_refunds']) }}
+{%- endmacro %}
+
+{#- rpt_channel_reconciliation: a refund line's place among the lines refunding the same refund
+    of one account (the first is the refund, the others refund it again). -#}
+{% macro refund_line_group(lines) -%}
+    {{ lines }}.account_key,
+    coalesce({{ lines }}.merchant_refund_no, {{ lines }}.channel_refund_no, {{ lines }}.line_key)
+{%- endmacro %}
+
+{#- rpt_channel_reconciliation: why a payment line whose order the shops do not have is missing:
+    the refused row of a staff test order, paid or not, another refused order row, or no row. -#}
+{% macro unmatched_payment_reason(is_test_order, is_paid) -%}
+    case
+        when {{ is_test_order }} and not {{ is_paid }} then 'lost_callback'
+        when {{ is_test_order }} then 'test_order'
+        when not {{ is_test_order }} then 'order_quarantined'
+        else 'unknown_order'
+    end
+{%- endmacro %}
+
+{#- rpt_channel_reconciliation: an order's refused rows (ingestion's quarantine), one per order. -#}
+{% macro refused_orders() -%}
+    select
+        shop,
+        order_no,
+        bool_or(is_test_order) as is_test_order,
+        bool_or(is_paid_in_record) as is_paid_in_record
+    from {{ ref('stg_lake__quarantined_orders') }}
+    group by all
+{%- endmacro %}
+
+{#- rpt_channel_reconciliation, by statement day: the days of the statements the run landed; of
+    the lines whose logged values changed, before and after, and of every refund line ranked with
+    one of them or with a line of a landed day; of the lines of orders whose checked figures
+    changed, and those orders' payment day and the next (where a payment no statement holds is
+    listed), before and after; the same for refunds; and of the lines no order matches whose
+    refused row now says otherwise than the table. -#}
+{% macro reconciliation_days_changes() -%}
+    {%- set line_columns = statement_lines_logged() | join(', ') %}
+    {%- set order_columns = 'shop, order_id, order_no, is_paid_in_shop, payment_txn_no, amount_fen, '
+        ~ 'paid_date, paid_at, channel, account_key' %}
+    {%- set refund_columns = 'refund_no, order_no, shop, recorded_by, refund_status, amount_fen, '
+        ~ 'succeeded_date, succeeded_at, channel, account_key' %}
+    {%- set lines = ref('int_statement_lines') %}
+    {%- set touched_lines -%}
+        select line_key, account_key, merchant_refund_no, channel_refund_no
+        from ({{ changed_values('int_statement_lines', line_columns) }})
+        union all
+        select line_key, account_key, merchant_refund_no, channel_refund_no from {{ lines }}
+        where {{ in_run_days('statement_date') }}
+    {%- endset %}
+    select statement_date as business_date from {{ ref('stg_lake__statement_files') }}
+    where {{ in_run_days('statement_date') }}
+    union
+    select statement_date
+    from ({{ changed_values('int_statement_lines', line_columns) }})
+    union
+    select lines.statement_date from {{ lines }} as lines
+    where
+        lines.line_type = 'refund'
+        and ({{ refund_line_group('lines') }}) in (
+            select {{ refund_line_group('touched') }} from ({{ touched_lines }}) as touched
+        )
+    union
+    select lines.statement_date from {{ lines }} as lines
+    where (lines.shop, lines.order_id) in (
+        select shop, order_id from ({{ changed_values('fct_orders', order_columns) }})
+    )
+    union
+    select unnest([paid_date, paid_date + 1])
+    from ({{ changed_values('fct_orders', order_columns) }})
+    union
+    select lines.statement_date from {{ lines }} as lines
+    where
+        lines.line_type = 'refund'
+        and (lines.shop, lines.merchant_refund_no) in (
+            select shop, refund_no from ({{ changed_values('fct_refunds', refund_columns) }})
+        )
+    union
+    select unnest([succeeded_date, succeeded_date + 1])
+    from ({{ changed_values('fct_refunds', refund_columns) }})
+    {%- if is_incremental() %}
+    union
+    select lines.statement_date
+    from {{ lines }} as lines
+    inner join {{ this }} as stored on lines.line_key = stored.item_id
+    left join ({{ refused_orders() }}) as refused
+        on lines.shop = refused.shop and lines.order_no = refused.order_no
+    where
+        lines.line_type = 'payment'
+        and lines.order_id is null
+        and stored.status_reason is distinct from
+        {{ unmatched_payment_reason('refused.is_test_order', 'refused.is_paid_in_record') }}
     {%- endif %}
 {%- endmacro %}

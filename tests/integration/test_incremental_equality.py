@@ -59,6 +59,7 @@ INCREMENTAL_BY_VALUE = {
     "kpi_fulfilment_daily": "business_date",
     "kpi_refunds_daily": "business_date",
     "kpi_inventory_daily": "business_date",
+    "rpt_channel_reconciliation": "business_date",
 }
 
 

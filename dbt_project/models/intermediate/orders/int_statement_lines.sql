@@ -16,10 +16,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='line_key',
-        pre_hook="{{ log_before(['line_key', 'shop', 'order_id', 'order_no', 'channel',
-            'channel_txn_no', 'line_type'], in_run_days('statement_date') ~ ' or order_id is null') }}",
-        post_hook="{{ record_build(['line_key', 'shop', 'order_id', 'order_no', 'channel',
-            'channel_txn_no', 'line_type'], stale_run_days('statement_date')) }}",
+        pre_hook="{{ log_before(statement_lines_logged(),
+            in_run_days('statement_date') ~ ' or order_id is null') }}",
+        post_hook="{{ record_build(statement_lines_logged(), stale_run_days('statement_date')) }}",
         on_schema_change='fail',
     )
 }}

@@ -24,10 +24,39 @@
 -- `statement_boundary_s` seconds of the day, to the next day's statement: the neighbouring file is
 -- where it would be. Only statements that have landed are checked; shop records waiting for theirs
 -- are not listed yet.
+--
+-- Incremental by statement day: a run rebuilds the days its change set names (macro
+-- `reconciliation_days_changes`: the statements it landed, the days of lines, orders and refunds
+-- whose checked figures changed, and the days of the lines ranked with them).
+{%- set upstreams = reconciliation_upstreams() %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='business_date',
+        pre_hook="{{ before_build(['business_date'], ['business_date'],
+            reconciliation_days_changes(), reconciliation_upstreams()) }}",
+        post_hook="{{ after_build(['business_date'], ['business_date'],
+            reconciliation_upstreams()) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-lines as not materialized (
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
+
+all_lines as not materialized (
     select * from {{ ref('int_statement_lines') }}
+),
+
+-- the lines of the days rebuilt
+lines as not materialized (
+    select * from all_lines
+    where {{ in_change_set(['statement_date'], 'select business_date from changed', upstreams) }}
 ),
 
 orders as not materialized (
@@ -46,20 +75,10 @@ statement_files as (
     select * from {{ ref('stg_lake__statement_files') }}
 ),
 
-quarantined_orders as (
-    select * from {{ ref('stg_lake__quarantined_orders') }}
-),
-
 refused_orders as (
     -- a refused order row: the shop has the order, the lake could not take it (a staff test order
     -- is refused on purpose: its 0.01 yuan payment is accounted for)
-    select
-        shop,
-        order_no,
-        bool_or(is_test_order) as is_test_order,
-        bool_or(is_paid_in_record) as is_paid_in_record
-    from quarantined_orders
-    group by all
+    {{ refused_orders() }}
 ),
 
 statements_landed as (
@@ -102,11 +121,8 @@ payment_items as (
         statement_date,
         'payment' as item_type,
         case
-            when shop_order_no is null and is_refused_test_order and not is_refused_paid
-                then 'lost_callback'
-            when shop_order_no is null and is_refused_test_order then 'test_order'
-            when shop_order_no is null and not is_refused_test_order then 'order_quarantined'
-            when shop_order_no is null then 'unknown_order'
+            when shop_order_no is null
+                then {{ unmatched_payment_reason('is_refused_test_order', 'is_refused_paid') }}
             when coalesce(channel_txn_no <> payment_txn_no, true) then 'charged_again'
             when not coalesce(is_paid_in_shop, false) then 'lost_callback'
             when amount_fen <> shop_order_fen then 'amount_differs'
@@ -130,9 +146,19 @@ payment_items as (
     from payment_lines
 ),
 
+-- the refund lines of the days rebuilt, ranked among every line of their refunds (any day)
+ranked_refund_lines as (
+    select all_lines.* from all_lines
+    where
+        all_lines.line_type = 'refund'
+        and {{ in_change_set([refund_line_group('all_lines')],
+            "select " ~ refund_line_group('lines') ~ " from lines where lines.line_type = 'refund'",
+            upstreams) }}
+),
+
 refund_lines as (
     select
-        lines.*,
+        ranked.*,
         refunds.refund_no as shop_refund_no,
         refunds.refund_status as shop_refund_status,
         refunds.amount_fen as shop_refund_fen,
@@ -140,19 +166,16 @@ refund_lines as (
         orders.order_no as shop_order_no,
         orders.amount_fen as shop_order_fen,
         row_number() over (
-            partition by
-                lines.account_key,
-                coalesce(lines.merchant_refund_no, lines.channel_refund_no, lines.line_key)
-            order by lines.completed_at, lines.line_key
+            partition by {{ refund_line_group('ranked') }}
+            order by ranked.completed_at, ranked.line_key
         ) as refund_line_rank
-    from lines
+    from ranked_refund_lines as ranked
     left join refunds
         on
-            lines.shop = refunds.shop
+            ranked.shop = refunds.shop
             and refunds.recorded_by = 'shop'
-            and lines.merchant_refund_no = refunds.refund_no
-    left join orders on lines.shop = orders.shop and lines.order_id = orders.order_id
-    where lines.line_type = 'refund'
+            and ranked.merchant_refund_no = refunds.refund_no
+    left join orders on ranked.shop = orders.shop and ranked.order_id = orders.order_id
 ),
 
 refund_items as (
@@ -189,6 +212,7 @@ refund_items as (
         completed_at as channel_at,
         _source as statement_file
     from refund_lines
+    where {{ in_change_set(['statement_date'], 'select business_date from changed', upstreams) }}
 ),
 
 unseen_payments as (
@@ -204,7 +228,15 @@ unseen_payments as (
         cast(null as varchar) as refund_no,
         orders.amount_fen as shop_amount_fen
     from orders
-    where orders.is_paid_in_shop and orders.payment_txn_no is null
+    where
+        orders.is_paid_in_shop
+        and orders.payment_txn_no is null
+        and (
+            {{ in_change_set(['orders.paid_date'],
+                'select business_date from changed', upstreams) }}
+            or {{ in_change_set(['orders.paid_date + 1'],
+                'select business_date from changed', upstreams) }}
+        )
 ),
 
 unseen_refunds as (
@@ -220,15 +252,21 @@ unseen_refunds as (
         refunds.refund_no,
         refunds.amount_fen as shop_amount_fen
     from refunds
-    left join lines
+    left join all_lines as refund_lines_any
         on
-            refunds.shop = lines.shop
-            and lines.line_type = 'refund'
-            and refunds.refund_no = lines.merchant_refund_no
+            refunds.shop = refund_lines_any.shop
+            and refund_lines_any.line_type = 'refund'
+            and refunds.refund_no = refund_lines_any.merchant_refund_no
     where
         refunds.recorded_by = 'shop'
         and refunds.refund_status = 'succeeded'
-        and lines.line_key is null
+        and refund_lines_any.line_key is null
+        and (
+            {{ in_change_set(['refunds.succeeded_date'],
+                'select business_date from changed', upstreams) }}
+            or {{ in_change_set(['refunds.succeeded_date + 1'],
+                'select business_date from changed', upstreams) }}
+        )
 ),
 
 unseen_records as (
@@ -276,6 +314,9 @@ unseen_items as (
         on
             unseen.account_key = statements_landed.account_key
             and cast(unseen.statement_date as date) = statements_landed.statement_date
+    where
+        {{ in_change_set(['cast(unseen.statement_date as date)'],
+            'select business_date from changed', upstreams) }}
 ),
 
 items as (
@@ -328,7 +369,8 @@ final as (
         ) as expected_fee_fen,
         items.shop_at,
         items.channel_at,
-        items.statement_file
+        items.statement_file,
+        {{ this_run() }} as _built_at
     from items
     inner join accounts on items.account_key = accounts.account_key
 )
