@@ -29,11 +29,12 @@
 {%- endmacro %}
 
 {#- int_statement_lines: the columns its change log keeps, before and after a run: the line, the
-    order and payment it names (for the models keyed by them), and where the reconciliation files
-    and ranks it. -#}
+    order and payment it names (for the models keyed by them), where the reconciliation files and
+    ranks it, and the number it was sent with. -#}
 {% macro statement_lines_logged() -%}
     {{ return(['line_key', 'shop', 'order_id', 'order_no', 'channel', 'channel_txn_no', 'line_type',
-        'statement_date', 'account_key', 'merchant_refund_no', 'channel_refund_no']) }}
+        'statement_date', 'account_key', 'merchant_refund_no', 'channel_refund_no',
+        'merchant_order_no']) }}
 {%- endmacro %}
 
 {#- int_order_payments, by (shop, order_id): orders that changed, and the orders a rebuilt
@@ -102,6 +103,33 @@
     hash hold no '/', so the text splits one way only. -#}
 {% macro supplier_line_key() -%}
     _account || '/' || batch_no || '/' || card_secret
+{%- endmacro %}
+
+{#- int_order_numbers_standardised, by number (`source_system`, `_number_key`): the models whose
+    changes it follows. -#}
+{% macro order_numbers_upstreams() -%}
+    {{ return(['int_orders_unified', 'int_statement_lines']) }}
+{%- endmacro %}
+
+{#- int_order_numbers_standardised: the numbers of the orders int_orders_unified rebuilt, before
+    and after; the merchant order numbers of the statement lines that changed, before and after;
+    and the numbers of the main shop's refunds landed in the run's days or naming an order that
+    changed. -#}
+{% macro order_numbers_changes() -%}
+    select shop || '.orders' as source_system, coalesce(native_order_no, '') as _number_key
+    from ({{ changed_since('int_orders_unified', 'shop, native_order_no') }})
+    union
+    select account_key, coalesce(merchant_order_no, '')
+    from ({{ changed_since('int_statement_lines', 'account_key, merchant_order_no') }})
+    union
+    select 'main.refunds', coalesce(order_sn, '') from {{ source('shop', 'shop__refunds') }}
+    where {{ in_run_days('business_date') }}
+    union
+    select 'main.refunds', coalesce(order_sn, '') from {{ ref('stg_shop__refunds') }}
+    where {{ order_no("'main'", 'order_sn') }} in (
+        select order_no from ({{ changed_since('int_orders_unified', 'shop, order_no') }})
+        where shop = 'main'
+    )
 {%- endmacro %}
 
 {#- int_main_key_deliveries, by main-shop order: the orders int_orders_unified rebuilt. -#}

@@ -42,6 +42,7 @@ VOLATILE = ("_built_at", "_extracted_at", "ingest_seconds")
 INCREMENTAL_BY_KEY = {
     "int_orders_unified": "order_id",
     "int_order_payments": "order_id",
+    "int_order_numbers_standardised": "_number_key",
     "int_identifiers_observed": "record_key",
     "int_main_key_deliveries": "order_id",
     "int_card_keys_costed": "key_id",

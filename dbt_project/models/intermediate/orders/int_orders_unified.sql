@@ -10,9 +10,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['shop', 'order_id'],
-        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id'],
+        pre_hook="{{ before_build(['shop', 'order_id'], ['shop', 'order_id', 'native_order_no', 'order_no'],
             orders_unified_changes(), ['stg_shop__orders', 'stg_substation__orders']) }}",
-        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id'],
+        post_hook="{{ after_build(['shop', 'order_id'], ['shop', 'order_id', 'native_order_no', 'order_no'],
             ['stg_shop__orders', 'stg_substation__orders']) }}",
         on_schema_change='fail',
     )
