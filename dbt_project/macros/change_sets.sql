@@ -356,6 +356,14 @@
         except
         select business_date from {{ this }}
     )
+    {{ kpi_days_gone() }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The daily KPIs: the days the table holds that are no business day any more, as a `union` to
+    add to a change set. -#}
+{% macro kpi_days_gone() -%}
+    {%- if is_incremental() %}
     union
     (
         select business_date from {{ this }}
@@ -466,14 +474,7 @@
             {{ kpi_days_new_or_gone() }}
         )
     )
-    {%- if is_incremental() %}
-    union
-    (
-        select business_date from {{ this }}
-        except
-        select business_date from {{ ref('int_business_days') }}
-    )
-    {%- endif %}
+    {{ kpi_days_gone() }}
 {%- endmacro %}
 
 {#- rpt_channel_reconciliation: the models whose changes it follows. -#}
