@@ -419,7 +419,13 @@ def stage_detail(name: str, outcome: Any) -> dict[str, Any]:
             "slowest": outcome.slowest(),
         }
     if name == "publish":
-        return {"files_written": outcome.files_written, "phases": outcome.phases}
+        return {
+            "files_written": outcome.files_written,
+            "phases": outcome.phases,
+            "from_logs": list(outcome.from_logs),
+            "digested": outcome.digested,
+            "compacted": outcome.compacted,
+        }
     if name == "reports":
         return {s: sum(o.status == s for o in outcome) for s in ("published", "unchanged", "held")}
     if name == "tickets":

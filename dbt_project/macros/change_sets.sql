@@ -385,12 +385,12 @@
 {%- endmacro %}
 
 {#- fct_refunds: the columns its change log keeps, before and after a run: what the refund KPIs
-    count a refund by (its day and its order's payment day among them) and what the channel
-    reconciliation checks it by. -#}
+    count a refund by (its day and its order's payment day among them), what the channel
+    reconciliation checks it by, and the day it is published under. -#}
 {% macro fct_refunds_logged() -%}
     {{ return(['order_no', 'refund_no', 'refund_status', 'amount_fen', 'reason_code',
         'succeeded_date', 'paid_date', 'shop', 'recorded_by', 'succeeded_at', 'channel',
-        'account_key']) }}
+        'account_key', 'business_date']) }}
 {%- endmacro %}
 
 {#- fct_refunds: the orders (`order_no`) fct_orders rebuilt, and, compared with what the table

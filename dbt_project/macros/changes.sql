@@ -7,7 +7,12 @@
     model (`full` when it was rebuilt from everything, in which case it logs no keys: everything
     changed). A model's last build is its latest `_runs` row; what an upstream model changed since
     then is its log after that time, so a run that failed or left a model out is caught up by the
-    next one. Logs are pruned once every model has been built after them.
+    next one. Logs are pruned once every model, and the publisher, have read them (the publisher
+    keeps its place as model `_publish` in `changes._runs`).
+
+    A mart's log rows also carry `_content`, the sum of the hashes of every column of the rows
+    they stand for, and `changes._keys` names each model's key: the publisher patches the serving
+    file and the Parquet days by them (`pipelines.lib.publish_plan`).
 
     Nothing here is data: the equality of an incremental and a full build is over the other
     schemas. -#}
@@ -18,6 +23,26 @@
     create table if not exists changes._runs (
         model varchar not null, run_at timestamptz not null, "full" boolean not null
     );
+    create table if not exists changes._keys (model varchar primary key, key_columns varchar[]);
+{%- endmacro %}
+
+{#- `_content` of a log row: for a mart, the sum of the hashes of every column of the rows it
+    stands for (all its rows with those logged values), before or after a run. A rebuilt row with
+    the same content cancels out in `changed_values`, so the publisher rewrites only what differs;
+    other models log null. -#}
+{% macro log_content() -%}
+    {%- if this.schema == 'marts' -%}
+        cast(sum(hash(*columns(* exclude (_built_at)))) as hugeint)
+    {%- else -%}
+        cast(null as hugeint)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- This model's key columns, as its `unique_key` config names them. -#}
+{% macro key_columns_literal() -%}
+    {%- set key = config.get('unique_key') -%}
+    {%- set columns = [key] if key is string else key -%}
+    [{% for c in columns %}'{{ c }}'{{ ", " if not loop.last }}{% endfor %}]
 {%- endmacro %}
 
 {#- The start of this dbt invocation, as the `_built_at` every row rebuilt by it carries. -#}
@@ -69,7 +94,8 @@
     `run_at`. -#}
 {% macro create_change_log(columns) -%}
     create table if not exists changes."{{ this.identifier }}" as
-    select {{ columns | join(', ') }}, {{ this_run() }} as run_at from {{ this }} limit 0
+    select {{ columns | join(', ') }}, {{ log_content() }} as _content, {{ this_run() }} as run_at
+    from {{ this }} group by all limit 0
 {%- endmacro %}
 
 {#- Pre-hook of an incremental model: log the rows the build may replace or remove, as they are
@@ -80,8 +106,9 @@
     {%- if is_incremental() -%}
         {{ create_change_log(columns) }};
         insert into changes."{{ this.identifier }}"
-        select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
+        select {{ columns | join(', ') }}, {{ log_content() }}, {{ this_run() }} from {{ this }}
         where {{ candidates }}
+        group by all
     {%- else -%}
         select 1
     {%- endif -%}
@@ -96,8 +123,9 @@
     {%- if is_incremental() %}
     {{ create_change_log(columns) }};
     insert into {{ log }}
-    select distinct {{ columns | join(', ') }}, {{ this_run() }} from {{ this }}
-    where _built_at = {{ this_run() }};
+    select {{ columns | join(', ') }}, {{ log_content() }}, {{ this_run() }} from {{ this }}
+    where _built_at = {{ this_run() }}
+    group by all;
     delete from {{ this }} where {{ stale }};
     {%- else %}
     {#- made afresh: a new version of the model may log other columns #}
@@ -105,8 +133,9 @@
     {{ create_change_log(columns) }};
     {%- endif %}
     insert into changes._runs values ('{{ this.identifier }}', {{ this_run() }}, {{ not is_incremental() }});
-    -- every model has been built since: no reader needs these entries any more (those of the
-    -- latest such run stay, to show what it changed)
+    insert or replace into changes._keys values ('{{ this.identifier }}', {{ key_columns_literal() }});
+    -- every model has been built since, and the publisher has read them: no reader needs these
+    -- entries any more (those of the latest such run stay, to show what it changed)
     delete from {{ log }}
     where run_at < (
         select min(last_run) from (select max(run_at) as last_run from changes._runs group by model)

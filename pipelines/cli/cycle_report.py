@@ -80,7 +80,8 @@ class Printer(cycle.Observer):
     def _publish(self, p, seconds: float) -> None:
         console.print(
             f"[green]✓[/] published {len(p.marts)} marts ({sum(p.rows.values()):,} rows, "
-            f"{p.files_written} files rewritten) in {p.seconds:.1f} s → "
+            f"{p.files_written} files rewritten; {len(p.from_logs)} from their change logs"
+            f"{', compacted' if p.compacted else ''}) in {p.seconds:.1f} s → "
             f"{self.lake_root / 'warehouse.duckdb'}"
         )
 

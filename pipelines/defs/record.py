@@ -150,6 +150,9 @@ def publication_metadata(p: Publication) -> dict[str, Any]:
         "rows": dg.MetadataValue.json(p.rows),
         "files_written": p.files_written,
         "seconds": round(p.seconds, 3),
+        "from_change_logs": dg.MetadataValue.json(list(p.from_logs)),
+        "digested": dg.MetadataValue.json(p.digested),
+        "compacted": p.compacted,
     }
 
 

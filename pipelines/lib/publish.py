@@ -6,25 +6,26 @@
     lake/warehouse.duckdb                             the same marts as tables, for readers (a
                                                       symlink to its version in lake/_serving/)
 
-A publication rewrites only what changed. A mart's partition (one business day; the whole table
-for an unpartitioned mart) is rewritten when the caller names its day in ``changed_days`` or when
-its content digest (row count and an order-independent sum of row hashes, kept in the serving
-file's ``_publication_partitions``) differs from the last publication, so a day the caller forgot
-is still caught; days no longer in a mart are removed. The result equals a full rebuild: the same
-Parquet bytes (rows sorted, fixed writer settings) and the same table contents. The digests cost
-one hashing scan of every mart per publication (about 2.5 s for 30 M fact rows on two cores): the
-price of never missing a past day that changed, as refund KPIs do when refunds land late.
+A publication rewrites only what changed (``pipelines.lib.publish_plan`` decides what): a mart's
+Parquet partition (one business day; the whole table for an unpartitioned mart) and the rows of
+its serving table, found from the mart's change log where it is an incremental mart (the keys whose
+content changed, and their days), else from content digests per partition compared with the last
+publication's; days the caller names in ``changed_days`` are rewritten too, and days no longer in a
+mart are removed. The result equals a full rebuild: the same Parquet bytes (rows sorted, fixed
+writer settings) and the same table contents.
 
 As in the raw zone, a partition file holds every column but ``business_date``, which its folder
 name carries (Hive style: Spark, Trino, DuckDB and polars read it back from the path).
 
 The serving file is never written in place. The current version is copied to a temp file in
-``lake/_serving/``, the changed partitions are replaced in the copy (delete the days, insert their
-new rows; a table most of whose rows changed is rebuilt whole, and a publication that rewrites
-most rows of the file starts from an empty one instead of a copy), it is checkpointed, closed and
-fsynced, and then installed as the next version:
+``lake/_serving/``, the changes are applied to the copy (the changed keys of a mart published from
+its change log, the changed days of the others; a table most of whose rows changed is rebuilt
+whole, and a publication that rewrites most rows of the file starts from an empty one instead of a
+copy), it is checkpointed, closed and fsynced, and then installed as the next version:
 ``warehouse.duckdb`` is a symlink that is swapped to it (``pipelines.lib.serving`` says why a
-rename over the file itself is not enough for DuckDB). A reader that opened the old version keeps
+rename over the file itself is not enough for DuckDB). A patched copy keeps the space of what it
+replaced; when it grows past ``publish_manifest.COMPACT_ABOVE`` times the size a fresh file of as many rows had, it
+is copied into a fresh file before it is installed. A reader that opened the old version keeps
 reading it; one that opens afterwards sees the new one; none ever sees a mix, and none blocks, or
 is blocked by, a publisher. Every mart is a real table inside the file, so readers open it with
 every file operation disabled (``open_warehouse``). A lock file keeps two publishers from
@@ -57,11 +58,28 @@ import duckdb
 from pipelines.lib import serving
 from pipelines.lib.dbt import mart_docs, mart_keys, mart_pii_columns
 from pipelines.lib.lake import Lake, fsync
+from pipelines.lib.publish_manifest import (
+    Storage,
+    read_previous,
+    write_manifest,
+)
+from pipelines.lib.publish_plan import (
+    PARTITION_COLUMN,
+    PUBLISHER,
+    Digest,
+    Key,
+    MartPlan,
+    Previous,
+    PublishError,
+    plan_mart,
+    read_logs,
+)
+from pipelines.lib.publish_plan import literal as _lit
+from pipelines.lib.publish_plan import quote as _id
 from pipelines.lib.settings import ReaderLimits
 
 #: the publishers' lock, in the lake's build zone
 LOCK = "publish.lock"
-PARTITION_COLUMN = "business_date"
 #: columns an incremental model keeps for its own bookkeeping (docs/incremental.md): they differ
 #: between two builds of the same rows, so they are never published
 BUILD_COLUMNS = frozenset({"_built_at"})
@@ -83,15 +101,6 @@ def reader_config(lake: Lake | Path) -> dict[str, object]:
 
 _MART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
-#: a partition's key: its business day, or None for the whole of an unpartitioned mart
-Key = dt.date | None
-#: a partition's content digest: (row count, sum of row hashes)
-Digest = tuple[int, int]
-
-
-class PublishError(RuntimeError):
-    """The marts cannot be published (no build file, no marts, a mart that breaks the layout)."""
-
 
 class WarehouseMissing(FileNotFoundError):
     """Nothing has been published to this lake yet."""
@@ -110,26 +119,15 @@ class Publication:
     #: Parquet files written (partitions plus unpartitioned marts)
     files_written: int = 0
     removed_marts: tuple[str, ...] = field(default=())
-    #: where the time went: copying the serving file, digesting the marts, writing Parquet,
-    #: updating the tables, checkpoint and fsync (seconds)
+    #: where the time went: copying the serving file, planning (change logs and digests),
+    #: writing Parquet, updating the tables, checkpoint, compaction and fsync (seconds)
     phases: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MartPlan:
-    """What to do with one mart: the partitions to write and to remove, and whether its table in
-    the serving file is replaced whole (new mart, changed columns, full publication, most of its
-    rows changed)."""
-
-    name: str
-    partitioned: bool
-    write: tuple[Key, ...]
-    remove: tuple[Key, ...]
-    replace_table: bool
-
-    @property
-    def days(self) -> tuple[dt.date, ...]:
-        return tuple(sorted(k for k in {*self.write, *self.remove} if k is not None))
+    #: the marts published from their change logs
+    from_logs: tuple[str, ...] = field(default=())
+    #: marts with a change log that were digested instead, and why
+    digested: dict[str, str] = field(default_factory=dict)
+    #: whether the patched serving file outgrew its bound and was copied into a fresh one
+    compacted: bool = False
 
 
 def warehouse_path(lake: Lake | Path) -> Path:
@@ -149,32 +147,6 @@ def open_warehouse(lake: Lake | Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}: run `cardlake run` first")
     return serving.connect_read_only(path, reader_config(lake))
-
-
-def plan_partitions(
-    current: Mapping[Key, Digest],
-    previous: Mapping[Key, Digest],
-    on_disk: Iterable[Key],
-    changed_days: Iterable[dt.date] | None,
-) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
-    """The partitions to (re)write and to remove, given the build's digests, the last
-    publication's, and the partition files present. ``changed_days`` None rewrites everything.
-
-    A partition is written when it is new, named in ``changed_days``, its digest changed, or its
-    file is missing; removed when it was published or is on disk but is no longer in the build.
-    """
-    disk = set(on_disk)
-    if changed_days is None:
-        write = set(current)
-    else:
-        named = set(changed_days)
-        write = {
-            k
-            for k, digest in current.items()
-            if k in named or previous.get(k) != digest or k not in disk
-        }
-    remove = ({*previous, *disk}) - set(current)
-    return tuple(sorted(write, key=_key_order)), tuple(sorted(remove, key=_key_order))
 
 
 def partition_path(lake: Lake | Path, mart: str, key: Key) -> Path:
@@ -233,14 +205,15 @@ def publish(
                 result = _publish_with(con, lake, build, tmp, changed_days, run_id, pii_map, phases)
             finally:
                 con.close()
+            installed, latest_run, marts, rows, days, files, removed, plans = result
             mark = time.perf_counter()
-            serving.install(live, tmp)
+            serving.install(live, installed)
             phases["fsync"] = time.perf_counter() - mark
         except BaseException:
             for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
                 leftover.unlink(missing_ok=True)
             raise
-    marts, rows, days, files, removed = result
+        _record_mark(build, latest_run)
     return Publication(
         run_id=run_id,
         marts=marts,
@@ -250,6 +223,9 @@ def publish(
         files_written=files,
         removed_marts=removed,
         phases={k: round(v, 3) for k, v in phases.items()},
+        from_logs=tuple(p.name for p in plans if p.key_columns),
+        digested={p.name: p.digested_because for p in plans if p.digested_because},
+        compacted="compact" in phases,
     )
 
 
@@ -288,11 +264,11 @@ def _publish_with(
     if not marts:
         raise PublishError(f"the build database {build} has no tables in schema `marts`")
     live = warehouse_path(lake)
-    previous_marts, previous_digests, previous_columns = {}, {}, {}
+    previous, storage = Previous(), Storage()
     if live.exists():
         try:
             con.execute(f"attach {_lit(serving.current(live))} as prev (read_only)")
-            previous_marts, previous_digests, previous_columns = _previous(con, "prev")
+            previous, storage = read_previous(con, "prev", serving.current(live))
             con.execute("detach prev")
         except duckdb.Error as exc:
             # a full publication is how an unreadable file gets replaced
@@ -303,40 +279,36 @@ def _publish_with(
                 ) from exc
     if changed_days is None:
         # everything is written again; the live file only says which marts it held
-        previous_digests, previous_columns = {}, {}
+        previous = Previous(marts=previous.marts)
+    logs = read_logs(con)
 
     plans: list[MartPlan] = []
-    digests: dict[str, dict[Key, Digest]] = {}
+    counts: dict[str, dict[Key, Digest]] = {}
     mark = time.perf_counter()
     for mart in marts.values():
-        current = _digests(con, mart)
-        digests[mart.name] = current
-        same_columns = previous_columns.get(mart.name) == mart.served
-        write, remove = plan_partitions(
-            current,
-            previous_digests.get(mart.name, {}) if same_columns else {},
+        plan, counts[mart.name] = plan_mart(
+            con,
+            mart.name,
+            [c for c, _ in mart.columns],
+            mart.served,
+            previous,
+            logs,
             partitions_on_disk(lake, mart.name),
-            changed_days if same_columns else None,
+            changed_days,
         )
-        # a partitioned table most of whose rows changed is cheaper rebuilt than patched: deleting
-        # and inserting every day of the 30-day lake's tables took 24.4 s, rebuilding them 17.5 s
-        written_rows = sum(current[k][0] for k in write if k in current)
-        replace = (
-            not same_columns
-            or (not mart.partitioned and bool(write))
-            or (mart.partitioned and written_rows * 2 > sum(n for n, _ in current.values()))
-        )
-        plans.append(MartPlan(mart.name, mart.partitioned, write, remove, replace))
-
+        plans.append(plan)
     phases["digest"] = time.perf_counter() - mark
+
     # The tables go into a copy of the live file, patched, unless most of their rows are rewritten:
     # then into an empty file, every table copied from the build. Patching leaves the blocks of
     # what it replaced free inside the copy (one day of the 30-day lake rewriting most of its KPI
     # rows grew the file from 1.2 to 2.0 GB), and rebuilding costs about as much as patching then.
     mark = time.perf_counter()
-    total = sum(n for d in digests.values() for n, _ in d.values())
-    rewritten = sum(_rows_rewritten(p, digests[p.name]) for p in plans)
-    fresh = changed_days is None or not live.exists() or rewritten * 2 > total
+    rows = {name: sum(n for n, _ in counts[name].values()) for name in marts}
+    total = sum(rows.values())
+    fresh = (
+        changed_days is None or not live.exists() or sum(p.rows_written for p in plans) * 2 > total
+    )
     if not fresh:
         shutil.copyfile(serving.current(live), tmp)
     con.execute(f"attach {_lit(tmp)} as wh")
@@ -346,7 +318,7 @@ def _publish_with(
     for plan in plans:
         for key in plan.remove:
             _remove_partition(lake, plan.name, key)
-    removed = tuple(sorted(set(previous_marts) - set(marts)))
+    removed = tuple(sorted(set(previous.marts) - set(marts)))
     for name in removed:
         shutil.rmtree(Lake.of(lake).marts / name, ignore_errors=True)
         con.execute(f"drop table if exists wh.main.{_id(name)}")
@@ -358,8 +330,8 @@ def _publish_with(
         _update_table(con, plan, marts[plan.name], fresh)
     for mart in marts.values():
         _copy_comments(con, mart)
-    rows = {name: sum(n for n, _ in digests[name].values()) for name in marts}
-    _write_manifest(con, run_id, plans, rows, digests)
+    storage = Storage() if fresh else storage
+    write_manifest(con, run_id, plans, rows, counts, storage)
     con.execute("commit")
     phases["tables"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -367,8 +339,47 @@ def _publish_with(
     con.execute("detach wh")
     con.execute("detach build")
     phases["checkpoint"] = time.perf_counter() - mark
+    installed = tmp
+    if not fresh and storage.outgrown(tmp.stat().st_size, total):
+        mark = time.perf_counter()
+        installed = _compact(con, tmp, warehouse_path(lake))
+        phases["compact"] = time.perf_counter() - mark
     days = tuple(sorted({d for plan in plans for d in plan.days}))
-    return tuple(marts), rows, days, files, removed
+    return installed, logs.latest_run, tuple(marts), rows, days, files, removed, plans
+
+
+def _compact(con, patched: Path, live: Path) -> Path:
+    """Copy a patched serving file into a fresh one (what a patch freed is left behind) and
+    remove it: returns the fresh file, which is then installed instead."""
+    fresh = serving.new_file(live)
+    try:
+        con.execute(f"attach {_lit(patched)} as patched (read_only)")
+        con.execute(f"attach {_lit(fresh)} as wh")
+        con.execute("copy from database patched to wh")
+        con.execute("update wh.main._publication_storage set fresh_bytes = null, fresh_rows = null")
+        con.execute("checkpoint wh")
+        con.execute("detach wh")
+        con.execute("detach patched")
+    except BaseException:
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    patched.unlink()
+    return fresh
+
+
+def _record_mark(build: Path, latest_run: dt.datetime | None) -> None:
+    """Tell the build file's change logs that the publisher has read them up to ``latest_run``
+    (``changes._runs``, model ``'_publish'``), so that runs do not prune log rows before it reads
+    them. Best effort: without it the next publication digests the marts whose logs a run pruned,
+    which is slower, not wrong."""
+    if latest_run is None:
+        return
+    with contextlib.suppress(duckdb.Error), duckdb.connect(str(build)) as con:
+        con.execute("begin")
+        con.execute("delete from changes._runs where model = ?", [PUBLISHER])
+        con.execute("insert into changes._runs values (?, ?, false)", [PUBLISHER, latest_run])
+        con.execute("commit")
 
 
 def _marts(
@@ -419,62 +430,6 @@ def _marts(
             keys.get(name) if keys.get(name) in {c for c, _, _ in mine} else None,
         )
     return out
-
-
-def _previous(con, alias: str):
-    """The last publication, as a serving file holds it: its marts, its partition digests and
-    its tables' columns (all empty for a fresh file)."""
-    tables = {
-        name
-        for (name,) in con.execute(
-            "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main'",
-            [alias],
-        ).fetchall()
-    }
-    marts: list[str] = []
-    digests: dict[str, dict[Key, Digest]] = {}
-    if "_publication" in tables:
-        marts = [
-            m for (m,) in con.execute(f"select mart from {alias}.main._publication").fetchall()
-        ]
-    if "_publication_partitions" in tables:
-        for mart, day, n, h in con.execute(
-            "select mart, business_date, row_count, content_hash "
-            f"from {alias}.main._publication_partitions"
-        ).fetchall():
-            digests.setdefault(mart, {})[day] = (int(n), int(h))
-    columns: dict[str, list[tuple[str, str]]] = {}
-    for table, col, typ in con.execute(
-        """
-        select table_name, column_name, data_type from duckdb_columns()
-        where database_name = ? and schema_name = 'main'
-        order by table_name, column_index
-        """,
-        [alias],
-    ).fetchall():
-        columns.setdefault(table, []).append((col, typ))
-    return marts, digests, {t: tuple(c) for t, c in columns.items()}
-
-
-def _digests(con, mart: _Mart) -> dict[Key, Digest]:
-    """Row count and sum of row hashes per business day (or of the whole mart)."""
-    row_hash = f"hash({', '.join(_id(c) for c, _ in mart.columns)})::hugeint"
-    source = f"build.marts.{_id(mart.name)}"
-    if mart.partitioned:
-        result = con.execute(
-            f"select {_id(PARTITION_COLUMN)}, count(*), coalesce(sum({row_hash}), 0) "
-            f"from {source} group by 1"
-        ).fetchall()
-        if any(day is None for day, _, _ in result):
-            raise PublishError(
-                f"mart {mart.name} has rows without a {PARTITION_COLUMN}: a partitioned mart needs a "
-                "business day on every row"
-            )
-        return {day: (int(n), int(h)) for day, n, h in result}
-    ((n, h),) = con.execute(
-        f"select count(*), coalesce(sum({row_hash}), 0) from {source}"
-    ).fetchall()
-    return {None: (int(n), int(h))}
 
 
 def _write_partitions(con, lake: Path, jobs: Sequence[tuple[_Mart, Key]]) -> int:
@@ -542,27 +497,31 @@ def _remove_partition(lake: Path, mart: str, key: Key) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _rows_rewritten(plan: MartPlan, digest: Mapping[Key, Digest]) -> int:
-    """The rows of the mart's table the plan writes: all of them when it replaces the table."""
-    if plan.replace_table:
-        return sum(n for n, _ in digest.values())
-    return sum(digest[k][0] for k in plan.write if k in digest)
-
-
 def _update_table(con, plan: MartPlan, mart: _Mart, fresh: bool = False) -> None:
     """Bring the mart's table in the serving file up to the build: replace it whole (always, in
-    a ``fresh`` file), or delete the changed days and insert their rows. Row order carries no
-    meaning in a table, so a whole table is copied as it is (sorting a large fact table would
-    triple the cost of a full publication); inserted days go in by day, which keeps each day's
-    rows together."""
+    a ``fresh`` file); or delete the keys its change log names and insert their rows; or delete
+    the changed days and insert their rows. Row order carries no meaning in a table, so a whole
+    table is copied as it is (sorting a large fact table would triple the cost of a full
+    publication); inserted days go in by day, which keeps each day's rows together."""
     target, source = f"wh.main.{_id(plan.name)}", f"build.marts.{_id(plan.name)}"
     served = ", ".join(_id(c) for c, _ in mart.served)
     if plan.replace_table or fresh:
         con.execute(f"create or replace table {target} as select {served} from {source}")
         return
+    day = _id(PARTITION_COLUMN)
+    if plan.key_columns:
+        if plan.patch is None:
+            return
+        keys = ", ".join(_id(c) for c in plan.key_columns)
+        con.execute(f"delete from {target} where ({keys}) in ({plan.patch})")
+        order = f" order by {day}" if plan.partitioned else ""
+        con.execute(
+            f"insert into {target} select {served} from {source} "
+            f"where ({keys}) in ({plan.patch}){order}"
+        )
+        return
     if not plan.days:
         return
-    day = _id(PARTITION_COLUMN)
     days = ", ".join(f"{_lit(d)}::date" for d in plan.days)
     con.execute(f"delete from {target} where {day} in ({days})")
     written = ", ".join(f"{_lit(k)}::date" for k in plan.write if k is not None)
@@ -580,69 +539,6 @@ def _copy_comments(con, mart: _Mart) -> None:
     for col, _ in mart.served:
         note = mart.column_comments.get(col)
         con.execute(f"comment on column {target}.{_id(col)} is {_lit_or_null(note)}")
-
-
-def _write_manifest(con, run_id: str, plans: Sequence[MartPlan], rows, digests) -> None:
-    con.execute(
-        """
-        create or replace table wh.main._publication (
-            run_id varchar not null,
-            published_at timestamptz not null,
-            mart varchar not null,
-            row_count bigint not null,
-            is_partitioned boolean not null,
-            partition_count bigint not null,
-            is_rewritten boolean not null,
-            changed_days date[]
-        )
-        """
-    )
-    published_at = dt.datetime.now(dt.UTC)
-    con.executemany(
-        "insert into wh.main._publication values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            [
-                run_id,
-                published_at,
-                p.name,
-                rows[p.name],
-                p.partitioned,
-                len(digests[p.name]) if p.partitioned else 1,
-                bool(p.write or p.remove or p.replace_table),
-                list(p.days) if p.partitioned else None,
-            ]
-            for p in plans
-        ],
-    )
-    con.execute(
-        """
-        create or replace table wh.main._publication_partitions (
-            mart varchar not null,
-            business_date date,
-            row_count bigint not null,
-            content_hash hugeint not null
-        )
-        """
-    )
-    con.executemany(
-        "insert into wh.main._publication_partitions values (?, ?, ?, ?)",
-        [
-            [mart, key, n, h]
-            for mart, parts in sorted(digests.items())
-            for key, (n, h) in sorted(parts.items(), key=lambda kv: _key_order(kv[0]))
-        ],
-    )
-    for table, text in _MANIFEST_DOCS.items():
-        con.execute(f"comment on table wh.main.{table} is {_lit(text)}")
-
-
-_MANIFEST_DOCS = {
-    "_publication": "The publication this file holds: one row per mart, with the run that "
-    "published it, its rows, and the business days this publication rewrote.",
-    "_publication_partitions": "Content digest of every published partition (row count and sum "
-    "of row hashes; business_date null for an unpartitioned mart): how the next publication "
-    "finds the partitions that changed.",
-}
 
 
 @contextlib.contextmanager
@@ -671,18 +567,6 @@ def _as_date(value: dt.date | str) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
-
-
-def _key_order(key: Key) -> dt.date:
-    return dt.date.min if key is None else key
-
-
-def _id(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _lit_or_null(value: str | None) -> str:

@@ -71,7 +71,7 @@ def _warehouse(lake: Path) -> dict[str, object]:
             ),
         }
         for table in tables:
-            if table != "_publication":
+            if table not in ("_publication", "_publication_storage"):
                 out[table] = _rows(con, f'select * from "{table}"')
     return out
 

@@ -11,12 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.cli.sql import statement_complete
-from pipelines.lib.publish import (
-    MartPlan,
-    partition_path,
-    partitions_on_disk,
-    plan_partitions,
-)
+from pipelines.lib.publish import partition_path, partitions_on_disk
+from pipelines.lib.publish_plan import MartPlan, plan_partitions
 
 pytestmark = pytest.mark.unit
 
