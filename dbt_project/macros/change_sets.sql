@@ -98,6 +98,12 @@
     group by record_key
 {%- endmacro %}
 
+{#- stg_supplier__card_batch_lines: the columns its change log keeps, before and after a run: the
+    line's key and the supplier item it names (what int_product_names aggregates lines by). -#}
+{% macro supplier_lines_logged() -%}
+    {{ return(['_line_key', 'supplier_code', 'supplier_sku', 'supplier_product_name']) }}
+{%- endmacro %}
+
 {#- stg_supplier__card_batch_lines, by line: a supplier line's key as the contract has it (supplier,
     batch number as landed, key), over the source's columns. The supplier's folder and the key's
     hash hold no '/', so the text splits one way only. -#}
@@ -574,4 +580,109 @@
         and stored.status_reason is distinct from
         {{ unmatched_payment_reason('refused.is_test_order', 'refused.is_paid_in_record') }}
     {%- endif %}
+{%- endmacro %}
+
+{#- int_product_names, by product: the models whose changes it follows. -#}
+{% macro product_names_upstreams() -%}
+    {{ return(['stg_supplier__card_batch_lines']) }}
+{%- endmacro %}
+
+{#- int_product_names: the shops' listings (main-shop goods, substation commodities), each as its
+    row in the table, from the shops' current snapshots. -#}
+{% macro product_listings() -%}
+    with
+
+    goods as (
+        select * from {{ ref('stg_shop__goods') }}
+    ),
+
+    goods_groups as (
+        select * from {{ ref('stg_shop__goods_groups') }}
+    ),
+
+    commodities as (
+        select * from {{ ref('stg_substation__commodities') }}
+    ),
+
+    categories as (
+        select * from {{ ref('stg_substation__categories') }}
+    ),
+
+    main_listings as (
+        select
+            'main' as system,  -- noqa: RF04
+            cast(goods.goods_id as varchar) as product_ref,
+            goods.goods_id as listing_id,
+            cast(null as varchar) as supplier_code,
+            cast(null as varchar) as supplier_sku,
+            goods.goods_name as source_name,
+            goods_groups.group_name as source_category_name,
+            goods.retail_price_fen as stated_face_value_fen,
+            goods.price_fen as list_price_fen,
+            goods.retail_price_fen,
+            goods.is_manual,
+            goods.created_at as first_seen_at,
+            cast(null as date) as first_seen_date,
+            cast(null as date) as last_seen_date,
+            cast(null as bigint) as line_count
+        from goods
+        left join goods_groups on goods.group_id = goods_groups.group_id
+    ),
+
+    substation_listings as (
+        select
+            'substation' as system,  -- noqa: RF04
+            cast(commodities.commodity_id as varchar) as product_ref,
+            commodities.commodity_id as listing_id,
+            cast(null as varchar) as supplier_code,
+            commodities.commodity_code as supplier_sku,
+            commodities.commodity_name as source_name,
+            categories.category_name as source_category_name,
+            cast(null as bigint) as stated_face_value_fen,
+            commodities.price_fen as list_price_fen,
+            cast(null as bigint) as retail_price_fen,
+            commodities.is_manual,
+            commodities.created_at as first_seen_at,
+            cast(null as date) as first_seen_date,
+            cast(null as date) as last_seen_date,
+            cast(null as bigint) as line_count
+        from commodities
+        left join categories on commodities.category_id = categories.category_id
+    )
+
+    select * from main_listings
+    union all
+    select * from substation_listings
+{%- endmacro %}
+
+{#- int_product_names: the columns of a listing's row that come from its source (every column
+    but the normalised name and its parts). -#}
+{% macro product_listing_columns() -%}
+    system, product_ref, listing_id, supplier_code, supplier_sku, source_name, source_category_name,
+    stated_face_value_fen, list_price_fen, retail_price_fen, is_manual, first_seen_at,
+    first_seen_date, last_seen_date, line_count
+{%- endmacro %}
+
+{#- int_product_names: the listings whose row differs from the table's, either way (new, changed
+    or gone); and the supplier items (`product_ref` supplier/sku, `source_name` the written name)
+    of the supplier lines that changed, before and after. -#}
+{% macro product_names_changes() -%}
+    {%- set columns = product_listing_columns() %}
+    select system, product_ref, source_name from (
+        (
+            select {{ columns }} from ({{ product_listings() }})
+            except
+            select {{ columns }} from {{ this }} where system <> 'supplier'
+        )
+        union all
+        (
+            select {{ columns }} from {{ this }} where system <> 'supplier'
+            except
+            select {{ columns }} from ({{ product_listings() }})
+        )
+    )
+    union
+    select 'supplier', supplier_code || '/' || supplier_sku, supplier_product_name
+    from ({{ changed_since('stg_supplier__card_batch_lines',
+        'supplier_code, supplier_sku, supplier_product_name') }})
 {%- endmacro %}

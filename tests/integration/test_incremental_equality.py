@@ -56,6 +56,7 @@ INCREMENTAL_BY_KEY = {
 #: rebuilt: a day run again changes no value, so they may rebuild nothing at all
 INCREMENTAL_BY_VALUE = {
     "int_buyer_first_paid": "user_key",
+    "int_product_names": "product_ref",
     "kpi_sales_daily": "business_date",
     "kpi_fulfilment_daily": "business_date",
     "kpi_refunds_daily": "business_date",

@@ -2,68 +2,45 @@
 -- commodities and supplier items (one per distinct supplier, supplier SKU and written name), each
 -- normalised and split into what precedes the face value and the face value itself (product coding
 -- standard, PRODUCT_CODING.md). The coding itself is `int_product_names_coded`.
+--
+-- Incremental by product (`system`, `product_ref`, `source_name`): a run rebuilds the listings
+-- whose row differs from the table's (the shops' goods and commodities are small snapshots, compared
+-- whole) and the supplier items of the supplier lines that changed, before and after (macro
+-- `product_names_changes`): the supplier lines are the part that grows with history.
+{%- set upstreams = product_names_upstreams() %}
+{%- set key = ['system', 'product_ref', 'source_name'] %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['system', 'product_ref', 'source_name'],
+        pre_hook="{{ before_build(['system', 'product_ref', 'source_name'],
+            ['system', 'product_ref', 'source_name'],
+            product_names_changes(), product_names_upstreams()) }}",
+        post_hook="{{ after_build(['system', 'product_ref', 'source_name'],
+            ['system', 'product_ref', 'source_name'], product_names_upstreams()) }}",
+        on_schema_change='fail',
+    )
+}}
 with
 
-goods as (
-    select * from {{ ref('stg_shop__goods') }}
-),
+{% if is_incremental() %}
+    changed as (
+        select * from {{ change_set() }}
+    ),
+{% endif %}
 
-goods_groups as (
-    select * from {{ ref('stg_shop__goods_groups') }}
-),
-
-commodities as (
-    select * from {{ ref('stg_substation__commodities') }}
-),
-
-categories as (
-    select * from {{ ref('stg_substation__categories') }}
+listings as (
+    select * from ({{ product_listings() }})
+    where {{ in_change_set(key, 'select * from changed', upstreams) }}
 ),
 
 batch_lines as (
     select * from {{ ref('stg_supplier__card_batch_lines') }}
-),
-
-main_listings as (
-    select
-        'main' as system,  -- noqa: RF04
-        cast(goods.goods_id as varchar) as product_ref,
-        goods.goods_id as listing_id,
-        cast(null as varchar) as supplier_code,
-        cast(null as varchar) as supplier_sku,
-        goods.goods_name as source_name,
-        goods_groups.group_name as source_category_name,
-        goods.retail_price_fen as stated_face_value_fen,
-        goods.price_fen as list_price_fen,
-        goods.retail_price_fen,
-        goods.is_manual,
-        goods.created_at as first_seen_at,
-        cast(null as date) as first_seen_date,
-        cast(null as date) as last_seen_date,
-        cast(null as bigint) as line_count
-    from goods
-    left join goods_groups on goods.group_id = goods_groups.group_id
-),
-
-substation_listings as (
-    select
-        'substation' as system,  -- noqa: RF04
-        cast(commodities.commodity_id as varchar) as product_ref,
-        commodities.commodity_id as listing_id,
-        cast(null as varchar) as supplier_code,
-        commodities.commodity_code as supplier_sku,
-        commodities.commodity_name as source_name,
-        categories.category_name as source_category_name,
-        cast(null as bigint) as stated_face_value_fen,
-        commodities.price_fen as list_price_fen,
-        cast(null as bigint) as retail_price_fen,
-        commodities.is_manual,
-        commodities.created_at as first_seen_at,
-        cast(null as date) as first_seen_date,
-        cast(null as date) as last_seen_date,
-        cast(null as bigint) as line_count
-    from commodities
-    left join categories on commodities.category_id = categories.category_id
+    where
+        {{ in_change_set(["supplier_code || '/' || supplier_sku", 'supplier_product_name'],
+            "select product_ref, source_name from changed where system = 'supplier'",
+            upstreams) }}
 ),
 
 supplier_items as (
@@ -75,8 +52,10 @@ supplier_items as (
         supplier_sku,
         supplier_product_name as source_name,
         cast(null as varchar) as source_category_name,
-        -- a supplier states the face value on every line; the most common one per item
-        mode(face_value_fen) as stated_face_value_fen,
+        -- a supplier states the face value on every line; the most common one per item (the
+        -- smallest of a tie: `mode` keeps the first it meets, so the order makes it one value
+        -- whichever lines a run reads)
+        mode(face_value_fen order by face_value_fen) as stated_face_value_fen,
         cast(null as bigint) as list_price_fen,
         cast(null as bigint) as retail_price_fen,
         cast(null as boolean) as is_manual,
@@ -89,9 +68,7 @@ supplier_items as (
 ),
 
 unioned as (
-    select * from main_listings
-    union all
-    select * from substation_listings
+    select * from listings
     union all
     select * from supplier_items
 ),
@@ -108,7 +85,8 @@ final as (
         *,
         {{ name_before_face('normalised_name') }} as name_before_face,
         {{ name_face_yuan('normalised_name') }} as name_face_yuan,
-        regexp_matches(normalised_name, '直充$') as has_direct_marker
+        regexp_matches(normalised_name, '直充$') as has_direct_marker,
+        {{ this_run() }} as _built_at
     from normalised
 )
 

@@ -11,9 +11,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='_line_key',
-        pre_hook="{{ log_before(['_line_key'], versions_candidates(
+        pre_hook="{{ log_before(supplier_lines_logged(), versions_candidates(
             source('supplier', 'supplier__card_batches'), supplier_line_key(), '_line_key')) }}",
-        post_hook="{{ record_build(['_line_key'], stale_run_days('_landed_date')) }}",
+        post_hook="{{ record_build(supplier_lines_logged(), stale_run_days('_landed_date')) }}",
         on_schema_change='fail',
     )
 }}
