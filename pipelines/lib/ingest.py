@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from pipelines.lib.calendar import CST
+from pipelines.lib.claims import claimed, give_up, later_partitions
 from pipelines.lib.contracts import Contract, validate
 from pipelines.lib.extract import (
     build_query,
@@ -165,7 +166,16 @@ def ingest_database(
         "rules": _rule_counts(checked.quarantined),
     }
     state["seconds"] = round(time.perf_counter() - started, 3)
+    # a day landed after the day after it takes back the versions that day landed in its place
+    claims = claimed(
+        later_partitions(lake, contract.dataset, day, whole_history=full),
+        day,
+        checked.good["_row_hash"],
+        checked.quarantined["_row_hash"],
+        whole_history=full,
+    )
     lake.publish_partition(contract.dataset, day, checked.good, checked.quarantined, state)
+    give_up(lake, contract.dataset, claims)
     return IngestResult(
         contract.dataset, day, read, checked.good.height, checked.quarantined.height, skipped, state
     )
