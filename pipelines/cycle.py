@@ -297,12 +297,13 @@ def build_models(
     """``dbt build`` of ``selection`` (default: every model) for ``days``, with the data tests;
     raises ``DbtError`` when a model or test fails (nothing is published then).
 
-    The safety valve: the build is a full refresh when asked, or when the models, macros or
-    seeds changed since the last full build (incremental runs never revisit history, and a new
-    coding rule or model changes it); ``ModelsBuilt.full_refresh`` says why. Only a full build
+    The safety valve: the build is a full refresh when asked, when the models, macros or seeds
+    changed since the last full build (incremental runs never revisit history, and a new coding
+    rule or model changes it), or when the run's days hold most of the lake's rows (a catch-up:
+    most keys would be rebuilt anyway); ``ModelsBuilt.full_refresh`` says why. Only a full build
     of the whole project lets incremental runs follow."""
     started = time.perf_counter()
-    reason = "asked for (--full-refresh)" if full_refresh else full_refresh_reason(cycle.lake)
+    reason = "asked for (--full-refresh)" if full_refresh else full_refresh_reason(cycle.lake, days)
     nodes = DbtProject(cycle.lake).build(
         days, select=selection, full_refresh=reason is not None, unit_tests=full_refresh
     )

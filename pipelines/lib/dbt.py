@@ -195,10 +195,17 @@ def project_fingerprint(project: Path) -> str:
     return digest.hexdigest()
 
 
-def full_refresh_reason(lake: Lake | Path) -> str | None:
+#: a run of several days whose days hold more than this share of the rows the lake has landed is
+#: built in full: with most keys in the change sets, rebuilding them key by key costs more than a
+#: rebuild (a catch-up or a backfill of most of the history); one day is always incremental
+FULL_REFRESH_SHARE = 0.5
+
+
+def full_refresh_reason(lake: Lake | Path, days: Sequence[dt.date] = ()) -> str | None:
     """Why the next build must rebuild every model from the whole lake (None: incremental will
-    do): the build file is new, or the models, macros or seeds changed since the last full build
-    of the whole project (``record_full_build``)."""
+    do): the build file is new, the models, macros or seeds changed since the last full build of
+    the whole project (``record_full_build``), or the run's ``days`` (more than one) hold more
+    than ``FULL_REFRESH_SHARE`` of the rows the lake has landed."""
     lake = Lake.of(lake)
     if not lake.build_db.exists():
         return "first build of this lake"
@@ -208,7 +215,28 @@ def full_refresh_reason(lake: Lake | Path) -> str | None:
         return "the lake's models were never built in full by this version"
     if built_from != project_fingerprint(DBT_DIR):
         return "the models, macros or seeds changed since the last full build"
+    if len(set(days)) > 1 and (share := landed_share(lake, days)) > FULL_REFRESH_SHARE:
+        return (
+            f"the run's {len(set(days))} days hold {share:.0%} of the rows the lake has landed "
+            f"(more than {FULL_REFRESH_SHARE:.0%})"
+        )
     return None
+
+
+def landed_share(lake: Lake, days: Sequence[dt.date]) -> float:
+    """The share of the rows the lake has landed (every dataset's partitions, by their accounts)
+    that ``days`` hold."""
+    wanted = set(days)
+    total = mine = 0
+    root = lake.zone("_state")
+    for folder in sorted(root.iterdir()) if root.exists() else ():
+        if not folder.is_dir():
+            continue
+        for day, state in lake.states(folder.name).items():
+            landed = int(state.get("landed") or 0)
+            total += landed
+            mine += landed if day in wanted else 0
+    return mine / total if total else 0.0
 
 
 def record_full_build(lake: Lake | Path) -> None:
