@@ -47,6 +47,10 @@ class MessProfile:
     # files, per file
     resent_file: float = 0.0
     statement_footer_mismatch: float = 0.0
+    #: 1 = the substation's Alipay account sends the export as Alipay's site writes it today: every
+    #: text cell ends in a tab (not only the IDs) and the refund footer reads 商家实收退款共…,
+    #: 商家优惠退款共…; the main shop's keeps the older layout
+    alipay_current_export: float = 0.0
     # identities, per member / order
     crm_duplicate_member: float = 0.0
     crm_contact_change: float = 0.0
@@ -85,6 +89,7 @@ class MessProfile:
                 late_refund=0.25,
                 resent_file=0.05,
                 statement_footer_mismatch=0.0,
+                alipay_current_export=1.0,
                 crm_duplicate_member=0.03,
                 crm_contact_change=0.03,
                 crm_bad_row=0.001,
@@ -114,6 +119,7 @@ class MessProfile:
                 late_refund=0.6,
                 resent_file=0.3,
                 statement_footer_mismatch=0.1,
+                alipay_current_export=1.0,
                 crm_duplicate_member=0.1,
                 crm_contact_change=0.1,
                 crm_bad_row=0.01,

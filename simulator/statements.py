@@ -1,4 +1,5 @@
-"""Daily channel statements: Alipay 业务明细 (GBK CSV) and WeChat Pay trade bills (ALL, two layouts).
+"""Daily channel statements: Alipay 业务明细 (GBK CSV, the older export layout and today's) and
+WeChat Pay trade bills (ALL, two layouts).
 
 Lines come from the true payments and refunds, decorated the way each integration does it
 (order-number affixes), minus the injected missing lines, plus duplicate charges; a payment in the
@@ -123,24 +124,32 @@ def _yuan5(fen: pl.Expr) -> pl.Expr:
     return yuan(fen) + pl.lit("000")
 
 
-def _alipay_body(lines: pl.DataFrame, acc: ChannelAccount) -> tuple[list[str], dict]:
+def _alipay_body(
+    lines: pl.DataFrame, acc: ChannelAccount, current: bool = False
+) -> tuple[list[str], dict]:
+    """The detail lines and the footer totals. ``current``: as Alipay's site exports today, every
+    text cell ending in a tab (older exports tab only the IDs)."""
     is_refund = pl.col("kind") == "refund"
     fee = fee_fen(pl.col("amount_fen").abs(), acc.fee_rate_bp)
     masked = pl.col("buyer_account")
+
+    def text(cell: pl.Expr) -> pl.Expr:
+        return cell + "\t" if current else cell
+
     rows = lines.select(
         pl.concat_str(
             [
                 pl.col("txn_no") + "\t",
                 pl.col("merchant_no") + "\t",
-                pl.when(is_refund).then(pl.lit("退款")).otherwise(pl.lit("交易")),
-                pl.col("title"),
-                local_time(pl.col("created_at")),
-                local_time(pl.col("done_at")),
+                text(pl.when(is_refund).then(pl.lit("退款")).otherwise(pl.lit("交易"))),
+                text(pl.col("title")),
+                text(local_time(pl.col("created_at"))),
+                text(local_time(pl.col("done_at"))),
                 pl.lit(""),
                 pl.lit(""),
                 pl.lit(""),
                 pl.lit(""),
-                masked,
+                text(masked),
                 yuan(pl.col("amount_fen")),
                 yuan(pl.col("amount_fen")),
                 pl.lit("0.00"),
@@ -168,8 +177,12 @@ def _alipay_body(lines: pl.DataFrame, acc: ChannelAccount) -> tuple[list[str], d
     return rows, totals
 
 
-def render_alipay(lines: pl.DataFrame, acc: ChannelAccount, day: dt.date, broken: bool) -> bytes:
-    rows, t = _alipay_body(lines, acc)
+def render_alipay(
+    lines: pl.DataFrame, acc: ChannelAccount, day: dt.date, broken: bool, current: bool = False
+) -> bytes:
+    """A day's 业务明细 as GBK text with CRLF line ends. ``current``: the layout Alipay's site
+    exports today (every text cell tab-suffixed, the refund footer worded 商家实收退款共…)."""
+    rows, t = _alipay_body(lines, acc, current)
     if broken and rows:  # the footer counts a line the export lost
         t = {**t, "n_pay": t["n_pay"] + 1, "pay_fen": t["pay_fen"] + 1000}
     nxt = day + dt.timedelta(days=1)
@@ -183,7 +196,11 @@ def render_alipay(lines: pl.DataFrame, acc: ChannelAccount, day: dt.date, broken
     tail = [
         f"#{DASHES}业务明细列表结束{DASHES}",
         f"#交易合计：{t['n_pay']}笔，商家实收共{_y(t['pay_fen'])}元，商家优惠共0.00元",
-        f"#退款合计：{t['n_refund']}笔，商家实收共{_y(t['refund_fen'])}元，商家优惠共0.00元",
+        (
+            f"#退款合计：{t['n_refund']}笔，商家实收退款共{_y(t['refund_fen'])}元，商家优惠退款共0.00元"
+            if current
+            else f"#退款合计：{t['n_refund']}笔，商家实收共{_y(t['refund_fen'])}元，商家优惠共0.00元"
+        ),
         f"#导出时间：[{nxt:%Y年%m月%d日} 09:{(hash_day(day) % 50) + 5:02d}:17]",
     ]
     return ("\r\n".join(head + rows + tail) + "\r\n").encode("gbk")
@@ -309,15 +326,31 @@ class StatementWriter:
             day_lines = lines.filter(pl.col("account") == acc.key)
             broken = bool(rng.uniform() < cfg.profile.statement_footer_mismatch)
             resend = bool(rng.uniform() < cfg.profile.resent_file)
+            # the substation's Alipay account exports in today's layout (messy profiles)
+            current = (
+                acc.channel == "alipay"
+                and acc.shop == "substation"
+                and cfg.profile.alipay_current_export > 0
+            )
             if acc.channel == "alipay":
-                good = render_alipay(day_lines, acc, day, False)
-                sent = render_alipay(day_lines, acc, day, True) if broken else good
+                good = render_alipay(day_lines, acc, day, False, current)
+                sent = render_alipay(day_lines, acc, day, True, current) if broken else good
             else:
                 good = render_wechat(day_lines, acc, False)
                 sent = render_wechat(day_lines, acc, True) if broken else good
             path = statement_path(self.root, acc, day)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(sent)
+            if current:
+                self.anomalies.append(
+                    (
+                        "alipay_current_export",
+                        path.name,
+                        day,
+                        "today's export layout: every text cell ends in a tab, refund footer "
+                        "worded 商家实收退款共…",
+                    )
+                )
             if broken:
                 statement_path(self.root, acc, day, "_v2").write_bytes(good)
                 self.anomalies.append(

@@ -89,12 +89,16 @@ def _decode(raw: bytes, path: Path, encodings: tuple[str, ...] = ("utf-8-sig", "
     raise FileRejected(f"{path.name}: not {' or '.join(e.upper() for e in encodings)} text")
 
 
-_ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收共(-?[\d.]+)元")
+#: the footer totals, in both wordings real exports carry: ``#退款合计：3笔，商家实收共-30.00元``
+#: and ``#退款合计：3笔，商家实收退款共-30.00元，商家优惠退款共0.00元`` (the merchant-discount
+#: part that may follow is not a sum of the lines' 商家实收 and is not checked)
+_ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收(?:退款)?共(-?[\d.]+)元")
 _ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 
 
 def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
-    """Alipay 业务明细: GBK, ``#`` header and footer, ID cells ending in a tab."""
+    """Alipay 业务明细: GBK, ``#`` header and footer, text cells ending in a tab (the ID cells
+    always; in real exports any text cell, ``交易\t`` included), CRLF or LF."""
     lines = _decode(path.read_bytes(), path, ("gbk",)).splitlines()
     if not lines or not lines[0].startswith("#支付宝"):
         raise FileRejected(f"{path.name}: not an Alipay statement (no #支付宝 title line)")
@@ -114,8 +118,15 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
         frame = pl.DataFrame(
             schema={s: pl.String for c in contract.columns for s in c.source_names}
         )
-    frame = _rename(frame, contract, path).with_columns(
-        pl.col(c).str.strip_chars("\t ") for c in ("txn_no", "merchant_order_no", "refund_batch_no")
+    # the tab Alipay appends so that spreadsheets keep long numbers as text is not part of the
+    # value, in any cell; the ID cells lose their padding spaces too
+    frame = (
+        _rename(frame, contract, path)
+        .with_columns(pl.all().str.strip_chars_end("\t"))
+        .with_columns(
+            pl.col(c).str.strip_chars("\t ")
+            for c in ("txn_no", "merchant_order_no", "refund_batch_no")
+        )
     )
     for kind, (count, total) in footer.items():
         part = frame.filter(pl.col("business_type") == kind)["merchant_received"]

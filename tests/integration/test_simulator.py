@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -18,10 +19,15 @@ import polars as pl
 import pytest
 
 from simulator.build import MAIN_DB, SUBSTATION_DB, simulate
-from simulator.config import MessProfile, SimConfig
+from simulator.config import CHANNEL_ACCOUNTS, MessProfile, SimConfig
 from tests.conftest import SMALL, truth
 
 pytestmark = pytest.mark.integration
+
+
+ALIPAY_SUBSTATION = next(
+    a for a in CHANNEL_ACCOUNTS if a.channel == "alipay" and a.shop == "substation"
+)
 
 
 # --- small independent readers for the statement formats ----------------------------------------
@@ -32,13 +38,18 @@ def read_alipay(path: Path) -> tuple[list[dict], dict]:
     lines = text.splitlines()
     assert lines[0] == "#支付宝业务明细查询"
     body = [ln for ln in lines if not ln.startswith("#")]
-    rows = list(csv.DictReader(io.StringIO("\n".join(body))))
+    # the tab an export appends to a text cell (the IDs always, any text cell in today's layout)
+    rows = [
+        {k: v.removesuffix("\t") for k, v in r.items()}
+        for r in csv.DictReader(io.StringIO("\n".join(body)))
+    ]
     footer = {}
     for ln in lines:
         if ln.startswith("#交易合计：") or ln.startswith("#退款合计："):
             label = "pay" if "交易合计" in ln else "refund"
             n = int(ln.split("：")[1].split("笔")[0])
-            amount = Decimal(ln.split("商家实收共")[1].split("元")[0])
+            # 商家实收共… in the older layout, 商家实收退款共… for today's refunds
+            amount = Decimal(re.search("商家实收(?:退款)?共(-?[0-9.]+)元", ln).group(1))
             footer[label] = (n, amount)
     return rows, footer
 
@@ -119,11 +130,18 @@ def test_files_parse_with_their_real_readers(realistic_shop) -> None:
 
     for path in statement_files(root):
         if "alipay" in path.parts:
-            rows, footer = read_alipay(path)
+            _, footer = read_alipay(path)
             assert set(footer) == {"pay", "refund"}
-            assert all(r["支付宝交易号"].endswith("\t") for r in rows)
+            raw = path.read_bytes().decode("gbk").splitlines()
+            body = [ln.split(",") for ln in raw if ln[:1].isdigit()]
+            assert all(cells[0].endswith("\t") for cells in body)  # the IDs, in every layout
+            # the substation's account exports as Alipay's site does today: every text cell
+            # tab-suffixed, the refund footer worded 商家实收退款共…
+            current = ALIPAY_SUBSTATION.key in path.parts
+            assert all(cells[2].endswith("\t") == current for cells in body)
+            assert any("商家实收退款共" in ln for ln in raw) == current
         else:
-            rows, summary = read_wechat(path)
+            _, summary = read_wechat(path)
             assert "总交易单数" in summary
     xlsx = sorted((root / "suppliers").rglob("*.xlsx"))
     assert xlsx

@@ -61,15 +61,28 @@ def _lines(items: list[dict]) -> pl.DataFrame:
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    items=st.lists(line, min_size=0, max_size=40), tamper=st.integers(min_value=0, max_value=10**6)
+    items=st.lists(line, min_size=0, max_size=40),
+    tamper=st.integers(min_value=0, max_value=10**6),
+    current=st.booleans(),
 )
-def test_alipay_round_trip_and_tampering(tmp_path: Path, items: list[dict], tamper: int) -> None:
+def test_alipay_round_trip_and_tampering(
+    tmp_path: Path, items: list[dict], tamper: int, current: bool
+) -> None:
+    """Both export layouts: the older one (only the IDs tab-suffixed, 商家实收共 footers) and
+    today's (every text cell tab-suffixed, the refund footer worded 商家实收退款共…)."""
     contract = load_contracts()["alipay__statement_lines"]
     acc = next(a for a in CHANNEL_ACCOUNTS if a.layout == "alipay")
     path = tmp_path / f"{acc.account_no}_{DAY:%Y%m%d}_业务明细.csv"
-    path.write_bytes(render_alipay(_lines(items), acc, DAY, broken=False))
+    path.write_bytes(render_alipay(_lines(items), acc, DAY, broken=False, current=current))
+    if current:
+        assert "商家实收退款共".encode("gbk") in path.read_bytes()
     parsed = parse_alipay(path, contract)
     assert parsed.rows.height == len(items)
+    # no cell keeps the tab an export appends
+    for column in parsed.rows.columns:
+        assert not parsed.rows[column].str.contains("\t").any(), column
+    assert set(parsed.rows["business_type"]) <= {"交易", "退款"}
+    assert parsed.meta["footer"]["refund_lines"] == sum(i["kind"] == "refund" for i in items)
     got = sorted(int(Decimal(v) * 100) for v in parsed.rows["merchant_received"])
     want = sorted(i["amount"] if i["kind"] == "payment" else -i["amount"] for i in items)
     assert got == want
