@@ -51,6 +51,12 @@ class MessProfile:
     #: text cell ends in a tab (not only the IDs) and the refund footer reads 商家实收退款共…,
     #: 商家优惠退款共…; the main shop's keeps the older layout
     alipay_current_export: float = 0.0
+    #: per file: opened and saved again in a spreadsheet before it was sent (re-encoded, padded
+    #: with commas, IDs as ="…" formulas, blank rows after the data; simulator/spreadsheet.py)
+    statement_resaved: float = 0.0
+    #: per file: saved again with its long IDs in scientific notation (digits lost), then sent
+    #: again as exported (``_v2``)
+    statement_scientific_ids: float = 0.0
     # identities, per member / order
     crm_duplicate_member: float = 0.0
     crm_contact_change: float = 0.0
@@ -90,6 +96,7 @@ class MessProfile:
                 resent_file=0.05,
                 statement_footer_mismatch=0.0,
                 alipay_current_export=1.0,
+                statement_resaved=0.03,
                 crm_duplicate_member=0.03,
                 crm_contact_change=0.03,
                 crm_bad_row=0.001,
@@ -120,6 +127,8 @@ class MessProfile:
                 resent_file=0.3,
                 statement_footer_mismatch=0.1,
                 alipay_current_export=1.0,
+                statement_resaved=0.15,
+                statement_scientific_ids=0.08,
                 crm_duplicate_member=0.1,
                 crm_contact_change=0.1,
                 crm_bad_row=0.01,

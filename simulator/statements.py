@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from simulator.config import CHANNEL_ACCOUNTS, ChannelAccount, SimConfig
+from simulator.spreadsheet import resaved
 from simulator.text import local_time, yuan
 from simulator.truth import ANOMALY_SCHEMA
 
@@ -322,10 +323,17 @@ class StatementWriter:
             bank=pl.Series(bank[(lines["person_id"].to_numpy() * 7) % len(bank)]),
         )
         day = cfg.day(d)
+        # a stream of its own: the files a spreadsheet touched change no other draw
+        handled = cfg.rng(f"statement_resaved/{d}")
         for acc in CHANNEL_ACCOUNTS:
             day_lines = lines.filter(pl.col("account") == acc.key)
             broken = bool(rng.uniform() < cfg.profile.statement_footer_mismatch)
             resend = bool(rng.uniform() < cfg.profile.resent_file)
+            touched = handled.uniform()
+            scientific = bool(touched < cfg.profile.statement_scientific_ids)
+            resaved_ok = not scientific and bool(
+                touched < cfg.profile.statement_scientific_ids + cfg.profile.statement_resaved
+            )
             # the substation's Alipay account exports in today's layout (messy profiles)
             current = (
                 acc.channel == "alipay"
@@ -340,6 +348,17 @@ class StatementWriter:
                 sent = render_wechat(day_lines, acc, True) if broken else good
             path = statement_path(self.root, acc, day)
             path.parent.mkdir(parents=True, exist_ok=True)
+            if scientific or resaved_ok:
+                encoding = "gbk" if acc.channel == "alipay" else "utf-8-sig"
+                sent = resaved(sent, encoding, scientific=scientific)
+                kind = "statement_scientific_ids" if scientific else "statement_resaved"
+                detail = (
+                    f"saved again by a spreadsheet, IDs in scientific notation; re-sent as "
+                    f"exported in {path.stem}_v2"
+                    if scientific
+                    else "saved again by a spreadsheet (re-encoded, padded, IDs as formulas)"
+                )
+                self.anomalies.append((kind, path.name, day, detail))
             path.write_bytes(sent)
             if current:
                 self.anomalies.append(
@@ -351,8 +370,9 @@ class StatementWriter:
                         "worded 商家实收退款共…",
                     )
                 )
-            if broken:
+            if broken or scientific:
                 statement_path(self.root, acc, day, "_v2").write_bytes(good)
+            if broken:
                 self.anomalies.append(
                     (
                         "statement_footer_mismatch",

@@ -89,6 +89,61 @@ def _decode(raw: bytes, path: Path, encodings: tuple[str, ...] = ("utf-8-sig", "
     raise FileRejected(f"{path.name}: not {' or '.join(e.upper() for e in encodings)} text")
 
 
+#: a cell a spreadsheet wrapped as a formula so that it stays text: ``="2088…"``
+_FORMULA_TEXT = re.compile(r'^="(.*)"$')
+#: a number a spreadsheet wrote with an ``=`` in front: ``=12.50``
+_FORMULA_NUMBER = re.compile(r"^=(-?\d+(?:\.\d+)?)$")
+#: a long number a spreadsheet turned into scientific notation, its trailing digits lost
+_SCIENTIFIC = r"^[+-]?\d(?:\.\d+)?[eE][+-]?\d+$"
+
+
+def _statement_lines(path: Path) -> list[tuple[int, str]]:
+    """A statement's lines with their numbers (from 1): UTF-8 (with or without BOM) or GBK, as the
+    channel sent it or as a spreadsheet saved it again (Alipay writes GBK and WeChat UTF-8 with
+    BOM; a re-save may switch them), CRLF or LF; without the blank lines and the comma-only lines
+    a spreadsheet writes for empty rows, and with the commas it pads a one-cell line with (a
+    ``#`` header or footer) dropped."""
+    text = _decode(path.read_bytes(), path, ("utf-8-sig", "gbk"))
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip(" ,\t"):
+            continue
+        out.append((number, line.rstrip(",") if line.startswith("#") else line))
+    return out
+
+
+def _unwrap_spreadsheet_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """Cells a spreadsheet wrapped as formulas (``="2088…"`` to keep text, ``=12.50``) read as the
+    value they show."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(_FORMULA_TEXT.pattern))
+        .then(pl.col(c).str.extract(_FORMULA_TEXT.pattern, 1))
+        .when(pl.col(c).str.contains(_FORMULA_NUMBER.pattern))
+        .then(pl.col(c).str.extract(_FORMULA_NUMBER.pattern, 1))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in frame.columns
+    )
+
+
+def _refuse_scientific_ids(
+    frame: pl.DataFrame, contract: Contract, path: Path, line_numbers: list[int]
+) -> None:
+    """A text column (an ID) holding a number in scientific notation lost its digits to a
+    spreadsheet: nothing can restore them, so the file is refused whole, naming the line."""
+    for column in contract.columns:
+        if column.type != "string" or column.name not in frame.columns:
+            continue
+        bad = frame.with_row_index("_i").filter(pl.col(column.name).str.contains(_SCIENTIFIC))
+        if bad.height:
+            i, value = bad["_i"][0], bad[column.name][0]
+            raise FileRejected(
+                f"{path.name} line {line_numbers[i]}: {column.source_names[0]} reads {value!r}, "
+                "a number a spreadsheet wrote in scientific notation with its digits lost; "
+                "expected the ID as text (send the statement as the channel exported it)"
+            )
+
+
 #: the footer totals, in both wordings real exports carry: ``#退款合计：3笔，商家实收共-30.00元``
 #: and ``#退款合计：3笔，商家实收退款共-30.00元，商家优惠退款共0.00元`` (the merchant-discount
 #: part that may follow is not a sum of the lines' 商家实收 and is not checked)
@@ -97,9 +152,11 @@ _ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 
 
 def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
-    """Alipay 业务明细: GBK, ``#`` header and footer, text cells ending in a tab (the ID cells
-    always; in real exports any text cell, ``交易\t`` included), CRLF or LF."""
-    lines = _decode(path.read_bytes(), path, ("gbk",)).splitlines()
+    """Alipay 业务明细: GBK (or UTF-8), ``#`` header and footer, text cells ending in a tab (the ID
+    cells always; in today's exports any text cell, ``交易\t`` included), as exported or saved
+    again by a spreadsheet (``_statement_lines``, ``_unwrap_spreadsheet_cells``)."""
+    numbered = _statement_lines(path)
+    lines = [line for _, line in numbered]
     if not lines or not lines[0].startswith("#支付宝"):
         raise FileRejected(f"{path.name}: not an Alipay statement (no #支付宝 title line)")
     account = next((m.group(1) for ln in lines if (m := _ALIPAY_ACCOUNT.match(ln))), None)
@@ -112,8 +169,8 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
     }
     if set(footer) != {"交易", "退款"}:
         raise FileRejected(f"{path.name}: footer totals (#交易合计 / #退款合计) missing")
-    body = "\n".join(ln for ln in lines if not ln.startswith("#"))
-    frame = _read_csv_text(body)
+    body = [(number, ln) for number, ln in numbered if not ln.startswith("#")]
+    frame = _unwrap_spreadsheet_cells(_read_csv_text("\n".join(ln for _, ln in body)))
     if frame.is_empty():
         frame = pl.DataFrame(
             schema={s: pl.String for c in contract.columns for s in c.source_names}
@@ -128,6 +185,7 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
             for c in ("txn_no", "merchant_order_no", "refund_batch_no")
         )
     )
+    _refuse_scientific_ids(frame, contract, path, [number for number, _ in body[1:]])
     for kind, (count, total) in footer.items():
         part = frame.filter(pl.col("business_type") == kind)["merchant_received"]
         got = (part.len(), _fen_sum(part))
@@ -144,8 +202,10 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
 
 
 def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
-    """WeChat Pay trade bill (ALL): every value backtick-prefixed, a summary block at the end."""
-    lines = _decode(path.read_bytes(), path, ("utf-8-sig",)).splitlines()
+    """WeChat Pay trade bill (ALL): every value backtick-prefixed, a summary block at the end;
+    UTF-8 with BOM (or GBK), as exported or saved again by a spreadsheet."""
+    numbered = _statement_lines(path)
+    lines = [line for _, line in numbered]
     at = next((i for i, ln in enumerate(lines) if ln.startswith("总交易单数")), None)
     if at is None or at + 1 >= len(lines) or not lines[0].startswith("交易时间"):
         raise FileRejected(
@@ -158,8 +218,9 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     if frame.is_empty():
         frame = pl.DataFrame(schema=dict.fromkeys(lines[0].split(","), pl.String))
     legacy = "总金额" in frame.columns
-    frame = frame.with_columns(pl.all().str.strip_prefix("`"))
+    frame = _unwrap_spreadsheet_cells(frame.with_columns(pl.all().str.strip_prefix("`")))
     frame = _rename(frame, contract, path)
+    _refuse_scientific_ids(frame, contract, path, [number for number, _ in numbered[1:at]])
     settle = _fen_sum(frame["settlement_amount"])
     fee = _fen_sum(frame["fee"])
     refund = _fen_sum(frame["refund_amount"])

@@ -154,15 +154,22 @@ def test_file_mess_is_rejected_deduplicated_or_superseded(landed) -> None:
     for record in anomalies.filter(pl.col("kind") == "resent_file")["record"]:
         assert by_name[record] == "skipped_duplicate", record
     broken = anomalies.filter(pl.col("kind") == "statement_footer_mismatch")["record"]
-    assert len(broken) > 0
-    for record in broken:
+    # saved again by a spreadsheet with the IDs in scientific notation: refused, re-sent
+    damaged = anomalies.filter(pl.col("kind") == "statement_scientific_ids")["record"]
+    assert len(broken) > 0 and len(damaged) > 0
+    for record in [*broken, *damaged]:
         assert by_name[record] == "rejected"
         corrected = record.replace(".csv", "_v2.csv")
         assert by_name[corrected] == "landed"
+    # saved again by a spreadsheet, readable: landed as they are (unless their footer is off)
+    resaved = set(anomalies.filter(pl.col("kind") == "statement_resaved")["record"])
+    assert resaved - set(broken)
+    for record in resaved - set(broken):
+        assert by_name[record] == "landed", record
     rejected = files.filter(pl.col("status") == "rejected")
     assert set(
         rejected["file"].map_elements(lambda f: Path(f).name, return_dtype=pl.String)
-    ) == set(broken)
+    ) == set(broken) | set(damaged)
     # a rejected statement's lines are all in quarantine, with the reason
     q = pl.concat(
         [_quarantine(lake, d) for d in ("alipay__statement_lines", "wechat__bill_lines")],
@@ -173,8 +180,18 @@ def test_file_mess_is_rejected_deduplicated_or_superseded(landed) -> None:
         .str.contains("rejected whole")
         .all()
     )
+    assert (
+        q.filter(pl.col("_rule") == "file:file_rejected")["_reason"]
+        .str.contains(r"line \d+: .* scientific notation")
+        .any()
+    )
     # nothing else in the statements is refused: no false positives
-    assert set(q["_rule"]) == {"file:footer_mismatch"}
+    assert set(q["_rule"]) == {"file:footer_mismatch", "file:file_rejected"}
+    assert (
+        q.filter(pl.col("_rule") == "file:file_rejected")["_reason"]
+        .str.contains("scientific notation")
+        .all()
+    )
     # supplier files: schema drift still lands, malformed keys quarantined, repeated keys once
     sup = _quarantine(lake, "supplier__card_batches")
     malformed = anomalies.filter(pl.col("kind") == "malformed_key").height

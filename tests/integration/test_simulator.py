@@ -33,14 +33,32 @@ ALIPAY_SUBSTATION = next(
 # --- small independent readers for the statement formats ----------------------------------------
 
 
+def statement_lines(path: Path, encoding: str) -> list[str]:
+    """A statement's lines, as exported (``encoding``) or as a spreadsheet saved it again (the
+    other encoding, rows padded with commas, blank rows at the end)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig" if encoding == "gbk" else "gbk")
+        assert raw.startswith(b"\xef\xbb\xbf") or encoding != "gbk"  # a re-save, surely
+    except (UnicodeDecodeError, AssertionError):
+        text = raw.decode(encoding)
+    lines = [ln for ln in text.splitlines() if ln.strip(",")]
+    return [ln.rstrip(",") if ln.startswith("#") else ln for ln in lines]
+
+
+def _cell(value: str) -> str:
+    """A cell's value: without the tab an export appends to a text cell (the IDs always, any
+    text cell in today's Alipay layout) or the ="…" a spreadsheet wraps a long ID in."""
+    value = value.removesuffix("\t")
+    return value[2:-1] if value.startswith('="') and value.endswith('"') else value
+
+
 def read_alipay(path: Path) -> tuple[list[dict], dict]:
-    text = path.read_bytes().decode("gbk")
-    lines = text.splitlines()
+    lines = statement_lines(path, "gbk")
     assert lines[0] == "#支付宝业务明细查询"
     body = [ln for ln in lines if not ln.startswith("#")]
-    # the tab an export appends to a text cell (the IDs always, any text cell in today's layout)
     rows = [
-        {k: v.removesuffix("\t") for k, v in r.items()}
+        {k: _cell(v) for k, v in r.items() if k}
         for r in csv.DictReader(io.StringIO("\n".join(body)))
     ]
     footer = {}
@@ -55,15 +73,15 @@ def read_alipay(path: Path) -> tuple[list[dict], dict]:
 
 
 def read_wechat(path: Path) -> tuple[list[dict], dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = statement_lines(path, "utf-8-sig")
     summary_at = next(i for i, ln in enumerate(lines) if ln.startswith("总交易单数"))
     rows = [
-        {k: v.removeprefix("`") for k, v in r.items()}
+        {k: _cell(v.removeprefix("`")) for k, v in r.items() if k}
         for r in csv.DictReader(io.StringIO("\n".join(lines[:summary_at])))
     ]
     head = lines[summary_at].split(",")
     values = [v.removeprefix("`") for v in lines[summary_at + 1].split(",")]
-    return rows, dict(zip(head, values, strict=True))
+    return rows, {k: v for k, v in zip(head, values, strict=True) if k}
 
 
 def statement_files(root: Path) -> list[Path]:
@@ -458,9 +476,13 @@ def _statement_lines(root: Path, orders: pl.DataFrame) -> pl.DataFrame:
     orders by the number as sent or with one of its account's affixes removed."""
     from simulator.config import CHANNEL_ACCOUNTS
 
+    # a file whose IDs a spreadsheet destroyed says nothing; its re-send (_v2) holds its lines
+    damaged = set(anomalies(root).filter(pl.col("kind") == "statement_scientific_ids")["record"])
     rows = []
     for acc in CHANNEL_ACCOUNTS:
         for path in sorted((root / "statements" / acc.channel / acc.key).glob("*.csv")):
+            if path.name in damaged or path.name.replace("(1)", "") in damaged:
+                continue
             if acc.channel == "alipay":
                 body, _ = read_alipay(path)
                 pays = [r for r in body if r["业务类型"] == "交易"]

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.lib.contracts import Column, Contract, load_contracts, validate
-from pipelines.lib.parsers import StatementRejected, parse_alipay, parse_wechat
+from pipelines.lib.parsers import FileRejected, StatementRejected, parse_alipay, parse_wechat
 from simulator.config import CHANNEL_ACCOUNTS
+from simulator.spreadsheet import resaved
 from simulator.statements import render_alipay, render_wechat
 
 pytestmark = pytest.mark.unit
@@ -96,6 +97,42 @@ def test_alipay_round_trip_and_tampering(
         path.write_bytes("\r\n".join(text).encode("gbk"))
         with pytest.raises(StatementRejected, match="rejected whole"):
             parse_alipay(path, contract)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(items=st.lists(line, min_size=1, max_size=30), wechat=st.booleans(), legacy=st.booleans())
+def test_a_statement_saved_again_by_a_spreadsheet_reads_the_same(
+    tmp_path: Path, items: list[dict], wechat: bool, legacy: bool
+) -> None:
+    """Re-encoded, padded with commas, IDs as ="…" formulas, blank rows after the data: the same
+    lines; with the IDs in scientific notation (digits lost): refused whole, naming the line."""
+    if wechat:
+        contract, parse = load_contracts()["wechat__bill_lines"], parse_wechat
+        acc = next(
+            a for a in CHANNEL_ACCOUNTS if a.layout == ("wechat_legacy" if legacy else "wechat_all")
+        )
+        frame = _lines(items).with_columns(
+            txn_no=pl.lit("4200") + pl.col("txn_no").str.slice(12, 16) + pl.lit(f"{DAY:%Y%m%d}")
+        )
+        data, encoding = render_wechat(frame, acc, broken=False), "utf-8-sig"
+        name = f"{acc.account_no}_{DAY:%Y%m%d}_All.csv"
+    else:
+        contract, parse = load_contracts()["alipay__statement_lines"], parse_alipay
+        acc = next(a for a in CHANNEL_ACCOUNTS if a.layout == "alipay")
+        data = render_alipay(_lines(items), acc, DAY, broken=False, current=legacy)
+        encoding, name = "gbk", f"{acc.account_no}_{DAY:%Y%m%d}_业务明细.csv"
+    exported, again = tmp_path / name, tmp_path / f"again_{name}"
+    exported.write_bytes(data)
+    again.write_bytes(resaved(data, encoding))
+    assert again.read_bytes() != data
+    first, second = parse(exported, contract), parse(again, contract)
+    assert second.rows.equals(first.rows)
+    assert second.meta == first.meta and second.account == first.account
+    again.write_bytes(resaved(data, encoding, scientific=True))
+    with pytest.raises(FileRejected, match=r"line \d+: .* scientific notation"):
+        parse(again, contract)
 
 
 @settings(
