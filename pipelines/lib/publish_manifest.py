@@ -1,7 +1,7 @@
 """What a serving file says about the publication it holds, for readers and for the next
 publication (``pipelines.lib.publish``): tables ``_publication`` (one row per mart: its rows, the
-days rewritten, the mart's build it holds), ``_publication_partitions`` (each partition's row count
-and, for a mart not published from its change log, its content digest) and
+days rewritten, the mart's build it holds), ``_publication_partitions`` (each partition's content
+digest: row count and sum of row hashes) and
 ``_publication_storage`` (the size the file had when it was last written fresh: the bound a
 patched copy is compacted at)."""
 
@@ -138,7 +138,7 @@ def write_manifest(
             mart varchar not null,
             business_date date,
             row_count bigint not null,
-            content_hash hugeint
+            content_hash hugeint not null
         )
         """
     )
@@ -158,9 +158,9 @@ MANIFEST_DOCS = {
     "_publication": "The publication this file holds: one row per mart, with the run that "
     "published it, its rows, the business days this publication rewrote, and the build of the "
     "mart it holds (built_at: where the next publication reads the mart's change log from).",
-    "_publication_partitions": "Row count of every published partition and, for a mart not "
-    "published from its change log, its content digest (sum of row hashes); business_date null "
-    "for an unpartitioned mart: how the next publication finds the partitions that changed.",
+    "_publication_partitions": "Content digest of every published partition (row count and sum "
+    "of row hashes; business_date null for an unpartitioned mart): how the next publication finds "
+    "the partitions that changed, and the settlement reports the ones they are built from.",
     "_publication_storage": "The size of this file when it was last written fresh and the rows "
     "it held (null while it is fresh): a patched copy larger than 1.3 times that per row is "
     "compacted.",

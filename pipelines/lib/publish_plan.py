@@ -16,6 +16,10 @@ publication. Two ways to know where:
   hashes per partition, compared with the last publication's (kept in the serving file's
   ``_publication_partitions``). The cost is one hashing scan of the mart.
 
+Every partition's digest is kept either way (the settlement reports watch them to know which
+reports a publication may have changed): a mart published from its log hashes again only the
+partitions it rewrites and keeps the others' digests.
+
 A mart with a change log is digested instead when its log cannot show everything since the last
 publication: the serving file has no mark for it (the first publication, a file from before change
 logs), it was rebuilt in full since (its log starts afresh), or a run pruned log rows the publisher
@@ -44,8 +48,8 @@ class PublishError(RuntimeError):
 
 #: a partition's key: its business day, or None for the whole of an unpartitioned mart
 Key = dt.date | None
-#: a partition's content digest: (row count, sum of row hashes); the hash is None for a partition
-#: published from a change log (its row count is still kept)
+#: a partition's content digest: (row count, sum of row hashes); ``row_counts`` leaves the hash
+#: out (None) where only the count is needed
 Digest = tuple[int, int | None]
 
 
@@ -178,8 +182,8 @@ def plan_partitions(
     """The partitions to (re)write and to remove, given the build's digests, the last
     publication's, and the partition files present. ``changed_days`` None rewrites everything.
 
-    A partition is written when it is new, named in ``changed_days``, its digest changed (or was
-    not kept: it was published from a change log), or its file is missing; removed when it was published or is on disk but is no longer
+    A partition is written when it is new, named in ``changed_days``, its digest changed, or its
+    file is missing; removed when it was published or is on disk but is no longer
     in the build.
     """
     disk = set(on_disk)
@@ -196,14 +200,27 @@ def plan_partitions(
     return tuple(sorted(write, key=key_order)), tuple(sorted(remove, key=key_order))
 
 
-def digests(con, name: str, columns: Sequence[str], partitioned: bool) -> dict[Key, Digest]:
-    """Row count and sum of row hashes per business day (or of the whole mart)."""
+def digests(
+    con,
+    name: str,
+    columns: Sequence[str],
+    partitioned: bool,
+    days: Iterable[dt.date] | None = None,
+) -> dict[Key, Digest]:
+    """Row count and sum of row hashes per business day (only of ``days`` when given), or of the
+    whole mart."""
     row_hash = f"hash({', '.join(quote(c) for c in columns)})::hugeint"
     source = f"build.marts.{quote(name)}"
     if partitioned:
+        where = ""
+        if days is not None:
+            listed = ", ".join(f"{literal(d)}::date" for d in sorted(days))
+            if not listed:
+                return {}
+            where = f" where {quote(PARTITION_COLUMN)} in ({listed})"
         result = con.execute(
             f"select {quote(PARTITION_COLUMN)}, count(*), coalesce(sum({row_hash}), 0) "
-            f"from {source} group by 1"
+            f"from {source}{where} group by 1"
         ).fetchall()
         _check_days(name, result)
         return {day: (int(n), int(h)) for day, n, h in result}
@@ -282,7 +299,9 @@ def plan_mart(
         elif why is None and not same_columns:
             why = "its columns changed"
     if built and why is None:
-        return _plan_from_log(con, name, partitioned, previous, logs, on_disk, changed_days)
+        return _plan_from_log(
+            con, name, columns, partitioned, previous, logs, on_disk, changed_days
+        )
     current = digests(con, name, columns, partitioned)
     write, remove = plan_partitions(
         current,
@@ -315,6 +334,7 @@ def plan_mart(
 def _plan_from_log(
     con,
     name: str,
+    columns: Sequence[str],
     partitioned: bool,
     previous: Previous,
     logs: Logs,
@@ -327,10 +347,22 @@ def _plan_from_log(
     patch, parts, rows = None, set(), 0
     if built_at != mark:
         patch, parts, rows = logged_changes(con, name, key_columns, partitioned, mark)
-    current = row_counts(con, name, partitioned)
+    counts = row_counts(con, name, partitioned)
     disk, named = set(on_disk), set(changed_days)
-    write = {k for k in current if k in parts or k in named or k not in disk}
-    remove = ({*previous.digests.get(name, {}), *disk}) - set(current)
+    write = {k for k in counts if k in parts or k in named or k not in disk}
+    before = previous.digests.get(name, {})
+    remove = ({*before, *disk}) - set(counts)
+    # the partitions' digests, which the settlement reports watch for changes: a partition the
+    # log shows unchanged keeps the one it was published with; the others are hashed again (the
+    # days the log names: the cost follows the change)
+    again = {
+        k for k in counts if k in write or before.get(k) is None or before[k][0] != counts[k][0]
+    }
+    if partitioned:
+        fresh = digests(con, name, columns, partitioned, days=again)
+    else:
+        fresh = digests(con, name, columns, partitioned) if again else {}
+    current = {k: fresh.get(k) or before[k] for k in counts}
     total = sum(n for n, _ in current.values())
     replace = rows * 2 > total
     plan = MartPlan(

@@ -100,8 +100,9 @@ def _marts(lake: Path) -> dict[str, list[tuple]]:
         names = [
             n
             for (n,) in con.execute(
+                # the publication's own rows say when and how each lake was published, not what
                 "select table_name from duckdb_tables() where schema_name = 'main' "
-                "and table_name <> '_publication' order by 1"
+                "and table_name not in ('_publication', '_publication_storage') order by 1"
             ).fetchall()
         ]
         return {n: con.execute(f'select * from "{n}" order by all').fetchall() for n in names}

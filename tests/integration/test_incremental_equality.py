@@ -167,9 +167,9 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[str
     return {
         f'"{s}"."{t}"': cols
         for s, t, cols in rows
-        # the change logs say what each build did, the publication tables what each publication
-        # did and how: bookkeeping, not data
-        if not t.startswith("_publication") and s != "changes"
+        # the change logs say what each build did, the publication's own rows when and how it
+        # was published: bookkeeping, not data (the partitions' digests are compared)
+        if t not in ("_publication", "_publication_storage") and s != "changes"
     }
 
 

@@ -135,14 +135,6 @@ def _build_day(lake: Path, day: int) -> None:
         _rebuild(con, "kpi_daily", days, _kpis(new - 2, 3), run_at, False)
 
 
-def _contents(lake: Path) -> dict[str, object]:
-    """What a reader sees of the marts (the partition digests a log-published mart does not keep
-    left out)."""
-    seen = _warehouse(lake)
-    seen.pop("_publication_partitions")
-    return seen
-
-
 def _full_publication_of(lake: Path, other: Path) -> None:
     build_db(other).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(build_db(lake), build_db(other))
@@ -165,7 +157,7 @@ def test_thirty_days_published_from_change_logs_equal_a_full_publication(tmp_pat
         "fct_orders": "no publication from its change log yet",
         "kpi_daily": "no publication from its change log yet",
     }
-    sizes = []
+    sizes, compacted = [], 0
     for day in range(1, 31):
         _build_day(lake, day)
         before = _inodes(lake, "kpi_daily")
@@ -179,6 +171,7 @@ def test_thirty_days_published_from_change_logs_equal_a_full_publication(tmp_pat
         rewritten = {d for d in after if before.get(d) != after[d]}
         assert rewritten == {f"business_date={new_day}"}, "an unchanged KPI day was rewritten"
         sizes.append(serving_size(lake))
+        compacted += done.compacted
         with duckdb.connect(str(build_db(lake)), read_only=True) as con:
             mark = con.execute(
                 "select max(run_at) from changes._runs where model = ?", [PUBLISHER]
@@ -186,11 +179,14 @@ def test_thirty_days_published_from_change_logs_equal_a_full_publication(tmp_pat
         assert mark == T0 + dt.timedelta(days=day)
 
     _full_publication_of(lake, rebuilt)
-    assert _contents(lake) == _contents(rebuilt)
+    assert _warehouse(lake) == _warehouse(rebuilt)
     assert _parquet(lake) == _parquet(rebuilt)
     fresh = serving_size(rebuilt)
-    # the patched file stays within its bound of a fresh one (compacted when it grows past it)
-    assert max(sizes[-1], *sizes[-5:]) <= COMPACT_ABOVE * fresh * 1.05, (sizes, fresh)
+    # the patched file stays within its bound of a fresh one, compacted when it grows past it
+    # (without that it grows by the blocks of every day's replaced rows: to 3 times a fresh file
+    # here over 30 days); the bound is kept by a size per row, so allow a DuckDB block of slack
+    assert compacted > 0
+    assert max(sizes[-5:]) <= COMPACT_ABOVE * fresh + 2 * 262_144, (sizes, fresh)
 
 
 def serving_size(lake: Path) -> int:
@@ -223,5 +219,5 @@ def test_a_mart_rebuilt_in_full_or_with_its_log_pruned_is_digested(tmp_path: Pat
         "kpi_daily": "its change log was pruned since the last publication",
     }
     _full_publication_of(lake, rebuilt)
-    assert _contents(lake) == _contents(rebuilt)
+    assert _warehouse(lake) == _warehouse(rebuilt)
     assert _parquet(lake) == _parquet(rebuilt)
