@@ -246,9 +246,9 @@ def row_counts(con, name: str, partitioned: bool) -> dict[Key, Digest]:
 def logged_changes(
     con, name: str, key_columns: Sequence[str], partitioned: bool, mark: dt.datetime
 ) -> tuple[str, set[Key], int]:
-    """The keys of the mart whose content changed since ``mark``, from its change log: kept in a
-    temp table (its name is returned with the partitions they were on or are on now, and how
-    many rows of the build they have)."""
+    """The keys of the mart whose content changed since ``mark``, from its change log, kept in a
+    temp table: returns a query of them, the partitions they were on or are on now, and how many
+    rows of the build they have."""
     table = quote(f"_changed_{name}")
     keys = ", ".join(quote(c) for c in key_columns)
     day = quote(PARTITION_COLUMN) if partitioned else "cast(null as date)"

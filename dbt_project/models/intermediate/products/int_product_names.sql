@@ -4,9 +4,9 @@
 -- standard, PRODUCT_CODING.md). The coding itself is `int_product_names_coded`.
 --
 -- Incremental by product (`system`, `product_ref`, `source_name`): a run rebuilds the listings
--- whose row differs from the table's (the shops' goods and commodities are small snapshots, compared
--- whole) and the supplier items of the supplier lines that changed, before and after (macro
--- `product_names_changes`): the supplier lines are the part that grows with history.
+-- whose row differs from the table's (the shops' goods and commodities are small snapshots,
+-- compared whole) and the supplier items of the supplier lines that changed, before and after
+-- (macro `product_names_changes`): the supplier lines are the part that grows with history.
 {%- set upstreams = product_names_upstreams() %}
 {%- set key = ['system', 'product_ref', 'source_name'] %}
 {{
@@ -31,7 +31,8 @@ with
 {% endif %}
 
 listings as (
-    select * from ({{ product_listings() }})
+    select {{ product_listing_columns() }}
+    from ({{ product_listings() }})
     where {{ in_change_set(key, 'select * from changed', upstreams) }}
 ),
 
