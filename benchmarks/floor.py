@@ -151,7 +151,7 @@ def run_floor(sources: Path, day: dt.date, out: Path, lake: Path | None = None) 
     tables = steps.run("load_databases", load_databases, sources, day)
     for name, table in tables.items():
         con.register(name, table)
-    stmts = steps.run("list_statements", statement_files, sources, day)
+    stmts = steps.run("list_statements", statement_files, sources, day, scratch)
     suppliers, xlsx = steps.run("list_suppliers", supplier_files, sources, day, scratch)
     history = lake_files(lake, day)
 

@@ -585,7 +585,7 @@ drop table main_first_paid;
 -- @step statements
 -- The statement files of the day and later. Alipay 业务明细 is GBK: read as Latin-1 (every field
 -- the marts need is ASCII; 业务类型 is compared with the GBK bytes of 交易 / 退款); ID cells end in a
--- tab. WeChat bills are UTF-8 with every value backtick-prefixed and a summary block at the end.
+-- tab, and in today's layout every text cell does. WeChat bills are UTF-8 with every value backtick-prefixed and a summary block at the end.
 -- A file whose lines do not sum to its own footer / summary is rejected whole; of the versions of
 -- one logical file (re-sends, corrections) the last valid one counts.
 create or replace temp table stmt_typed as
@@ -593,11 +593,11 @@ with raw as (
     select
         'alipay' as channel, filename as file,
         trim(txn_no, e'\t ') as txn_no, trim(merchant_order_no, e'\t ') as merchant_order_no,
-        case business_type when getvariable('alipay_pay') then 'payment'
+        case rtrim(business_type, e'\t') when getvariable('alipay_pay') then 'payment'
             when getvariable('alipay_refund') then 'refund' end as line_type,
         nullif(trim(refund_batch_no, e'\t '), '') as merchant_refund_no,
         cast(null as varchar) as channel_refund_no,
-        created_at as created_text, completed_at as completed_text,
+        rtrim(created_at, e'\t') as created_text, rtrim(completed_at, e'\t') as completed_text,
         merchant_received as amount_text, cast(null as varchar) as refund_text,
         service_fee as fee_text, business_type is not null and line_type is not null as type_ok,
         p_yuan(order_amount) is not null

@@ -90,7 +90,9 @@ SUB_QUERIES = {
 }
 
 _VERSION = re.compile(r"(?:\((\d+)\)|_v(\d+)|_(resend))$")
-_ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收共(-?[\d.]+)元")
+_ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收(?:退款)?共(-?[\d.]+)元")
+#: what a spreadsheet that saved a statement again wrote: a long ID as a ="…" formula, quoted
+_FORMULA_ID = re.compile(r'"=""(\d+)"""')
 _ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 
 
@@ -217,8 +219,9 @@ def _fen(text: str) -> int | None:
         return None
 
 
-def statement_files(sources: Path, day: dt.date) -> list[dict]:
-    """The statement files of the day and later, with their account and stated totals."""
+def statement_files(sources: Path, day: dt.date, scratch: Path) -> list[dict]:
+    """The statement files of the day and later, with their account and stated totals (a file a
+    spreadsheet saved again is read from its copy as the channel exports it, ``_as_exported``)."""
     rows = []
     for channel in ("alipay", "wechat"):
         paths = [
@@ -227,13 +230,15 @@ def statement_files(sources: Path, day: dt.date) -> list[dict]:
             if (d := _file_day(p, r"_(\d{8})_")) is not None and d >= day
         ]
         for group in _versions(paths):
-            for rank, path in enumerate(group):
+            for rank, original in enumerate(group):
+                path = _as_exported(original, channel, scratch)
                 row = {
                     "file": str(path),
-                    "logical_key": f"{channel}/{path.parent.name}/{_VERSION.sub('', path.stem)}",
+                    "logical_key": f"{channel}/{original.parent.name}/"
+                    f"{_VERSION.sub('', original.stem)}",
                     "version_rank": rank,
                     "channel": channel,
-                    "business_date": _file_day(path, r"_(\d{8})_"),
+                    "business_date": _file_day(original, r"_(\d{8})_"),
                     "account_no": None,
                     "parse_ok": False,
                 }
@@ -254,6 +259,35 @@ def statement_files(sources: Path, day: dt.date) -> list[dict]:
                     _wechat_meta(path, row)
                 rows.append(row)
     return rows
+
+
+def _as_exported(path: Path, channel: str, scratch: Path) -> Path:
+    """The statement as the channel exports it (Alipay GBK, WeChat UTF-8 with BOM): a file a
+    spreadsheet saved again (the other encoding, one-cell lines padded with commas, blank rows,
+    IDs as ="…" formulas) gets a scratch copy undoing that; any other file is read as it is."""
+    data = path.read_bytes()
+    native = "gbk" if channel == "alipay" else "utf-8-sig"
+    foreign = "utf-8-sig" if channel == "alipay" else "gbk"
+    try:
+        text = data.decode(native)
+        if channel == "alipay" and data.startswith(b"\xef\xbb\xbf"):
+            raise UnicodeDecodeError(native, data, 0, 3, "a UTF-8 BOM")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode(foreign)
+        except UnicodeDecodeError:
+            return path  # neither: the checks refuse it as the cycle does
+    if text == data.decode(native, errors="replace") and '"=""' not in text:
+        return path
+    lines = [
+        ln.rstrip(",") if ln.startswith("#") else _FORMULA_ID.sub(r"\1", ln)
+        for ln in text.splitlines()
+        if ln.strip(" ,\t")
+    ]
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{channel}_{path.parent.name}_{path.stem}.csv"
+    out.write_bytes(("\r\n".join(lines) + "\r\n").encode(native))
+    return out
 
 
 def _alipay_meta(path: Path, row: dict) -> None:

@@ -156,20 +156,33 @@ def test_a_hostile_shop_is_reconciled_as_exactly(hostile: Month) -> None:
     _check_anomalies(hostile)
 
 
+def _statement_text(path: Path, encoding: str) -> str:
+    """As exported (``encoding``) or as a spreadsheet saved it again (the other one)."""
+    raw = path.read_bytes()
+    if encoding == "gbk" and raw.startswith(b"\xef\xbb\xbf"):
+        return raw.decode("utf-8-sig")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        return raw.decode("gbk")
+
+
 def _alipay_footer(path: Path) -> tuple[str, int, int, int]:
-    text = path.read_bytes().decode("gbk")
+    text = _statement_text(path, "gbk")
     account = re.search(r"#账号：\[(\d+)\]", text).group(1)
+    # 商家实收共… in the older layout, 商家实收退款共… for refunds in today's
     pay = re.search(r"#交易合计：(\d+)笔，商家实收共(-?[\d.]+)元", text)
-    ref = re.search(r"#退款合计：(\d+)笔，商家实收共(-?[\d.]+)元", text)
+    ref = re.search(r"#退款合计：(\d+)笔，商家实收(?:退款)?共(-?[\d.]+)元", text)
     fen = lambda s: int(Decimal(s) * 100)  # noqa: E731
     return account, int(pay.group(1)) + int(ref.group(1)), fen(pay.group(2)), -fen(ref.group(2))
 
 
 def _wechat_footer(path: Path) -> tuple[str, int, int, int, int]:
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = _statement_text(path, "utf-8-sig").splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.startswith("总交易单数"))
     head, row = lines[at].split(","), (v.lstrip("`") for v in lines[at + 1].split(","))
-    values = dict(zip(head, row, strict=True))
+    # a spreadsheet pads the summary rows with empty cells
+    values = {k: v for k, v in zip(head, row, strict=True) if k}
     gross = values.get("应结订单总金额") or values["总交易额"]
     refunds = values.get("退款总金额") or values["总退款金额"]
     fen = lambda s: int(Decimal(s) * 100)  # noqa: E731
