@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: the column a partitioned mart is split by into one Parquet folder per day
 PARTITION_COLUMN = "business_date"
@@ -86,15 +86,10 @@ class Previous:
     """The last publication, as its serving file holds it (all empty for none)."""
 
     marts: tuple[str, ...] = ()
-    digests: Mapping[str, Mapping[Key, Digest]] = None  # type: ignore[assignment]
-    columns: Mapping[str, tuple[tuple[str, str], ...]] = None  # type: ignore[assignment]
+    digests: Mapping[str, Mapping[Key, Digest]] = field(default_factory=dict)
+    columns: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     #: each mart's build the last publication held (``MartPlan.built_at``)
-    marks: Mapping[str, dt.datetime] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        for name in ("digests", "columns", "marks"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, {})
+    marks: Mapping[str, dt.datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
