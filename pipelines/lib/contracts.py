@@ -216,6 +216,16 @@ class Validated:
     quarantined: pl.DataFrame  # _record (JSON of the text row), _rule, _reason, plus lineage
 
 
+def _local_datetime(text: pl.Expr) -> pl.Expr:
+    """Naive Asia/Shanghai text → UTC. ``%.f``: an optional fraction (a MySQL DATETIME(6) column
+    reads back as ``…:14.000000``)."""
+    return (
+        text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
+        .dt.replace_time_zone(BUSINESS_TZ, non_existent="null", ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+    )
+
+
 def _parse(col: Column) -> pl.Expr:
     """Text → the column's type; a value that does not parse becomes null."""
     text = pl.col(col.name).cast(pl.String).str.strip_chars()
@@ -230,18 +240,15 @@ def _parse(col: Column) -> pl.Expr:
         # exact to the fen for any value a shop stores with two decimals
         return (text.cast(pl.Float64, strict=False) * 100).round(0).cast(pl.Int64, strict=False)
     if col.type == "local_datetime":
-        # `%.f`: an optional fraction — a MySQL DATETIME(6) column reads back as `…:14.000000`
-        return (
-            text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
-            .dt.replace_time_zone(BUSINESS_TZ, non_existent="null", ambiguous="earliest")
-            .dt.convert_time_zone("UTC")
-        )
+        return _local_datetime(text)
     if col.type == "epoch":
+        # unix seconds (acg-faka before its DATETIME columns), else the DATETIME text it stores now
         seconds = text.cast(pl.Int64, strict=False)
-        return (
+        return pl.coalesce(
             pl.from_epoch(seconds, time_unit="s")
             .dt.replace_time_zone("UTC")
-            .cast(pl.Datetime("us", "UTC"))
+            .cast(pl.Datetime("us", "UTC")),
+            _local_datetime(text),
         )
     if col.type == "date":
         formats = col.formats or ("%Y-%m-%d",)

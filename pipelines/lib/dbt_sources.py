@@ -61,7 +61,7 @@ def source_columns(contract: Contract) -> list[dict[str, str]]:
 
 def _describe(column) -> str:
     unit = {"yuan": " (integer fen; the source has yuan)", "local_datetime": " (UTC)"}
-    unit["epoch"] = " (UTC; the source has unix seconds)"
+    unit["epoch"] = " (UTC; the source has unix seconds or a local DATETIME)"
     origin = f"source `{column.source_names[0]}`" if column.source_names else "source column"
     return f"{origin}{unit.get(column.type, '')}{'; PII' if column.pii else ''}{_protected(column)}"
 

@@ -5,6 +5,11 @@ zero date or a stray string never breaks the read: typing is the contract's job.
 read through ADBC, MySQL/MariaDB through connectorx, both straight into Arrow; no Python loop
 touches a row.
 
+The table is asked for its columns first (``table_layout``): a column the contract needs that the
+table lacks is an error naming the table, the column and the contract; a column it can do without
+is read as null (an older version of the shop); and whether a time column holds unix seconds or a
+DATETIME (acg-faka stores both, by version) is the table's answer, not the contract's.
+
 Incremental tables are read by a window on their version column(s) (``updated_at``, or the later of
 several), widened by an overlap so that rows committed late are not missed, plus every row whose
 version cannot be placed in time (null, implausible, far future) so that nothing is ever lost;
@@ -24,7 +29,105 @@ from pipelines.lib.calendar import CST, day_start
 from pipelines.lib.contracts import FUTURE_TOLERANCE, PLAUSIBLE_AFTER, Contract
 
 NULL_MARK_CODE = 0xE000
+#: the URL query parameter naming the shop's table prefix (acg-faka prefixes every table with
+#: what was typed at install, ``acg_`` by default): ``mysql+pymysql://…/faka?table_prefix=acg_``
+TABLE_PREFIX_PARAM = "table_prefix"
 NULL_MARK = chr(NULL_MARK_CODE)
+
+
+class SourceLayoutError(ValueError):
+    """A shop table that cannot be read as its contract needs; the message names the database,
+    the table, the column and the contract file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How one shop table stores its contract's columns, as the database describes it."""
+
+    #: the table's name in the database (the contract's, after the URL's ``table_prefix``)
+    table: str
+    #: the contract's columns the table has (the others are read as null)
+    present: frozenset[str]
+    #: how the table's version column(s) hold time: ``epoch`` (unix seconds) or
+    #: ``local_datetime`` (DATETIME / TIMESTAMP / text, naive Asia/Shanghai); None without one
+    watermark_kind: str | None
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(the database URL without ``table_prefix``, the prefix: empty without one)."""
+    parsed = sa.make_url(url)
+    prefix = parsed.query.get(TABLE_PREFIX_PARAM, "")
+    if isinstance(prefix, tuple):
+        raise SourceLayoutError(f"{TABLE_PREFIX_PARAM} is given twice in {_describe(url)}")
+    plain = parsed.difference_update_query([TABLE_PREFIX_PARAM])
+    return plain.render_as_string(hide_password=False), prefix
+
+
+def table_name(url: str, table: str) -> str:
+    """A contract's table as the database names it (with the URL's ``table_prefix``)."""
+    return split_url(url)[1] + table
+
+
+def required_columns(contract: Contract) -> list[str]:
+    """The columns a table must have: the non-nullable ones, the key and the version columns."""
+    names = {c.name for c in contract.columns if not c.nullable}
+    names |= set(contract.key) | set(contract.source.get("watermark") or [])
+    return [c for c in contract.column_names if c in names]
+
+
+def table_layout(contract: Contract, url: str) -> Layout:
+    """Ask the database what ``contract``'s table holds (SQLAlchemy's inspector: PRAGMA
+    table_info on SQLite, information_schema on MySQL/MariaDB)."""
+    src = contract.source
+    table = table_name(url, src["table"])
+    where = f"{src['database']} database ({_describe(url)}), table {table}"
+    engine = _engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(table):
+            similar = [t for t in inspector.get_table_names() if t.endswith(src["table"])]
+            hint = (
+                f"; the database has {', '.join(similar)}: give the URL the shop's table prefix "
+                f"(?{TABLE_PREFIX_PARAM}=…)"
+                if similar
+                else ""
+            )
+            raise SourceLayoutError(f"{where}: the table is missing ({contract.path.name}){hint}")
+        types = {c["name"]: c["type"] for c in inspector.get_columns(table)}
+    finally:
+        engine.dispose()
+    for name in required_columns(contract):
+        if name not in types:
+            raise SourceLayoutError(
+                f"{where}: column {name} is missing; {contract.path.name} requires it "
+                "(a key, version or non-nullable column); the table has " + ", ".join(sorted(types))
+            )
+    kinds = {
+        "epoch" if isinstance(types[w], sa.Integer) else "local_datetime"
+        for w in src.get("watermark") or []
+    }
+    if len(kinds) > 1:
+        raise SourceLayoutError(
+            f"{where}: the version columns {', '.join(src['watermark'])} mix unix seconds and "
+            f"DATETIME ({contract.path.name})"
+        )
+    present = frozenset(c for c in contract.column_names if c in types)
+    return Layout(table, present, kinds.pop() if kinds else None)
+
+
+def _engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(split_url(url)[0])
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or not Path(path).exists():
+            raise FileNotFoundError(f"shop database not found: {path}")
+        # checked first: SQLite would create a missing file
+        return sa.create_engine(f"sqlite:///{path}")
+    return sa.create_engine(parsed)
+
+
+def _describe(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,24 +164,29 @@ def _version_expr(watermark: list[str], kind: str, dialect: str) -> str:
 
 
 def build_query(
-    contract: Contract, dialect: str, window: Window | None, reference: dt.datetime
+    contract: Contract,
+    dialect: str,
+    window: Window | None,
+    reference: dt.datetime,
+    layout: Layout,
 ) -> str:
     """The extraction query; ``reference`` is the extraction time (a version later than it plus
     a day is a broken clock, read in every window so that it is quarantined, never lost)."""
     src = contract.source
     q = lambda n: _quote(n, dialect)  # noqa: E731
     text = "char" if dialect == "mysql" else "text"
+    value = {c: q(c) if c in layout.present else "null" for c in contract.column_names}
     if dialect == "mysql":
-        cols = [f"cast({q(c)} as char) as {q(c)}" for c in contract.column_names]
+        cols = [f"cast({value[c]} as char) as {q(c)}" for c in contract.column_names]
     else:
         # ADBC types a column from its first rows: a column that starts with NULLs would come
         # back as integers, so NULL travels as a private-use character and is restored after
         cols = [
-            f"coalesce(cast({q(c)} as text), char({NULL_MARK_CODE})) as {q(c)}"
+            f"coalesce(cast({value[c]} as text), char({NULL_MARK_CODE})) as {q(c)}"
             for c in contract.column_names
         ]
     watermark = src.get("watermark") or []
-    kind = src.get("watermark_kind", "local_datetime")
+    kind = layout.watermark_kind or "local_datetime"
     prefilter = where = ""
     if not watermark or window is None or src.get("full_scan"):
         version = "null"
@@ -96,7 +204,7 @@ def build_query(
             prefilter = f" where {condition}"
         else:
             where = f" where {condition}"
-    inner = f"select {', '.join(cols)}, {version} as _v from {q(src['table'])}{prefilter}"
+    inner = f"select {', '.join(cols)}, {version} as _v from {q(layout.table)}{prefilter}"
     # the version travels as text too (a MySQL zero date has no other faithful form)
     outer = ", ".join(q(c) for c in contract.column_names)
     return f"select {outer}, cast(_v as {text}) as _v from ({inner}) as t{where}"
@@ -108,9 +216,8 @@ def reference_keys(contract: Contract, url: str) -> dict[str, pl.Series]:
     for column, ref in (contract.source.get("references") or {}).items():
         q = lambda n: _quote(n, dialect_of(url))  # noqa: E731
         cast = "char" if dialect_of(url) == "mysql" else "text"
-        keys = read_table(
-            url, f"select cast({q(ref['column'])} as {cast}) as k from {q(ref['table'])}"
-        )
+        table = q(table_name(url, ref["table"]))
+        keys = read_table(url, f"select cast({q(ref['column'])} as {cast}) as k from {table}")
         out[column] = keys["k"]
     return out
 
@@ -123,7 +230,7 @@ def version_range(
     if not src.get("watermark") or src.get("full_scan"):
         return None
     dialect = dialect_of(url)
-    kind = src.get("watermark_kind", "local_datetime")
+    kind = table_layout(contract, url).watermark_kind or "local_datetime"
     lo = _literal(PLAUSIBLE_AFTER, kind)
     hi = _literal(reference + FUTURE_TOLERANCE, kind)
     text = "char" if dialect == "mysql" else "text"
@@ -131,7 +238,7 @@ def version_range(
     frame = read_table(
         url,
         f"select cast(min(_v) as {text}) as lo, cast(max(_v) as {text}) as hi from "
-        f"(select {version} as _v from {_quote(src['table'], dialect)}) as r "
+        f"(select {version} as _v from {_quote(table_name(url, src['table']), dialect)}) as r "
         f"where _v >= {lo} and _v < {hi}",
     )
     first, last = frame.row(0)
@@ -151,7 +258,7 @@ def window_versions(contract: Contract, url: str, window: Window) -> tuple[str |
     of whether a table changed since it was last landed (one indexed range scan)."""
     src = contract.source
     dialect = dialect_of(url)
-    kind = src.get("watermark_kind", "local_datetime")
+    kind = table_layout(contract, url).watermark_kind or "local_datetime"
     text = "char" if dialect == "mysql" else "text"
     version = _version_expr(src["watermark"], kind, dialect)
     lo, hi = _literal(window.lower, kind), _literal(window.upper, kind)
@@ -159,7 +266,7 @@ def window_versions(contract: Contract, url: str, window: Window) -> tuple[str |
     frame = read_table(
         url,
         f"select cast(max(_v) as {text}) as v, count(*) as n from "
-        f"(select {version} as _v from {_quote(src['table'], dialect)}"
+        f"(select {version} as _v from {_quote(table_name(url, src['table']), dialect)}"
         + (f" where {column} >= {lo} and {column} < {hi}" if column != "_v" else "")
         + ") as r"
         + (f" where _v >= {lo} and _v < {hi}" if column == "_v" else ""),
@@ -170,7 +277,7 @@ def window_versions(contract: Contract, url: str, window: Window) -> tuple[str |
 
 def read_table(url: str, query: str) -> pl.DataFrame:
     """Run ``query`` on the database at ``url`` and return the result as text columns."""
-    engine = sa.make_url(url)
+    engine = sa.make_url(split_url(url)[0])
     if engine.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi as adbc
 

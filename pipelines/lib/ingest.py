@@ -28,6 +28,7 @@ from pipelines.lib.extract import (
     dialect_of,
     read_table,
     reference_keys,
+    table_layout,
 )
 from pipelines.lib.lake import Lake
 from pipelines.lib.parsers import (
@@ -106,7 +107,8 @@ def ingest_database(
     src = contract.source
     full = bool(src.get("full_scan")) or not src.get("watermark")
     window = None if full else day_window(day, int(src.get("overlap_minutes", 10)))
-    query = build_query(contract, dialect_of(url), window, now)
+    layout = table_layout(contract, url)
+    query = build_query(contract, dialect_of(url), window, now, layout)
     rows = read_table(url, query)
     rows = rows.with_columns(
         pl.when(pl.col(column).is_in(keys.implode()))
@@ -139,7 +141,7 @@ def ingest_database(
     if window is not None and rows.height:
         # the newest version inside the window: a zero date or a clock years ahead never moves it
         versions = rows["_v"].drop_nulls()
-        if src.get("watermark_kind") == "epoch":
+        if layout.watermark_kind == "epoch":
             versions = versions.cast(pl.Int64, strict=False)
             lower: int | str = int(window.lower.timestamp())
             upper: int | str = int(window.upper.timestamp())
