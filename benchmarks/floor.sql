@@ -23,8 +23,8 @@
 -- alipay_pay / alipay_refund (the GBK bytes of 交易 / 退款 read as Latin-1, as the Alipay files
 -- are read here), and the file lists *_files of the source files and of the lake.
 --
--- Times: every timestamp is kept as a naive UTC TIMESTAMP (the shops write naive Beijing time or
--- unix epochs; the contracts turn both into UTC); the business day of a UTC time t is
+-- Times: every timestamp is kept as a naive UTC TIMESTAMP (the shops write naive Beijing time,
+-- acg-faka's older versions unix epochs; the contracts turn both into UTC); the business day of a UTC time t is
 -- cast(t + 8 hours as date) (Asia/Shanghai, no DST since 1991); the marts' timestamps are cast
 -- to TIMESTAMPTZ at the end (session time zone UTC).
 --
@@ -86,10 +86,12 @@ create or replace macro p_yuan(x) as
 create or replace macro p_ts(x) as
     try_strptime(nullif(trim(x), ''), ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f'])
     - interval 8 hour;
--- unix epoch seconds (an integer: DuckDB's cast would round a fraction that polars refuses)
+-- acg-faka's times: a DATETIME (naive Beijing time), or unix epoch seconds in older versions
+-- (an integer: DuckDB's cast would round a fraction that polars refuses)
 create or replace macro p_epoch(x) as case
     when regexp_full_match(trim(x), '[+-]?[0-9]{1,18}')
         then make_timestamp(cast(trim(x) as bigint) * 1000000)
+    else p_ts(x)
 end;
 create or replace macro p_date(x) as try_strptime(
     nullif(trim(x), ''), ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y-%m-%d 23:59:59']

@@ -70,23 +70,23 @@ MAIN_REFUNDS = (
 MAIN_REFUND_COLUMNS = "id refund_no order_sn amount reason status created_at succeeded_at"
 SUB_QUERIES = {
     "src_sub_orders": (
-        "order",
+        "acg_order",
         "id owner user_id trade_no amount commodity_id card_num pay_id create_time create_device "
         "pay_time status contact delivery_status coupon_id",
-        "where create_time >= {lo_epoch}",
+        "where create_time >= '{lo_local}'",
     ),
     "src_sub_card": (
-        "card",
+        "acg_card",
         "id owner commodity_id secret create_time purchase_time order_id status",
-        "where purchase_time >= {lo_epoch} or create_time >= {lo_epoch}",
+        "where purchase_time >= '{lo_local}' or create_time >= '{lo_local}'",
     ),
     "src_sub_commodity": (
-        "commodity",
+        "acg_commodity",
         "id category_id name factory_price price user_price status create_time code delivery_way",
         "",
     ),
-    "src_sub_category": ("category", "id name sort create_time status", ""),
-    "src_sub_pay": ("pay", "id name code", ""),
+    "src_sub_category": ("acg_category", "id name sort create_time status", ""),
+    "src_sub_pay": ("acg_pay", "id name code", ""),
 }
 
 _VERSION = re.compile(r"(?:\((\d+)\)|_v(\d+)|_(resend))$")
@@ -133,7 +133,6 @@ def load_databases(sources: Path, day: dt.date) -> dict[str, pa.Table]:
     params = {
         "lo_local": lo.strftime("%Y-%m-%d %H:%M:%S"),
         "start_local": start.strftime("%Y-%m-%d %H:%M:%S"),
-        "lo_epoch": int(lo.timestamp()),
         "start_epoch": int(start.timestamp()),
     }
     main_db, sub_db = sources / "db" / "shop_main.sqlite", sources / "db" / "shop_substation.sqlite"

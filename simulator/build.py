@@ -32,7 +32,8 @@ from simulator.render_shops import (
     substation_catalogue,
     substation_orders,
 )
-from simulator.shopdb import ShopTables, main_shop_metadata, substation_metadata
+from simulator.shop_schemas import SUBSTATION_PREFIX, main_shop_metadata, substation_metadata
+from simulator.shopdb import ShopTables
 from simulator.statements import StatementWriter
 from simulator.stock import bad_supplier_episode
 from simulator.truth import ANOMALY_SCHEMA
@@ -123,8 +124,10 @@ class _ShopDatabases:
     def __init__(self, cfg: SimConfig, world: dict, root: Path, urls: tuple) -> None:
         self.cfg = cfg
         self.world = world
-        self.main = ShopTables(root / "db" / MAIN_DB, main_shop_metadata(), urls[0])
-        self.sub = ShopTables(root / "db" / SUBSTATION_DB, substation_metadata(), urls[1])
+        self.main = ShopTables(root / "db" / MAIN_DB, main_shop_metadata, urls[0])
+        self.sub = ShopTables(
+            root / "db" / SUBSTATION_DB, substation_metadata, urls[1], SUBSTATION_PREFIX
+        )
         self.next_id = {"orders": 1, "refunds": 1, "carmis": 1, "order": 1, "card": 1}
         self.sub_ids: list[pl.DataFrame] = []
         self.stock: list[pl.DataFrame] = []

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from simulator.build import MAIN_DB, SUBSTATION_DB
 from simulator.config import CST_OFFSET_S, SimConfig
 from simulator.orders import MAIN_PAYS, SUB_PAYS, channel_txn_no, substation_trade_no, unique_codes
+from simulator.shop_schemas import SUBSTATION_PREFIX as SUB
 from simulator.text import DIGITS, UPPER_ALNUM, random_codes
 
 TICK_S = 0.5
@@ -47,7 +48,8 @@ def _local(epoch: float) -> str:
 
 def _engine(url: str | None, path: Path) -> sa.Engine:
     if url:
-        return sa.create_engine(url)
+        # the platform's ``table_prefix`` parameter is not the driver's
+        return sa.create_engine(sa.make_url(url).difference_update_query(["table_prefix"]))
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
@@ -84,7 +86,7 @@ def run_live(
         )
     with sub.connect() as con:
         comms = pl.DataFrame(
-            con.execute(sa.text("select id, name, price, delivery_way from commodity")).all(),
+            con.execute(sa.text(f"select id, name, price, delivery_way from {SUB}commodity")).all(),
             schema=["id", "name", "price", "type"],
             orient="row",
         )
@@ -187,8 +189,8 @@ def _insert_order(
             order_no = str(substation_trade_no(rng, np.array([int(now)]))[0])
             con.execute(
                 sa.text(
-                    'insert into "order" (owner, user_id, trade_no, amount, commodity_id, card_num, pay_id,'
-                    " create_time, create_ip, create_device, status, contact, delivery_status)"
+                    f"insert into {SUB}order (owner, user_id, trade_no, amount, commodity_id, card_num,"
+                    " pay_id, create_time, create_ip, create_device, status, contact, delivery_status)"
                     " values (0, 0, :tn, :p, :cid, 1, :pay, :now, '127.0.0.1', 1, 0, :contact, 0)"
                 ),
                 {
@@ -196,7 +198,7 @@ def _insert_order(
                     "p": price,
                     "cid": row["id"],
                     "pay": pay_id,
-                    "now": int(now),
+                    "now": _local(now),
                     "contact": person["phone"],
                 },
             )
@@ -221,8 +223,8 @@ def _pay(engine: sa.Engine, order: dict, now: float, rng: np.random.Generator) -
             )
         else:
             con.execute(
-                sa.text('update "order" set status = 1, pay_time = :now where trade_no = :tn'),
-                {"now": int(now), "tn": order["order_no"]},
+                sa.text(f"update {SUB}order set status = 1, pay_time = :now where trade_no = :tn"),
+                {"now": _local(now), "tn": order["order_no"]},
             )
 
 
@@ -261,19 +263,19 @@ def _deliver(engine: sa.Engine, order: dict, now: float) -> bool:
             )
             return True
         oid = con.execute(
-            sa.text('select id from "order" where trade_no = :tn'), {"tn": order["order_no"]}
+            sa.text(f"select id from {SUB}order where trade_no = :tn"), {"tn": order["order_no"]}
         ).scalar_one()
         if order["manual"]:
             con.execute(
                 sa.text(
-                    "update \"order\" set delivery_status = 1, secret = '充值成功' where id = :id"
+                    f"update {SUB}order set delivery_status = 1, secret = '充值成功' where id = :id"
                 ),
                 {"id": oid},
             )
             return True
         key = con.execute(
             sa.text(
-                "select id, secret from card where commodity_id = :c and status = 0"
+                f"select id, secret from {SUB}card where commodity_id = :c and status = 0"
                 " order by id limit 1"
             ),
             {"c": order["listing_id"]},
@@ -282,12 +284,13 @@ def _deliver(engine: sa.Engine, order: dict, now: float) -> bool:
             return False
         con.execute(
             sa.text(
-                "update card set status = 1, purchase_time = :now, order_id = :oid where id = :id"
+                f"update {SUB}card set status = 1, purchase_time = :now, order_id = :oid"
+                " where id = :id"
             ),
-            {"now": int(now), "oid": oid, "id": key[0]},
+            {"now": _local(now), "oid": oid, "id": key[0]},
         )
         con.execute(
-            sa.text('update "order" set delivery_status = 1, secret = :s where id = :id'),
+            sa.text(f"update {SUB}order set delivery_status = 1, secret = :s where id = :id"),
             {"s": key[1], "id": oid},
         )
         return True
@@ -311,10 +314,10 @@ def _restock(engine: sa.Engine, order: dict, now: float, rng: np.random.Generato
         else:
             con.execute(
                 sa.text(
-                    "insert into card (owner, commodity_id, secret, create_time, status)"
+                    f"insert into {SUB}card (owner, commodity_id, secret, create_time, status)"
                     " values (0, :c, :k, :now, 0)"
                 ),
-                [{"c": order["listing_id"], "k": str(s), "now": int(now)} for s in secrets],
+                [{"c": order["listing_id"], "k": str(s), "now": _local(now)} for s in secrets],
             )
 
 

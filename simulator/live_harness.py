@@ -118,8 +118,8 @@ def _paid_in_shop(sources: Path, day: dt.date) -> set[tuple[str, str]]:
         sqlite3.connect(sources / "db" / "shop_substation.sqlite", timeout=30)
     ) as c:
         rows = c.execute(
-            'select trade_no from "order" where status = 1 and create_time >= ?',
-            (int(start.timestamp()),),
+            "select trade_no from acg_order where status = 1 and create_time >= ?",
+            (start.strftime("%Y-%m-%d %H:%M:%S"),),
         ).fetchall()
         out |= {("substation", str(r[0])) for r in rows}
     return out

@@ -19,6 +19,8 @@ from simulator.refunds import REASONS
 from simulator.text import local_time
 from simulator.truth import ANOMALY_SCHEMA
 
+#: what MySQL stores for a date it could not take (and what a broken insert leaves)
+ZERO_DATE = "0000-00-00 00:00:00"
 EXPIRE_AFTER_S = 300  # dujiaoka's default order_expire_time: 5 minutes
 BAD_KINDS = (
     "bad_row_missing_key",
@@ -154,7 +156,7 @@ def main_orders(
     kind = pl.col("bad_kind")
     created_text = (
         pl.when(kind == "bad_row_unparsable_date")
-        .then(pl.lit("0000-00-00 00:00:00"))
+        .then(pl.lit(ZERO_DATE))
         .when(kind == "bad_row_future_timestamp")
         .then(local_time(pl.col("bad_future_at")))
         .otherwise(local_time(pl.col("created_at")))
@@ -199,7 +201,7 @@ def main_orders(
         coupon_ret_back=pl.lit(0),
         created_at=created_text,
         updated_at=pl.when(kind == "bad_row_unparsable_date")
-        .then(pl.lit("0000-00-00 00:00:00"))
+        .then(pl.lit(ZERO_DATE))
         .when(kind == "bad_row_future_timestamp")
         .then(local_time(pl.col("bad_future_at")))
         .otherwise(local_time(updated)),
@@ -245,6 +247,9 @@ def main_catalogue(cfg: SimConfig, catalog: dict, stock: pl.DataFrame) -> dict[s
         id="goods_id",
         group_id="group_id",
         gd_name="gd_name",
+        # NOT NULL without a default in dujiaoka (the SEO fields): shops repeat the name there
+        gd_description="gd_name",
+        gd_keywords="gd_name",
         retail_price=pl.col("retail_price_fen") / 100,
         actual_price=pl.col("actual_price_fen") / 100,
         in_stock=pl.col("in_stock").fill_null(0).cast(pl.Int64),
@@ -278,6 +283,8 @@ def main_catalogue(cfg: SimConfig, catalog: dict, stock: pl.DataFrame) -> dict[s
             "pay_handleroute": ["/pay/alipay", "/pay/wepay", "/pay/yipay", "/pay/yipay"],
         }
     ).with_columns(
+        # NOT NULL without a default: the channel's private key (a placeholder, never read)
+        merchant_pem=pl.lit("-----BEGIN PRIVATE KEY-----"),
         is_open=pl.lit(1),
         created_at=stamp,
         updated_at=stamp,
@@ -348,14 +355,15 @@ def substation_orders(
         .otherwise("listing_id"),
         card_num="qty",
         pay_id="pay_id",
+        # acg-faka keeps DATETIME: a zero date is what a broken insert leaves there
         create_time=pl.when(kind == "bad_row_unparsable_date")
-        .then(0)
+        .then(pl.lit(ZERO_DATE))
         .when(kind == "bad_row_future_timestamp")
-        .then("bad_future_at")
-        .otherwise("created_at"),
+        .then(local_time(pl.col("bad_future_at")))
+        .otherwise(local_time(pl.col("created_at"))),
         create_ip="ip",
         create_device=(pl.col("order_idx") % 3),
-        pay_time=pl.when(shows_paid).then("paid_at").otherwise(None),
+        pay_time=pl.when(shows_paid).then(local_time(pl.col("paid_at"))).otherwise(None),
         status=pl.when(shows_paid).then(1).otherwise(0),
         secret=pl.when(delivered & ~pl.col("is_manual"))
         .then("secret")
@@ -398,8 +406,8 @@ def substation_cards(
             owner=pl.lit(0),
             commodity_id="commodity_id",
             secret=key_text(pl.col("has_card_no")),
-            create_time="received_at",
-            purchase_time="sold_at",
+            create_time=local_time(pl.col("received_at")),
+            purchase_time=local_time(pl.col("sold_at")),
             order_id="sub_order_id",
             status=pl.when(pl.col("sold_at").is_not_null())
             .then(1)
@@ -418,20 +426,28 @@ def substation_catalogue(
 ) -> dict[str, pl.DataFrame]:
     """acg-faka ``user``, ``category``, ``commodity`` and ``pay``."""
     comms = catalog["commodities"]
-    stamp = cfg.start_epoch - 400 * 86400
+    stamp = local_time(pl.lit(cfg.start_epoch - 400 * 86400))
+    uid = pl.col("user_id").cast(pl.Utf8)
     users = substation_users(people).select(
         id="user_id",
         username="username",
         email="email",
         phone="phone",
         qq="qq",
+        # NOT NULL without a default in acg-faka: never read by the platform, filled as the
+        # shop fills them (a salted hash, its salt, the account's API key)
+        password=pl.concat_str([pl.lit("sim-password-hash-"), uid]),
+        salt=pl.concat_str([pl.lit("salt"), uid]),
+        app_key=pl.concat_str([pl.lit("appkey"), uid]),
         balance=pl.lit(0.0),
-        create_time=cfg.start_epoch + (pl.col("join_day") - 60) * 86400 + pl.col("user_id") % 86400,
+        create_time=local_time(
+            cfg.start_epoch + (pl.col("join_day") - 60) * 86400 + pl.col("user_id") % 86400
+        ),
         status=pl.lit(1),
     )
     category = pl.DataFrame(
         {"id": list(range(1, len(CATEGORIES) + 1)), "name": [c[3] for c in CATEGORIES]}
-    ).with_columns(sort=pl.lit(0), create_time=pl.lit(stamp), status=pl.lit(1))
+    ).with_columns(sort=pl.lit(0), create_time=stamp, status=pl.lit(1))
     commodity = comms.select(
         id="commodity_id",
         category_id="category_id",
@@ -440,7 +456,7 @@ def substation_catalogue(
         price=pl.col("price_fen") / 100,
         user_price=pl.col("price_fen") / 100,
         status=pl.lit(1),
-        create_time=pl.lit(stamp),
+        create_time=stamp,
         code="code",
         delivery_way="delivery_way",
     )
@@ -451,9 +467,7 @@ def substation_catalogue(
             "code": [p[1] for p in SUB_PAYS],
             "handle": ["Alipay", "Wxpay"],
         }
-    ).with_columns(
-        commodity=pl.lit(1), create_time=pl.lit(stamp), cost=pl.lit(0.0), cost_type=pl.lit(1)
-    )
+    ).with_columns(commodity=pl.lit(1), create_time=stamp, cost=pl.lit(0.0), cost_type=pl.lit(1))
     return {"user": users, "category": category, "commodity": commodity, "pay": pay}
 
 

@@ -155,14 +155,15 @@ def shop_db_urls(
     sources: Path, main_url: str | None = None, substation_url: str | None = None
 ) -> dict[str, str]:
     """SQLAlchemy URLs of the two shop databases: given, else from the environment, else the
-    SQLite files in ``sources``."""
+    SQLite files in ``sources`` (the substation's tables with acg-faka's default prefix
+    ``acg_``, as the simulator writes them; a URL names its prefix with ``?table_prefix=``)."""
     return {
         "main": main_url
         or os.environ.get("CARDLAKE_SHOP_DB_URL")
         or f"sqlite:///{Path(sources).resolve() / MAIN_DB_FILE}",
         "substation": substation_url
         or os.environ.get("CARDLAKE_SUBSTATION_DB_URL")
-        or f"sqlite:///{Path(sources).resolve() / SUBSTATION_DB_FILE}",
+        or f"sqlite:///{Path(sources).resolve() / SUBSTATION_DB_FILE}?table_prefix=acg_",
     }
 
 

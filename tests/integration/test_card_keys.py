@@ -59,7 +59,7 @@ def _source_keys(sources: Path) -> set[str]:
     (malformed ones included)."""
     queries = {
         MAIN_DB: ["select carmi from carmis", "select info from orders"],
-        SUBSTATION_DB: ["select secret from card", 'select secret from "order"'],
+        SUBSTATION_DB: ["select secret from acg_card", "select secret from acg_order"],
     }
     keys: set[str] = set()
     for db, sqls in queries.items():

@@ -95,7 +95,7 @@ def test_junk_rows_are_quarantined_with_their_reason(landed) -> None:
         ("main", "bad_row_future_timestamp"): "created_at:future",
         ("substation", "bad_row_missing_key"): "contact:missing",
         ("substation", "bad_row_nonpositive_amount"): "amount:out_of_range",
-        ("substation", "bad_row_unparsable_date"): "create_time:implausible",
+        ("substation", "bad_row_unparsable_date"): "create_time:unparsable",  # a zero DATETIME
         ("substation", "bad_row_unknown_product"): "commodity_id:unknown_reference",
         ("substation", "bad_row_future_timestamp"): "create_time:future",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ from simulator.config import SimConfig
 from simulator.live import run_live
 from tests.conftest import SMALL
 
+
+def _local_epoch(text: str) -> float:
+    """Naive Beijing wall-clock text → unix seconds."""
+    local = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    return local.replace(tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -23,7 +31,7 @@ def test_live_mode_inserts_pays_delivers_and_refunds(tmp_path: Path) -> None:
     main, sub = s.out / "db" / MAIN_DB, s.out / "db" / SUBSTATION_DB
     with sqlite3.connect(main) as a, sqlite3.connect(sub) as b:
         before_main = a.execute("select max(id) from orders").fetchone()[0]
-        before_sub = b.execute('select max(id) from "order"').fetchone()[0]
+        before_sub = b.execute("select max(id) from acg_order").fetchone()[0]
         sold_before = a.execute("select count(*) from carmis where status = 2").fetchone()[0]
     reader = sqlite3.connect(main)  # an open reader must not block the writer (WAL)
     reader.execute("select count(*) from orders").fetchone()
@@ -45,7 +53,7 @@ def test_live_mode_inserts_pays_delivers_and_refunds(tmp_path: Path) -> None:
             (before_main,),
         ).fetchall()
         new_sub = b.execute(
-            'select status, create_time, pay_time, delivery_status from "order" where id > ?',
+            "select status, create_time, pay_time, delivery_status from acg_order where id > ?",
             (before_sub,),
         ).fetchall()
         sold_after = a.execute("select count(*) from carmis where status = 2").fetchone()[0]
@@ -57,6 +65,7 @@ def test_live_mode_inserts_pays_delivers_and_refunds(tmp_path: Path) -> None:
     assert completed and all(r[3] and r[4] for r in completed)
     assert all(r[2] >= r[1] for r in new_main)  # updated_at moves forward
     assert any(r[0] == 1 and r[2] is not None and r[3] == 1 for r in new_sub)
-    assert all(abs(r[1] - started) < 60 for r in new_sub)  # epoch seconds of now
+    # DATETIME text of now, Beijing wall-clock time
+    assert all(abs(_local_epoch(r[1]) - started) < 60 for r in new_sub)
     assert sold_after > sold_before
     assert refunds > 0

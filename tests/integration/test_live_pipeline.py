@@ -38,7 +38,7 @@ ARTEFACTS = Path(__file__).resolve().parents[2] / "artefacts"
 def _urls(src: Path) -> dict[str, str]:
     return {
         "main": f"sqlite:///{src / 'db' / 'shop_main.sqlite'}",
-        "substation": f"sqlite:///{src / 'db' / 'shop_substation.sqlite'}",
+        "substation": f"sqlite:///{src / 'db' / 'shop_substation.sqlite'}?table_prefix=acg_",
     }
 
 

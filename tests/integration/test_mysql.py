@@ -36,9 +36,9 @@ def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb, tmp_path: Path
             "goods": "id, gd_name, actual_price, type, in_stock",
         },
         ("acgfaka_sim", SUBSTATION_DB): {
-            "`order`": "trade_no, owner, amount, commodity_id, create_time, pay_time, status, contact",
-            "card": "commodity_id, secret, status, purchase_time, order_id",
-            "commodity": "id, name, code, price",
+            "acg_order": "trade_no, owner, amount, commodity_id, create_time, pay_time, status, contact",
+            "acg_card": "commodity_id, secret, status, purchase_time, order_id",
+            "acg_commodity": "id, name, code, price",
         },
     }
     for (db, sqlite_file), tables in checks.items():
@@ -54,12 +54,56 @@ def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb, tmp_path: Path
             assert mysql_rows, table
         lite.close()
         con.close()
-    # the junk rows reach MySQL as a real shop would store them (zero dates without strict mode)
+    # the junk rows reach MySQL as a real shop stores them: MariaDB's strict default mode takes a
+    # zero date (its default has no NO_ZERO_DATE)
     con = mariadb.connect("dujiaoka_sim")
     with con.cursor() as cur:
+        cur.execute("select @@session.sql_mode")
+        assert "STRICT_TRANS_TABLES" in cur.fetchone()[0]
         cur.execute("select count(*) from orders where cast(created_at as char) like '0000-00-00%'")
         assert cur.fetchone()[0] > 0
     con.close()
+    # the tables are the installers': every NOT NULL column without a default that dujiaoka's
+    # install.sql and acg-faka's Install.sql declare, and no other, is one every row names
+    con = mariadb.connect(None)
+    with con.cursor() as cur:
+        cur.execute(
+            "select table_schema, table_name, column_name from information_schema.columns"
+            " where table_schema in ('dujiaoka_sim', 'acgfaka_sim') and is_nullable = 'NO'"
+            " and column_default is null and extra not like '%auto_increment%'"
+        )
+        required: dict[str, set[str]] = {}
+        for _, table, column in cur.fetchall():
+            required.setdefault(table, set()).add(column)
+    con.close()
+    assert required == INSTALLERS_REQUIRED
+
+
+#: NOT NULL columns without a default, per table, as the shops' installers create them
+INSTALLERS_REQUIRED = {
+    "goods": {"group_id", "gd_name", "gd_description", "gd_keywords"},
+    "goods_group": {"gp_name"},
+    "carmis": {"goods_id", "carmi"},
+    "orders": {"order_sn", "goods_id", "title", "email", "buy_ip"},
+    "pays": {"pay_name", "pay_check", "pay_method", "merchant_pem", "pay_handleroute"},
+    "coupons": {"coupon"},
+    # the platform's own table
+    "refunds": {"refund_no", "order_sn", "amount", "reason", "status"},
+    "acg_order": {
+        "trade_no",
+        "amount",
+        "commodity_id",
+        "pay_id",
+        "create_time",
+        "create_ip",
+        "create_device",
+    },
+    "acg_card": {"commodity_id", "secret", "create_time"},
+    "acg_commodity": {"category_id", "name", "create_time", "code"},
+    "acg_category": {"name", "create_time"},
+    "acg_pay": {"name", "code", "create_time", "handle"},
+    "acg_user": {"username", "password", "salt", "app_key", "create_time"},
+}
 
 
 def _norm(value: object) -> object:
@@ -89,9 +133,12 @@ def test_ingestion_from_mariadb_lands_the_same_rows_as_from_sqlite(mariadb, tmp_
     )
     sqlite_urls = {
         "main": f"sqlite:///{s.out / 'db' / MAIN_DB}",
-        "substation": f"sqlite:///{s.out / 'db' / SUBSTATION_DB}",
+        "substation": f"sqlite:///{s.out / 'db' / SUBSTATION_DB}?table_prefix=acg_",
     }
-    mysql_urls = {"main": mariadb.url("dujiaoka_ing"), "substation": mariadb.url("acgfaka_ing")}
+    mysql_urls = {
+        "main": mariadb.url("dujiaoka_ing"),
+        "substation": mariadb.url("acgfaka_ing") + "&table_prefix=acg_",
+    }
     now = dt.datetime.now(dt.UTC)
     days = [cfg.start - dt.timedelta(days=1), cfg.start, cfg.start + dt.timedelta(days=1)]
     lakes = {"sqlite": Lake(tmp_path / "lake_sqlite"), "mysql": Lake(tmp_path / "lake_mysql")}
