@@ -158,7 +158,9 @@ def test_a_table_without_a_required_column_is_refused_naming_it(shop, tmp_path: 
 def test_a_prefixed_shop_read_without_its_prefix_says_which_prefix(shop, tmp_path: Path) -> None:
     cfg, sources = shop
     urls = {"substation": f"sqlite:///{sources / 'db' / SUBSTATION_DB}"}
-    with pytest.raises(SourceLayoutError, match=r"table order: the table is missing.*has acg_order.*table_prefix"):
+    with pytest.raises(
+        SourceLayoutError, match=r"table order: the table is missing.*has acg_order.*table_prefix"
+    ):
         _land("substation__order", cfg.start, tmp_path / "lake", sources, urls)
 
 
