@@ -50,7 +50,8 @@ def test_shops_written_to_mariadb_match_the_sqlite_files(mariadb, tmp_path: Path
                 cur.execute(q)
                 mysql_rows = [tuple(_norm(v) for v in r) for r in cur.fetchall()]
             lite_rows = [tuple(_norm(v) for v in r) for r in lite.execute(q.replace("`", '"'))]
-            assert mysql_rows == lite_rows, table
+            differing = [(m, q) for m, q in zip(mysql_rows, lite_rows, strict=False) if m != q]
+            assert len(mysql_rows) == len(lite_rows) and not differing, (table, differing[:3])
             assert mysql_rows, table
         lite.close()
         con.close()
