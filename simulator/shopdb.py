@@ -1,8 +1,8 @@
 """The two shop databases: a bulk writer for SQLite files or MySQL/MariaDB URLs.
 
 The tables are the shops' own (``simulator/shop_schemas.py``). Rows are written column-wise:
-into SQLite through ADBC (Arrow batches, no Python loop per row); into MySQL/MariaDB through SQLAlchemy executemany
-in chunks (a server is the slow side there anyway). Both take the rows a batch at a time
+into SQLite through ADBC (Arrow batches, no Python loop per row); into MySQL/MariaDB through
+SQLAlchemy executemany in chunks (a server is the slow side there anyway). Both take the rows a batch at a time
 (``ShopTables.append``), so the simulator writes a day at a time.
 """
 

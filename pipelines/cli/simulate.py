@@ -50,7 +50,12 @@ def simulate(
         ),
     ] = None,
     substation_db_url: Annotated[
-        str | None, typer.Option(help="Also write the substation shop to this SQLAlchemy URL.")
+        str | None,
+        typer.Option(
+            help="Also write the substation shop to this SQLAlchemy URL; its tables are named "
+            "with the URL's ?table_prefix= (acg-faka's default acg_ without one), which is how "
+            "cardlake reads them back."
+        ),
     ] = None,
     live: Annotated[
         bool,

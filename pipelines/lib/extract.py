@@ -29,10 +29,10 @@ from pipelines.lib.calendar import CST, day_start
 from pipelines.lib.contracts import FUTURE_TOLERANCE, PLAUSIBLE_AFTER, Contract
 
 NULL_MARK_CODE = 0xE000
+NULL_MARK = chr(NULL_MARK_CODE)
 #: the URL query parameter naming the shop's table prefix (acg-faka prefixes every table with
 #: what was typed at install, ``acg_`` by default): ``mysql+pymysql://…/faka?table_prefix=acg_``
 TABLE_PREFIX_PARAM = "table_prefix"
-NULL_MARK = chr(NULL_MARK_CODE)
 
 
 class SourceLayoutError(ValueError):
