@@ -271,13 +271,11 @@ def check_lake(out: Path, lake: Path, day: dt.date, examples: int = 3) -> dict:
     con.execute("set TimeZone = 'UTC'")
     report = {}
     for mart in MARTS:
-        folder = lake / "marts" / mart / f"business_date={day.isoformat()}"
-        published = sorted(folder.glob("*.parquet"))  # one file, or a large day's buckets
-        if not published:
-            report[mart] = {"error": f"no published partition of {mart} for {day}"}
+        published = lake / "marts" / mart / f"business_date={day.isoformat()}" / "part-0.parquet"
+        if not published.exists():
+            report[mart] = {"error": f"no published partition {published}"}
             continue
-        files = ", ".join(f"'{f}'" for f in published)
-        con.execute(f"create or replace view lake_v as select * from read_parquet([{files}])")
+        con.execute(f"create or replace view lake_v as select * from read_parquet('{published}')")
         con.execute(
             f"create or replace view floor_v as select * from read_parquet('{out / mart}.parquet')"
         )

@@ -437,13 +437,11 @@ def _supplier_file(
 
 
 def _partitions(folder: Path, lo: dt.date | None, hi: dt.date) -> list[str]:
-    """The Parquet files of the days in [lo, hi]: a day's one file, or a large mart day's
-    buckets (``pipelines.lib.publish``)."""
     out = []
     for part in sorted(folder.glob("business_date=*")):
         day = dt.date.fromisoformat(part.name.split("=", 1)[1])
-        if (lo is None or day >= lo) and day <= hi:
-            out += [str(f) for f in sorted(part.glob("*.parquet"))]
+        if (lo is None or day >= lo) and day <= hi and (part / "part-0.parquet").exists():
+            out.append(str(part / "part-0.parquet"))
     return out
 
 

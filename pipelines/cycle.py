@@ -426,7 +426,6 @@ def stage_detail(name: str, outcome: Any) -> dict[str, Any]:
             "from_logs": list(outcome.from_logs),
             "digested": outcome.digested,
             "compacted": outcome.compacted,
-            "days_patched_by_bucket": outcome.days_patched_by_bucket,
         }
     if name == "reports":
         return {s: sum(o.status == s for o in outcome) for s in ("published", "unchanged", "held")}

@@ -81,7 +81,6 @@ class Printer(cycle.Observer):
         console.print(
             f"[green]✓[/] published {len(p.marts)} marts ({sum(p.rows.values()):,} rows, "
             f"{p.files_written} files rewritten; {len(p.from_logs)} from their change logs"
-            f"{f', {p.days_patched_by_bucket} days by bucket' if p.days_patched_by_bucket else ''}"
             f"{', compacted' if p.compacted else ''}) in {p.seconds:.1f} s → "
             f"{self.lake_root / 'warehouse.duckdb'}"
         )

@@ -153,7 +153,6 @@ def publication_metadata(p: Publication) -> dict[str, Any]:
         "from_change_logs": dg.MetadataValue.json(list(p.from_logs)),
         "digested": dg.MetadataValue.json(p.digested),
         "compacted": p.compacted,
-        "days_patched_by_bucket": p.days_patched_by_bucket,
     }
 
 

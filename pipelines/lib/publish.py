@@ -2,15 +2,12 @@
 
     lake/_build/cardlake.duckdb                       dbt builds here; no reader opens it
     lake/marts/<mart>/business_date=YYYY-MM-DD/part-0.parquet   a mart with a ``business_date``
-    lake/marts/<mart>/business_date=YYYY-MM-DD/bucket-NN.parquet  … a large day of a mart with a
-                                                      change-log key, split by a hash of the key
     lake/marts/<mart>/part-0.parquet                  a mart without one (dimensions)
     lake/warehouse.duckdb                             the same marts as tables, for readers (a
                                                       symlink to its version in lake/_serving/)
 
 A publication rewrites only what changed (``pipelines.lib.publish_plan`` decides what): a mart's
-Parquet partition (one business day, or of a large day split into buckets only the buckets of the
-changed keys; the whole table for an unpartitioned mart) and the rows of
+Parquet partition (one business day; the whole table for an unpartitioned mart) and the rows of
 its serving table, found from the mart's change log where it is an incremental mart (the keys whose
 content changed, and their days), else from content digests per partition compared with the last
 publication's; days the caller names in ``changed_days`` are rewritten too, and days no longer in a
@@ -67,7 +64,6 @@ from pipelines.lib.publish_manifest import (
     write_manifest,
 )
 from pipelines.lib.publish_plan import (
-    BUCKETS,
     PARTITION_COLUMN,
     PUBLISHER,
     Digest,
@@ -75,7 +71,6 @@ from pipelines.lib.publish_plan import (
     MartPlan,
     Previous,
     PublishError,
-    bucket_expr,
     plan_mart,
     read_logs,
 )
@@ -89,9 +84,6 @@ LOCK = "publish.lock"
 #: between two builds of the same rows, so they are never published
 BUILD_COLUMNS = frozenset({"_built_at"})
 PART_FILE = "part-0.parquet"
-#: the files of a day split into ``publish_plan.BUCKETS`` buckets (an empty bucket has none)
-BUCKET_FILE = "bucket-{:02d}.parquet"
-BUCKET_GLOB = "bucket-*.parquet"
 #: fixed writer settings: the same rows give the same bytes
 PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 3, row_group_size 122880"
 #: how every reader opens a serving file: nothing outside it can be read, written or attached,
@@ -136,8 +128,6 @@ class Publication:
     digested: dict[str, str] = field(default_factory=dict)
     #: whether the patched serving file outgrew its bound and was copied into a fresh one
     compacted: bool = False
-    #: days split into buckets of which only the buckets holding changed keys were rewritten
-    days_patched_by_bucket: int = 0
 
 
 def warehouse_path(lake: Lake | Path) -> Path:
@@ -167,39 +157,16 @@ def partition_path(lake: Lake | Path, mart: str, key: Key) -> Path:
     return folder / f"{PARTITION_COLUMN}={key.isoformat()}" / PART_FILE
 
 
-def partition_files(lake: Lake | Path, mart: str, key: Key) -> list[Path]:
-    """The Parquet files that hold a partition: its one file, or its buckets' files."""
-    path = partition_path(lake, mart, key)
-    if key is None or path.exists():
-        return [path] if path.exists() else []
-    return sorted(path.parent.glob(BUCKET_GLOB))
-
-
 def partitions_on_disk(lake: Lake | Path, mart: str) -> set[Key]:
-    """The partitions a mart has files of under ``lake/marts/<mart>/`` (None: the unpartitioned
-    file), in one layout: a day with both its single file and bucket files (a publication that
-    stopped between writing one and removing the other) counts as missing, so it is written again
-    whole and the other layout's files go."""
+    """The partition files a mart has under ``lake/marts/<mart>/`` (None: the unpartitioned file)."""
     folder = Lake.of(lake).marts / mart
-    found: set[Key] = {None} if (folder / PART_FILE).exists() else set()
-    return found | _days_on_disk(folder, single=True) | _days_on_disk(folder, single=False)
-
-
-def split_on_disk(lake: Lake | Path, mart: str) -> set[dt.date]:
-    """The days whose files on disk are buckets (and no single file)."""
-    return _days_on_disk(Lake.of(lake).marts / mart, single=False)
-
-
-def _days_on_disk(folder: Path, single: bool) -> set[dt.date]:
-    """The days whose folder holds only a single file (``single``) or only bucket files."""
-    days = set()
-    for day in folder.glob(f"{PARTITION_COLUMN}=*"):
-        has_single = (day / PART_FILE).exists()
-        has_buckets = any(day.glob(BUCKET_GLOB))
-        if (has_single, has_buckets) == (single, not single):
-            with contextlib.suppress(ValueError):
-                days.add(dt.date.fromisoformat(day.name.split("=", 1)[1]))
-    return days
+    found: set[Key] = set()
+    if (folder / PART_FILE).exists():
+        found.add(None)
+    for path in folder.glob(f"{PARTITION_COLUMN}=*/{PART_FILE}"):
+        with contextlib.suppress(ValueError):
+            found.add(dt.date.fromisoformat(path.parent.name.split("=", 1)[1]))
+    return found
 
 
 def new_run_id() -> str:
@@ -259,7 +226,6 @@ def publish(
         from_logs=tuple(p.name for p in plans if p.key_columns),
         digested={p.name: p.digested_because for p in plans if p.digested_because},
         compacted="compact" in phases,
-        days_patched_by_bucket=sum(len(p.buckets) for p in plans),
     )
 
 
@@ -329,7 +295,6 @@ def _publish_with(
             logs,
             partitions_on_disk(lake, mart.name),
             changed_days,
-            split_on_disk(lake, mart.name),
         )
         plans.append(plan)
     phases["digest"] = time.perf_counter() - mark
@@ -349,15 +314,7 @@ def _publish_with(
     con.execute(f"attach {_lit(tmp)} as wh")
     phases["copy"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    files = _write_partitions(
-        con,
-        lake,
-        [
-            _Job(marts[p.name], key, p.bucket_columns if key in p.split else (), p.buckets.get(key))
-            for p in plans
-            for key in p.write
-        ],
-    )
+    files = _write_partitions(con, lake, [(marts[p.name], key) for p in plans for key in p.write])
     for plan in plans:
         for key in plan.remove:
             _remove_partition(lake, plan.name, key)
@@ -475,18 +432,7 @@ def _marts(
     return out
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One partition to write: a day (None: the unpartitioned file), as one file, or, when
-    ``split_by`` names the bucket columns, as buckets: all of them, or only ``buckets``."""
-
-    mart: _Mart
-    key: Key
-    split_by: tuple[str, ...] = ()
-    buckets: frozenset[int] | None = None
-
-
-def _write_partitions(con, lake: Path, jobs: Sequence[_Job]) -> int:
+def _write_partitions(con, lake: Path, jobs: Sequence[tuple[_Mart, Key]]) -> int:
     """Write the partitions' files, one per core at a time. A day of a few hundred thousand rows
     is one Parquet row group, which DuckDB encodes on one thread: written one after the other,
     the files of a publication that touches many days used one core of two. Each file is still
@@ -498,90 +444,44 @@ def _write_partitions(con, lake: Path, jobs: Sequence[_Job]) -> int:
     cursors: list[duckdb.DuckDBPyConnection] = []
     guard = threading.Lock()
 
-    def write(job: _Job) -> int:
+    def write(job: tuple[_Mart, Key]) -> None:
         cursor = getattr(local, "cursor", None)
         if cursor is None:
             cursor = local.cursor = con.cursor()  # same database, its own connection
             with guard:
                 cursors.append(cursor)
-        if job.split_by:
-            return _write_buckets(cursor, lake, job)
-        _write_parquet(cursor, lake, job.mart, job.key)
-        return 1
+        _write_parquet(cursor, lake, *job)
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1)))
-    written = 0
     try:
         for future in [pool.submit(write, job) for job in jobs]:
-            written += future.result()  # the first failure stops the files not yet started
+            future.result()  # the first failure stops the files not yet started
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for cursor in cursors:
             cursor.close()
-    return written
+    return len(jobs)
 
 
 def _write_parquet(con, lake: Path, mart: _Mart, key: Key) -> None:
     """Write one partition's file atomically (temp file, fsync, rename), rows sorted: by the mart's
     key where it has one (a total order: the same rows give the same bytes, for a fraction of the
-    cost of comparing every column of a million-row day), else by every column. A day's bucket
-    files, from when it was split, are removed."""
+    cost of comparing every column of a million-row day), else by every column."""
     final = partition_path(lake, mart.name, key)
-    source = f"build.marts.{_id(mart.name)}"
-    where = "" if key is None else f" where {_id(PARTITION_COLUMN)} = {_lit(key)}::date"
-    _copy_sorted(con, mart, f"{source}{where}", final)
-    if key is not None:
-        for stale in final.parent.glob(BUCKET_GLOB):
-            stale.unlink()
-
-
-def _write_buckets(con, lake: Path, job: _Job) -> int:
-    """Write a split day's buckets (``job.buckets``, or all of them): each bucket's rows, sorted as
-    in a whole file, into its own file; a bucket left without rows loses its file. Written whole,
-    the day is read once into a temp table; a day's single file, from before it was split, is
-    removed once its buckets are in place."""
-    mart, folder = job.mart, partition_path(lake, job.mart.name, job.key).parent
-    bucket = bucket_expr(job.split_by)
-    day = f"{_id(PARTITION_COLUMN)} = {_lit(job.key)}::date"
-    source = f"build.marts.{_id(mart.name)}"
-    temp, written = None, 0
-    if job.buckets is None:
-        temp = _id(f"_day_{uuid.uuid4().hex[:12]}")
-        con.execute(
-            f"create temp table {temp} as select *, {bucket} as _bucket from {source} where {day}"
-        )
-    try:
-        for b in sorted(range(BUCKETS) if job.buckets is None else job.buckets):
-            rows = (
-                f"{temp} where _bucket = {b}"
-                if temp
-                else f"{source} where {day} and {bucket} = {b}"
-            )
-            final = folder / BUCKET_FILE.format(b)
-            (n,) = con.execute(f"select count(*) from {rows}").fetchone()
-            if n:
-                _copy_sorted(con, mart, rows, final)
-                written += 1
-            elif final.exists():
-                final.unlink()
-                fsync(folder)
-    finally:
-        if temp:
-            con.execute(f"drop table if exists {temp}")
-    (folder / PART_FILE).unlink(missing_ok=True)
-    return written
-
-
-def _copy_sorted(con, mart: _Mart, rows: str, final: Path) -> None:
-    """``rows`` (a relation and its filter) into ``final`` atomically: temp file, fsync, rename."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+    source = f"build.marts.{_id(mart.name)}"
     order = _id(mart.key) if mart.key else "all"
     kept = ", ".join(_id(c) for c, _ in mart.columns if c != PARTITION_COLUMN)
-    try:
-        con.execute(
-            f"copy (select {kept} from {rows} order by {order}) to {_lit(tmp)} ({PARQUET_OPTIONS})"
+    if key is None:
+        query = f"select {kept} from {source} order by {order}"
+    else:
+        query = (
+            f"select {kept} from {source} where {_id(PARTITION_COLUMN)} = {_lit(key)}::date "
+            f"order by {order}"
         )
+    try:
+        con.execute(f"copy ({query}) to {_lit(tmp)} ({PARQUET_OPTIONS})")
         fsync(tmp)
         os.replace(tmp, final)
     except BaseException:

@@ -48,13 +48,6 @@ class PublishError(RuntimeError):
 
 #: a partition's key: its business day, or None for the whole of an unpartitioned mart
 Key = dt.date | None
-#: A day of a mart with a change-log key holding at least ``SPLIT_ROWS`` rows is written as
-#: ``BUCKETS`` Parquet files, its rows spread by a hash of the key (``bucket_expr``): a few
-#: changed keys (a merged buyer's orders, a late refund) rewrite a few files of the day, not the
-#: day. A smaller day stays one file; so does every day of a mart without a change-log key (its
-#: days are rewritten whole anyway). Read at planning time, so tests can lower it.
-SPLIT_ROWS = 40_000
-BUCKETS = 16
 #: a partition's content digest: (row count, sum of row hashes); ``row_counts`` leaves the hash
 #: out (None) where only the count is needed
 Digest = tuple[int, int | None]
@@ -82,12 +75,6 @@ class MartPlan:
     built_at: dt.datetime | None = None
     #: why a mart with a change log was digested instead (None: it was not, or it has no log)
     digested_because: str | None = None
-    #: the columns a large day is split into buckets by (empty: never split), the days of
-    #: ``write`` written as buckets, and, of those, the ones written only in part: the buckets
-    #: holding the changed keys (a day not here is written whole)
-    bucket_columns: tuple[str, ...] = ()
-    split: frozenset[dt.date] = frozenset()
-    buckets: Mapping[dt.date, frozenset[int]] = field(default_factory=dict)
 
     @property
     def days(self) -> tuple[dt.date, ...]:
@@ -253,10 +240,10 @@ def row_counts(con, name: str, partitioned: bool) -> dict[Key, Digest]:
 
 def logged_changes(
     con, name: str, key_columns: Sequence[str], partitioned: bool, mark: dt.datetime
-) -> tuple[str, dict[Key, frozenset[int]], int]:
+) -> tuple[str, set[Key], int]:
     """The keys of the mart whose content changed since ``mark``, from its change log, kept in a
-    temp table: returns a query of them, the partitions they were on or are on now (each with
-    the buckets of those keys, ``bucket_expr``), and how many rows of the build they have."""
+    temp table: returns a query of them, the partitions they were on or are on now, and how many
+    rows of the build they have."""
     table = quote(f"_changed_{name}")
     keys = ", ".join(quote(c) for c in key_columns)
     day = quote(PARTITION_COLUMN) if partitioned else "cast(null as date)"
@@ -272,12 +259,10 @@ def logged_changes(
         """,
         [mark],
     )
-    split_by = tuple(c for c in key_columns if c != PARTITION_COLUMN) if partitioned else ()
-    bucket = bucket_expr(split_by) if split_by else "0"
-    touched: dict[Key, set[int]] = {}
-    for d, b in con.execute(f"select distinct _day, {bucket} from {table}").fetchall():
-        touched.setdefault(d if partitioned else None, set()).add(int(b))
-    parts = {d: frozenset(b) for d, b in touched.items() if not partitioned or d is not None}
+    days = {d for (d,) in con.execute(f"select distinct _day from {table}").fetchall()}
+    parts: set[Key] = (
+        {d for d in days if d is not None} if partitioned else ({None} if days else set())
+    )
     query = f"select distinct {keys} from {table}"
     (rows,) = con.execute(
         f"select count(*) from build.marts.{quote(name)} where ({keys}) in ({query})"
@@ -294,11 +279,9 @@ def plan_mart(
     logs: Logs,
     on_disk: Iterable[Key],
     changed_days: Sequence[dt.date] | None,
-    split_on_disk: Iterable[dt.date] = (),
 ) -> tuple[MartPlan, dict[Key, Digest]]:
     """One mart's plan, from its change log where it can show every change since the last
-    publication, else from its digests; with the partitions' digests the manifest keeps.
-    ``split_on_disk``: the days whose files on disk are buckets."""
+    publication, else from its digests; with the partitions' digests the manifest keeps."""
     partitioned = PARTITION_COLUMN in columns
     same_columns = previous.columns.get(name) == served
     built = logs.builds.get(name)
@@ -312,7 +295,7 @@ def plan_mart(
             why = "its columns changed"
     if built and why is None:
         return _plan_from_log(
-            con, name, columns, partitioned, previous, logs, on_disk, changed_days, split_on_disk
+            con, name, columns, partitioned, previous, logs, on_disk, changed_days
         )
     current = digests(con, name, columns, partitioned)
     write, remove = plan_partitions(
@@ -330,7 +313,6 @@ def plan_mart(
         or (not partitioned and bool(write))
         or (partitioned and written * 2 > total)
     )
-    split_by = bucket_columns(logs, name, partitioned)
     plan = MartPlan(
         name,
         partitioned,
@@ -340,8 +322,6 @@ def plan_mart(
         rows_written=total if replace else written,
         built_at=built_at,
         digested_because=why,
-        bucket_columns=split_by,
-        split=split_days(split_by, current) & set(write),
     )
     return plan, current
 
@@ -355,25 +335,16 @@ def _plan_from_log(
     logs: Logs,
     on_disk: Iterable[Key],
     changed_days: Sequence[dt.date],
-    split_on_disk: Iterable[dt.date],
 ) -> tuple[MartPlan, dict[Key, Digest]]:
     key_columns = logs.keys[name]
     mark = previous.marks[name]
     built_at = logs.builds[name][-1][0]
-    patch, parts, rows = None, {}, 0
+    patch, parts, rows = None, set(), 0
     if built_at != mark:
         patch, parts, rows = logged_changes(con, name, key_columns, partitioned, mark)
     counts = row_counts(con, name, partitioned)
     disk, named = set(on_disk), set(changed_days)
     write = {k for k in counts if k in parts or k in named or k not in disk}
-    split_by = bucket_columns(logs, name, partitioned)
-    split = split_days(split_by, counts) & write
-    # a day split on disk and still split, that only the log names, rewrites only the buckets
-    # of its changed keys (the others hold the same rows, so the same bytes)
-    was_split = set(split_on_disk)
-    buckets = {
-        d: parts[d] for d in split if d in parts and d not in named and d in disk and d in was_split
-    }
     before = previous.digests.get(name, {})
     remove = ({*before, *disk}) - set(counts)
     # the partitions' digests, which the settlement reports watch for changes: a partition the
@@ -399,9 +370,6 @@ def _plan_from_log(
         patch=None if replace or not parts else patch,
         rows_written=total if replace else rows,
         built_at=built_at,
-        bucket_columns=split_by,
-        split=frozenset(split),
-        buckets=buckets,
     )
     return plan, current
 
@@ -424,27 +392,3 @@ def quote(name: str) -> str:
 
 def literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def bucket_columns(logs: Logs, name: str, partitioned: bool) -> tuple[str, ...]:
-    """The columns a partitioned mart's large days are split by: its change-log key without the
-    day (empty for a mart without one: never split)."""
-    if not partitioned:
-        return ()
-    return tuple(c for c in logs.keys.get(name, ()) if c != PARTITION_COLUMN)
-
-
-def bucket_expr(columns: Sequence[str]) -> str:
-    """A row's bucket: the first 32 bits of the MD5 of its key columns' text, modulo ``BUCKETS``
-    (MD5, not ``hash()``: the same in every DuckDB version, so which file a row is in never
-    changes with the engine)."""
-    text = " || chr(31) || ".join(f"coalesce(cast({quote(c)} as varchar), '')" for c in columns)
-    return f"cast(('0x' || left(md5({text}), 8)) as ubigint) % {BUCKETS}"
-
-
-def split_days(columns: Sequence[str], counts: Mapping[Key, Digest]) -> frozenset[dt.date]:
-    """The days written as buckets: those with ``SPLIT_ROWS`` rows or more, of a mart with
-    bucket columns."""
-    if not columns:
-        return frozenset()
-    return frozenset(k for k, (n, _) in counts.items() if k is not None and n >= SPLIT_ROWS)

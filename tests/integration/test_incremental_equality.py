@@ -18,7 +18,6 @@ import datetime as dt
 import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -26,7 +25,6 @@ import polars as pl
 import pytest
 
 from pipelines import cycle
-from pipelines.lib import publish_plan
 from pipelines.lib.lake import Lake
 from simulator.build import MAIN_DB, simulate
 from simulator.config import SimConfig
@@ -63,15 +61,6 @@ INCREMENTAL_BY_VALUE = {
     "kpi_inventory_daily": "business_date",
     "rpt_channel_reconciliation": "business_date",
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _split_days() -> Iterator[None]:
-    """Days of a few hundred rows are split into buckets here, so the partial rewrite of a large
-    day's buckets is held to the full publication too."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(publish_plan, "SPLIT_ROWS", 200)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +122,6 @@ def _day_by_day(shop: Path, lake: Path, order: list[dt.date], events: Counter) -
         result = cycle.run(run, cycle.Scope(days=(day,)))
         assert result.failed_landing is None, day
         graph = _graph_events(lake, graph, events)
-        if result.publication is not None:
-            events["buckets patched"] += result.publication.days_patched_by_bucket
         # after the first day, the incremental marts are published from their change logs
         if i and result.publication is not None:
             events["published from logs"] += len(result.publication.from_logs)
@@ -238,9 +225,6 @@ def test_day_by_day_equals_a_full_refresh_and_a_day_run_again_changes_nothing(
     events: Counter = Counter()
     lake = _day_by_day(shop, tmp_path / "lake", [*days, days[3]], events)
     assert differences(lake, full_lake) == {}
-    # large days of the fact marts were kept as buckets and patched bucket by bucket
-    assert list(Lake(lake).marts.glob("fct_orders/*/bucket-*.parquet"))
-    assert events["buckets patched"] > 0, events
     # the days joined users known before and withdrew used edges, and every node still has the
     # key the full build gives
     assert events["merged"] > 0 and events["withdrawn"] > 0, events

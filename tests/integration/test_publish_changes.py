@@ -12,12 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.lib import publish_plan
 from pipelines.lib.dbt import build_db
 from pipelines.lib.lake import Lake
 from pipelines.lib.publish import publish, warehouse_path
 from pipelines.lib.publish_manifest import COMPACT_ABOVE
-from pipelines.lib.publish_plan import BUCKETS, PUBLISHER
+from pipelines.lib.publish_plan import PUBLISHER
 from tests.integration.test_publish import _parquet, _warehouse
 
 pytestmark = pytest.mark.integration
@@ -89,13 +88,13 @@ def _rebuild(con, mart: str, keys: str, rows: str, run_at: dt.datetime, full: bo
     )
 
 
-def _orders(first_day: int, days: int, version: int, every: int = 97) -> str:
-    """Orders of days ``first_day`` .. ``first_day + days - 1``: every ``every``-th order of a day
-    has been merged into another user in ``version`` (a new day's identifiers joined two users)."""
+def _orders(first_day: int, days: int, version: int) -> str:
+    """Orders of days ``first_day`` .. ``first_day + days - 1``: every 97th order of a day has
+    been merged into another user in ``version`` (a new day's identifiers joined two users)."""
     return f"""
         select date '{DAY0}' + d::int as business_date,
                'NO' || lpad(d::varchar, 3, '0') || lpad(i::varchar, 6, '0') as order_no,
-               case when i % {every} = {version} % {every} then 'U-merged-{version}'
+               case when i % 97 = {version} % 97 then 'U-merged-{version}'
                     else 'U' || (i * 7919 % 5000) end as user_key,
                (i * 37 % 10000)::bigint as amount_fen
         from range({first_day}, {first_day + days}) s(d), range({ORDERS_PER_DAY}) t(i)"""
@@ -110,7 +109,7 @@ def _kpis(first_day: int, days: int) -> str:
         group by all"""
 
 
-def _build_day(lake: Path, day: int, every: int = 97) -> None:
+def _build_day(lake: Path, day: int) -> None:
     """Run ``day`` of the shop: day 0 builds every mart in full (10 days of history); each later
     day adds its orders, merges users on one order in 97 of every earlier day, and rebuilds the
     KPIs of the last three days (two of them unchanged)."""
@@ -120,11 +119,11 @@ def _build_day(lake: Path, day: int, every: int = 97) -> None:
     with duckdb.connect(str(path)) as con:
         if day == 0:
             _create(con)
-            _rebuild(con, "fct_orders", "", _orders(0, 10, 0, every), run_at, True)
+            _rebuild(con, "fct_orders", "", _orders(0, 10, 0), run_at, True)
             _rebuild(con, "kpi_daily", "", "select * from (" + _kpis(0, 10) + ")", run_at, True)
             return
         new = 9 + day
-        history = _orders(0, new + 1, day, every)
+        history = _orders(0, new + 1, day)
         keys = f"""
             select order_no from ({history})
             where user_key = 'U-merged-{day}' or business_date = date '{DAY0}' + {new}
@@ -188,56 +187,6 @@ def test_thirty_days_published_from_change_logs_equal_a_full_publication(tmp_pat
     # last fresh file's size per row, so allow two DuckDB blocks of slack
     assert compacted > 0
     assert max(sizes[-5:]) <= COMPACT_ABOVE * fresh + 2 * 262_144, (sizes, fresh)
-
-
-def test_large_days_split_into_buckets_rewrite_only_the_changed_keys_buckets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A day of a mart with a change-log key is written as buckets once it is large: a merged
-    user's orders rewrite the buckets those orders are in, every other bucket keeps its file, and
-    the files equal a full publication's byte for byte."""
-    monkeypatch.setattr(publish_plan, "SPLIT_ROWS", 1000)
-    lake, rebuilt = tmp_path / "lake", tmp_path / "rebuilt"
-    _build_day(lake, 0, every=2000)
-    publish(lake, changed_days=[DAY0], run_id="x")
-    day0 = Lake(lake).marts / "fct_orders" / f"business_date={DAY0}"
-    assert sorted(p.name for p in day0.iterdir()) == [
-        f"bucket-{b:02d}.parquet" for b in range(BUCKETS)
-    ]
-    # a KPI mart is keyed by the day alone: its days stay one file
-    assert all(
-        p.name == "part-0.parquet" for p in (Lake(lake).marts / "kpi_daily").rglob("*.parquet")
-    )
-    for day in range(1, 6):
-        _build_day(lake, day, every=2000)
-        before = _files(lake, "fct_orders")
-        new_day = DAY0 + dt.timedelta(days=9 + day)
-        done = publish(lake, changed_days=[new_day], run_id="x")
-        assert done.from_logs == ("fct_orders", "kpi_daily"), done.digested
-        after = _files(lake, "fct_orders")
-        rewritten = {f for f in after if before.get(f) != after[f]}
-        old_days = {f for f in rewritten if f"business_date={new_day}" not in f}
-        # the merged user's orders (three a day, before and after) sit in a few buckets a day
-        assert old_days and len(old_days) <= 6 * (9 + day), sorted(old_days)
-        assert len(rewritten) < len(after) / 2
-    _full_publication_of(lake, rebuilt)
-    assert _parquet(lake) == _parquet(rebuilt)
-    assert _warehouse(lake) == _warehouse(rebuilt)
-
-    # a day that shrinks below the threshold goes back to one file, and the other way round
-    monkeypatch.setattr(publish_plan, "SPLIT_ROWS", 10**9)
-    publish(lake, run_id="x")
-    assert not list((Lake(lake).marts / "fct_orders").rglob("bucket-*.parquet"))
-    monkeypatch.setattr(publish_plan, "SPLIT_ROWS", 1000)
-    publish(lake, run_id="x")
-    assert not list((Lake(lake).marts / "fct_orders").rglob("part-0.parquet"))
-    assert _parquet(lake) == _parquet(rebuilt)
-
-
-def _files(lake: Path, mart: str) -> dict[str, int]:
-    """Every Parquet file of the mart → its inode (a rewritten file is a new inode)."""
-    root = Lake(lake).marts / mart
-    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*.parquet")}
 
 
 def serving_size(lake: Path) -> int:

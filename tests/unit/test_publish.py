@@ -7,19 +7,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.cli.sql import statement_complete
-from pipelines.lib.publish import partition_files, partition_path, partitions_on_disk, split_on_disk
-from pipelines.lib.publish_plan import (
-    BUCKETS,
-    SPLIT_ROWS,
-    MartPlan,
-    bucket_expr,
-    plan_partitions,
-    split_days,
-)
+from pipelines.lib.publish import partition_path, partitions_on_disk
+from pipelines.lib.publish_plan import MartPlan, plan_partitions
 
 pytestmark = pytest.mark.unit
 
@@ -135,55 +128,3 @@ def test_the_shell_runs_a_statement_once_it_ends_with_a_semicolon(
     text: str, complete: bool
 ) -> None:
     assert statement_complete(text) is complete
-
-
-@settings(deadline=None, max_examples=50)  # DuckDB's first query of a process is slow
-@given(
-    st.lists(
-        st.tuples(
-            st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
-            st.integers(0, 10**9),
-        ),
-        min_size=1,
-        max_size=30,
-    )
-)
-def test_a_rows_bucket_is_a_fixed_function_of_its_key(keys: list[tuple[str, int]]) -> None:
-    """The bucket a row goes to depends on its key alone (the MD5 of its text, not DuckDB's
-    hash), and every bucket is in range: the same rows give the same files on any engine."""
-    import hashlib
-
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("create table t (shop varchar, order_id bigint)")
-    con.executemany("insert into t values (?, ?)", keys)
-    got = con.execute(
-        f"select shop, order_id, {bucket_expr(['shop', 'order_id'])} from t"
-    ).fetchall()
-    for shop, order_id, bucket in got:
-        digest = hashlib.md5(f"{shop}\x1f{order_id}".encode()).hexdigest()
-        assert bucket == int(digest[:8], 16) % BUCKETS
-
-
-def test_only_large_days_of_a_mart_with_a_key_are_split() -> None:
-    counts = {D1: (SPLIT_ROWS, None), D2: (SPLIT_ROWS - 1, None), None: (10**6, None)}
-    assert split_days(("order_no",), counts) == {D1}
-    assert split_days((), counts) == frozenset()
-
-
-def test_a_split_days_files_are_its_buckets(tmp_path: Path) -> None:
-    day = partition_path(tmp_path, "fct_orders", D1).parent
-    day.mkdir(parents=True)
-    for b in (0, 7):
-        (day / f"bucket-{b:02d}.parquet").write_bytes(b"")
-    assert partitions_on_disk(tmp_path, "fct_orders") == {D1}
-    assert split_on_disk(tmp_path, "fct_orders") == {D1}
-    assert [p.name for p in partition_files(tmp_path, "fct_orders", D1)] == [
-        "bucket-00.parquet",
-        "bucket-07.parquet",
-    ]
-    # a day half-way from one layout to the other counts as missing: it is written again whole
-    (day / "part-0.parquet").write_bytes(b"")
-    assert split_on_disk(tmp_path, "fct_orders") == set()
-    assert partitions_on_disk(tmp_path, "fct_orders") == set()
