@@ -144,6 +144,11 @@ def _refuse_scientific_ids(
             )
 
 
+#: the channels' money-flow exports, which a shop may send in place of the trade statements: told
+#: apart so that the refusal says what the file is and what to send instead
+ALIPAY_LEDGER_TITLE = "#支付宝账务明细查询"
+WECHAT_FUND_FLOW_HEADER = "记账时间,微信支付业务单号,资金流水单号"
+
 #: the footer totals, in both wordings real exports carry: ``#退款合计：3笔，商家实收共-30.00元``
 #: and ``#退款合计：3笔，商家实收退款共-30.00元，商家优惠退款共0.00元`` (the merchant-discount
 #: part that may follow is not a sum of the lines' 商家实收 and is not checked)
@@ -159,6 +164,13 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
     lines = [line for _, line in numbered]
     if not lines or not lines[0].startswith("#支付宝"):
         raise FileRejected(f"{path.name}: not an Alipay statement (no #支付宝 title line)")
+    if lines[0].startswith(ALIPAY_LEDGER_TITLE):
+        raise FileRejected(
+            f"{path.name} line {numbered[0][0]}: an Alipay 账务明细 (account ledger: "
+            "账务流水号, 收入金额, 支出金额, 账户余额), not a 业务明细; expected the 业务明细 export "
+            "(#支付宝业务明细查询): the ledger has no refund request numbers (退款批次号) to match "
+            "the shop's refunds by and no order creation times"
+        )
     account = next((m.group(1) for ln in lines if (m := _ALIPAY_ACCOUNT.match(ln))), None)
     if account is None:
         raise FileRejected(f"{path.name}: no #账号 line")
@@ -206,6 +218,13 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     UTF-8 with BOM (or GBK), as exported or saved again by a spreadsheet."""
     numbered = _statement_lines(path)
     lines = [line for _, line in numbered]
+    if lines and lines[0].startswith(WECHAT_FUND_FLOW_HEADER):
+        raise FileRejected(
+            f"{path.name} line {numbered[0][0]}: a WeChat Pay 资金账单 (fund-flow bill: 记账时间, "
+            "资金流水单号, 收支金额), not a trade bill; expected the trade bill (交易账单, ALL), "
+            "whose header starts with 交易时间: the fund-flow bill has no merchant order numbers "
+            "for the refunds, so it cannot reconcile orders"
+        )
     at = next((i for i, ln in enumerate(lines) if ln.startswith("总交易单数")), None)
     if at is None or at + 1 >= len(lines) or not lines[0].startswith("交易时间"):
         raise FileRejected(

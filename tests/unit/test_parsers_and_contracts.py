@@ -232,3 +232,52 @@ def test_local_datetimes_parse_with_or_without_a_fraction() -> None:
     at = out.good["at"].to_list()
     assert at[0] == at[1] == dt.datetime(2026, 10, 5, 4, 0, 14, tzinfo=dt.UTC)
     assert at[2] == at[0] + dt.timedelta(milliseconds=500)
+
+
+#: an Alipay 账务明细 (account ledger) as the merchant back office exports it (GBK): a payment,
+#: its service fee on a row of its own, a refund; text cells end in a tab
+ALIPAY_LEDGER = """#支付宝账务明细查询
+#账号：[20886312345601870156]
+#起始日期：[2026年10月05日 00:00:00]   终止日期：[2026年10月06日 00:00:00]
+#-----------------------------------------账务明细列表----------------------------------------
+账务流水号,业务流水号,商户订单号,商品名称,发生时间,对方账号,收入金额（+元）,支出金额（-元）,账户余额（元）,交易渠道,业务类型,备注
+310251006543210\t,2026100522001412341234567890\t,A1B2C3D4E5F6G7H8\t,Steam 100\t,2026-10-05 10:00:05,138****8000\t,100.00,0.00,5100.00,支付宝,在线支付,
+310251006543211\t,2026100522001412341234567890\t,A1B2C3D4E5F6G7H8\t,Steam 100\t,2026-10-05 10:00:05,138****8000\t,0.00,-0.60,5099.40,支付宝,收费,服务费[2026100522001412341234567890]
+310251006543377\t,2026100522001412341234567890\t,A1B2C3D4E5F6G7H8\t,Steam 100\t,2026-10-05 15:30:00,138****8000\t,0.00,-50.00,5049.40,支付宝,交易退款,退款
+#----------------------------------------账务明细列表结束-------------------------------------
+#支出合计：2笔，共-50.60元
+#收入合计：1笔，共100.00元
+#导出时间：[2026年10月06日 08:15:32]
+"""
+
+#: a WeChat Pay 资金账单 (fund-flow bill, downloadfundflowbill): every value backtick-prefixed
+WECHAT_FUND_FLOW = """记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额(元),账户结余(元),资金变更提交申请人,备注,业务凭证号
+`2026-10-05 10:00:05,`4200002101202610051234567890,`4200002101202610051234567890,`交易,`交易,`收入,`100.00,`1100.00,`system,`结算总金额 100.00 元;含手续费 0.60 元,`A1B2C3D4E5F6G7H8
+`2026-10-05 10:00:05,`4200002101202610051234567890,`1900000109202610051000000001,`交易,`扣除交易手续费,`支出,`0.60,`1099.40,`system,`,`A1B2C3D4E5F6G7H8
+资金流水总笔数,收入笔数,收入金额,支出笔数,支出金额
+`2,`1,`100.00,`1,`0.60
+"""
+
+
+@pytest.mark.parametrize(
+    ("channel", "text", "encoding", "expected"),
+    [
+        ("alipay", ALIPAY_LEDGER, "gbk", r"line 1: an Alipay 账务明细 .* expected the 业务明细"),
+        ("wechat", WECHAT_FUND_FLOW, "utf-8-sig", r"line 1: a WeChat Pay 资金账单 .* 交易时间"),
+    ],
+)
+def test_a_money_flow_export_sent_instead_of_the_statement_is_named_and_refused(
+    tmp_path: Path, channel: str, text: str, encoding: str, expected: str
+) -> None:
+    """The channels' ledgers list money, not orders: told apart from the trade statements and
+    refused whole with what the file is and what to send instead, as exported or re-saved."""
+    contract = load_contracts()[
+        "alipay__statement_lines" if channel == "alipay" else "wechat__bill_lines"
+    ]
+    parse = parse_alipay if channel == "alipay" else parse_wechat
+    path = tmp_path / f"20886312345601870156_20261005_{channel}.csv"
+    exported = text.replace("\n", "\r\n").encode(encoding)
+    for data in (exported, resaved(exported, encoding)):
+        path.write_bytes(data)
+        with pytest.raises(FileRejected, match=expected):
+            parse(path, contract)
