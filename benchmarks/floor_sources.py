@@ -93,6 +93,7 @@ _VERSION = re.compile(r"(?:\((\d+)\)|_v(\d+)|_(resend))$")
 _ALIPAY_FOOTER = re.compile(r"#(交易|退款)合计：(\d+)笔，商家实收(?:退款)?共(-?[\d.]+)元")
 #: what a spreadsheet that saved a statement again wrote: a long ID as a ="…" formula, quoted
 _FORMULA_ID = re.compile(r'"=""(\d+)"""')
+_SPREADSHEET_TIME = re.compile(r"\b(\d{4})/(\d{1,2})/(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2})\b")
 _ALIPAY_ACCOUNT = re.compile(r"#账号：\[(\d+)\]")
 
 
@@ -260,10 +261,18 @@ def statement_files(sources: Path, day: dt.date, scratch: Path) -> list[dict]:
     return rows
 
 
+def _iso_times(line: str) -> str:
+    """Times a spreadsheet wrote in its date format (``2026/10/5 8:00:05``) as the channel does."""
+    return _SPREADSHEET_TIME.sub(
+        lambda m: "{}-{:0>2}-{:0>2} {:0>2}:{}:{}".format(*m.groups()), line
+    )
+
+
 def _as_exported(path: Path, channel: str, scratch: Path) -> Path:
     """The statement as the channel exports it (Alipay GBK, WeChat UTF-8 with BOM): a file a
     spreadsheet saved again (the other encoding, one-cell lines padded with commas, blank rows,
-    IDs as ="…" formulas) gets a scratch copy undoing that; any other file is read as it is."""
+    IDs as ="…" formulas, times in its date format) gets a scratch copy undoing that; any other
+    file is read as it is."""
     data = path.read_bytes()
     native = "gbk" if channel == "alipay" else "utf-8-sig"
     foreign = "utf-8-sig" if channel == "alipay" else "gbk"
@@ -279,7 +288,7 @@ def _as_exported(path: Path, channel: str, scratch: Path) -> Path:
     if text == data.decode(native, errors="replace") and '"=""' not in text:
         return path
     lines = [
-        ln.rstrip(",") if ln.startswith("#") else _FORMULA_ID.sub(r"\1", ln)
+        ln.rstrip(",") if ln.startswith("#") else _iso_times(_FORMULA_ID.sub(r"\1", ln))
         for ln in text.splitlines()
         if ln.strip(" ,\t")
     ]

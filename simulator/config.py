@@ -57,6 +57,10 @@ class MessProfile:
     #: per file: saved again with its long IDs in scientific notation (digits lost), then sent
     #: again as exported (``_v2``)
     statement_scientific_ids: float = 0.0
+    #: per Alipay file in the older layout: saved again in the spreadsheet's default date format,
+    #: every time cut to its minute (``2026/10/5 8:00``), then sent again as exported (``_v2``);
+    #: WeChat's times and today's Alipay layout's are text (a backtick, a tab) it leaves alone
+    statement_times_to_minute: float = 0.0
     # identities, per member / order
     crm_duplicate_member: float = 0.0
     crm_contact_change: float = 0.0
@@ -129,6 +133,7 @@ class MessProfile:
                 alipay_current_export=1.0,
                 statement_resaved=0.15,
                 statement_scientific_ids=0.08,
+                statement_times_to_minute=0.2,
                 crm_duplicate_member=0.1,
                 crm_contact_change=0.1,
                 crm_bad_row=0.01,

@@ -9,11 +9,14 @@ that reaches the lake then differs from the export in ways a parser must survive
   and footer lines of an Alipay statement end in a run of commas;
 - long IDs are written as ``="2088…"`` formulas so that they stay text, and cells holding a
   quote or a comma are quoted;
-- blank rows and comma-only rows follow the data.
+- blank rows and comma-only rows follow the data;
+- the times it recognised as dates are written in its own date format: ``2026/10/5 8:00:05``
+  (times a channel prefixes, as WeChat's backtick does, stay text and keep their form).
 
-``scientific=True`` is the damage nothing can undo: the long IDs were turned into numbers and
-written in scientific notation (``2.02610E+27``), their digits lost. A parser must refuse such a
-file whole, naming the line.
+Two kinds of damage nothing can undo, after which a parser must refuse the file whole, naming the
+line: ``scientific=True``, the long IDs were turned into numbers and written in scientific
+notation (``2.02610E+27``), their digits lost; ``seconds=False``, the date format was the default
+one without seconds (``2026/10/5 8:00``), every time cut to its minute.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import io
 import re
 
 _LONG_ID = re.compile(r"^[`]?(\d{12,})(\t?)$")
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 
 
-def resaved(data: bytes, encoding: str, *, scientific: bool = False) -> bytes:
+def resaved(data: bytes, encoding: str, *, scientific: bool = False, seconds: bool = True) -> bytes:
     """``data`` (a statement in ``encoding``) as a spreadsheet saves it again."""
     text = data.decode(encoding)
     rows = [_cells(line) for line in text.splitlines()]
@@ -33,7 +37,8 @@ def resaved(data: bytes, encoding: str, *, scientific: bool = False) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     for cells in rows:
-        writer.writerow([_cell(c, scientific) for c in cells] + [""] * (width - len(cells)))
+        cells = [_cell(c, scientific, seconds) for c in cells]
+        writer.writerow(cells + [""] * (width - len(cells)))
     out.write("," * (width - 1) + "\r\n" + "\r\n")
     target = "utf-8-sig" if encoding.lower() == "gbk" else "gbk"
     return out.getvalue().encode(target)
@@ -45,7 +50,10 @@ def _cells(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
-def _cell(cell: str, scientific: bool) -> str:
+def _cell(cell: str, scientific: bool, seconds: bool) -> str:
+    if t := _TIME.match(cell):
+        y, mo, d, h, mi, sec = (int(x) for x in t.groups())
+        return f"{y}/{mo}/{d} {h}:{mi:02d}" + (f":{sec:02d}" if seconds else "")
     m = _LONG_ID.match(cell)
     if m is None:
         return cell

@@ -329,16 +329,25 @@ class StatementWriter:
             day_lines = lines.filter(pl.col("account") == acc.key)
             broken = bool(rng.uniform() < cfg.profile.statement_footer_mismatch)
             resend = bool(rng.uniform() < cfg.profile.resent_file)
-            touched = handled.uniform()
-            scientific = bool(touched < cfg.profile.statement_scientific_ids)
-            resaved_ok = not scientific and bool(
-                touched < cfg.profile.statement_scientific_ids + cfg.profile.statement_resaved
-            )
             # the substation's Alipay account exports in today's layout (messy profiles)
             current = (
                 acc.channel == "alipay"
                 and acc.shop == "substation"
                 and cfg.profile.alipay_current_export > 0
+            )
+            # one draw per file: the lowest shares damage its IDs, the next are re-saved intact,
+            # the highest cut its times to the minute
+            touched, mess = handled.uniform(), cfg.profile
+            scientific = bool(touched < mess.statement_scientific_ids)
+            resaved_ok = not scientific and bool(
+                touched < mess.statement_scientific_ids + mess.statement_resaved
+            )
+            # a spreadsheet re-formats only the times it reads as dates: not WeChat's (backtick
+            # text) nor today's Alipay layout's (tab-suffixed text)
+            to_minute = (
+                acc.channel == "alipay"
+                and not current
+                and bool(touched >= 1 - mess.statement_times_to_minute)
             )
             if acc.channel == "alipay":
                 good = render_alipay(day_lines, acc, day, False, current)
@@ -348,16 +357,22 @@ class StatementWriter:
                 sent = render_wechat(day_lines, acc, True) if broken else good
             path = statement_path(self.root, acc, day)
             path.parent.mkdir(parents=True, exist_ok=True)
-            if scientific or resaved_ok:
+            if scientific or to_minute or resaved_ok:
                 encoding = "gbk" if acc.channel == "alipay" else "utf-8-sig"
-                sent = resaved(sent, encoding, scientific=scientific)
-                kind = "statement_scientific_ids" if scientific else "statement_resaved"
-                detail = (
-                    f"saved again by a spreadsheet, IDs in scientific notation; re-sent as "
-                    f"exported in {path.stem}_v2"
-                    if scientific
-                    else "saved again by a spreadsheet (re-encoded, padded, IDs as formulas)"
-                )
+                sent = resaved(sent, encoding, scientific=scientific, seconds=not to_minute)
+                if scientific or to_minute:
+                    kind = "statement_scientific_ids" if scientific else "statement_times_to_minute"
+                    what = "IDs in scientific notation" if scientific else "times cut to the minute"
+                    detail = (
+                        f"saved again by a spreadsheet, {what}; re-sent as exported in "
+                        f"{path.stem}_v2"
+                    )
+                else:
+                    kind = "statement_resaved"
+                    detail = (
+                        "saved again by a spreadsheet (re-encoded, padded, IDs as formulas, times "
+                        "in its date format)"
+                    )
                 self.anomalies.append((kind, path.name, day, detail))
             path.write_bytes(sent)
             if current:
@@ -370,7 +385,7 @@ class StatementWriter:
                         "worded 商家实收退款共…",
                     )
                 )
-            if broken or scientific:
+            if broken or scientific or to_minute:
                 statement_path(self.root, acc, day, "_v2").write_bytes(good)
             if broken:
                 self.anomalies.append(

@@ -95,6 +95,10 @@ _FORMULA_TEXT = re.compile(r'^="(.*)"$')
 _FORMULA_NUMBER = re.compile(r"^=(-?\d+(?:\.\d+)?)$")
 #: a long number a spreadsheet turned into scientific notation, its trailing digits lost
 _SCIENTIFIC = r"^[+-]?\d(?:\.\d+)?[eE][+-]?\d+$"
+#: a time a spreadsheet wrote in its own date format, with its seconds (``2026/10/5 8:00:05``)
+#: and, in the default format, without them (``2026/10/5 8:00``: every time cut to the minute)
+_SPREADSHEET_TIME = r"^\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d{2}:\d{2}$"
+_SPREADSHEET_MINUTE = r"^\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d{2}$"
 
 
 def _statement_lines(path: Path) -> list[tuple[int, str]]:
@@ -114,33 +118,54 @@ def _statement_lines(path: Path) -> list[tuple[int, str]]:
 
 def _unwrap_spreadsheet_cells(frame: pl.DataFrame) -> pl.DataFrame:
     """Cells a spreadsheet wrapped as formulas (``="2088…"`` to keep text, ``=12.50``) read as the
-    value they show."""
+    value they show, and times it wrote in its date format with their seconds
+    (``2026/10/5 8:00:05``) in the channel's (``2026-10-05 08:00:05``)."""
     return frame.with_columns(
         pl.when(pl.col(c).str.contains(_FORMULA_TEXT.pattern))
         .then(pl.col(c).str.extract(_FORMULA_TEXT.pattern, 1))
         .when(pl.col(c).str.contains(_FORMULA_NUMBER.pattern))
         .then(pl.col(c).str.extract(_FORMULA_NUMBER.pattern, 1))
+        .when(pl.col(c).str.contains(_SPREADSHEET_TIME))
+        .then(
+            pl.col(c)
+            .str.strptime(pl.Datetime, "%Y/%m/%d %H:%M:%S", strict=False)
+            .dt.strftime("%Y-%m-%d %H:%M:%S")
+        )
         .otherwise(pl.col(c))
         .alias(c)
         for c in frame.columns
     )
 
 
-def _refuse_scientific_ids(
+def _refuse_spreadsheet_damage(
     frame: pl.DataFrame, contract: Contract, path: Path, line_numbers: list[int]
 ) -> None:
-    """A text column (an ID) holding a number in scientific notation lost its digits to a
-    spreadsheet: nothing can restore them, so the file is refused whole, naming the line."""
+    """What a spreadsheet lost, nothing can restore, so the file is refused whole, naming the
+    line: a text column (an ID) holding a number in scientific notation lost its digits; a time
+    written in the default date format lost its seconds (the payment times the shops' orders are
+    timed by)."""
+    damage = {
+        "string": (
+            _SCIENTIFIC,
+            "a number a spreadsheet wrote in scientific notation with its digits lost; "
+            "expected the ID as text",
+        ),
+        "local_datetime": (
+            _SPREADSHEET_MINUTE,
+            "a time a spreadsheet wrote in its date format without the seconds; "
+            "expected YYYY-MM-DD HH:MM:SS",
+        ),
+    }
     for column in contract.columns:
-        if column.type != "string" or column.name not in frame.columns:
+        if column.type not in damage or column.name not in frame.columns:
             continue
-        bad = frame.with_row_index("_i").filter(pl.col(column.name).str.contains(_SCIENTIFIC))
+        pattern, what = damage[column.type]
+        bad = frame.with_row_index("_i").filter(pl.col(column.name).str.contains(pattern))
         if bad.height:
             i, value = bad["_i"][0], bad[column.name][0]
             raise FileRejected(
                 f"{path.name} line {line_numbers[i]}: {column.source_names[0]} reads {value!r}, "
-                "a number a spreadsheet wrote in scientific notation with its digits lost; "
-                "expected the ID as text (send the statement as the channel exported it)"
+                f"{what} (send the statement as the channel exported it)"
             )
 
 
@@ -197,7 +222,7 @@ def parse_alipay(path: Path, contract: Contract) -> ParsedFile:
             for c in ("txn_no", "merchant_order_no", "refund_batch_no")
         )
     )
-    _refuse_scientific_ids(frame, contract, path, [number for number, _ in body[1:]])
+    _refuse_spreadsheet_damage(frame, contract, path, [number for number, _ in body[1:]])
     for kind, (count, total) in footer.items():
         part = frame.filter(pl.col("business_type") == kind)["merchant_received"]
         got = (part.len(), _fen_sum(part))
@@ -239,7 +264,7 @@ def parse_wechat(path: Path, contract: Contract) -> ParsedFile:
     legacy = "总金额" in frame.columns
     frame = _unwrap_spreadsheet_cells(frame.with_columns(pl.all().str.strip_prefix("`")))
     frame = _rename(frame, contract, path)
-    _refuse_scientific_ids(frame, contract, path, [number for number, _ in numbered[1:at]])
+    _refuse_spreadsheet_damage(frame, contract, path, [number for number, _ in numbered[1:at]])
     settle = _fen_sum(frame["settlement_amount"])
     fee = _fen_sum(frame["fee"])
     refund = _fen_sum(frame["refund_amount"])

@@ -154,8 +154,11 @@ def test_file_mess_is_rejected_deduplicated_or_superseded(landed) -> None:
     for record in anomalies.filter(pl.col("kind") == "resent_file")["record"]:
         assert by_name[record] == "skipped_duplicate", record
     broken = anomalies.filter(pl.col("kind") == "statement_footer_mismatch")["record"]
-    # saved again by a spreadsheet with the IDs in scientific notation: refused, re-sent
-    damaged = anomalies.filter(pl.col("kind") == "statement_scientific_ids")["record"]
+    # saved again by a spreadsheet with the IDs in scientific notation, or with every time cut
+    # to the minute: refused, re-sent
+    damaged = anomalies.filter(
+        pl.col("kind").is_in(["statement_scientific_ids", "statement_times_to_minute"])
+    )["record"]
     assert len(broken) > 0 and len(damaged) > 0
     for record in [*broken, *damaged]:
         assert by_name[record] == "rejected"
@@ -189,9 +192,14 @@ def test_file_mess_is_rejected_deduplicated_or_superseded(landed) -> None:
     assert set(q["_rule"]) == {"file:footer_mismatch", "file:file_rejected"}
     assert (
         q.filter(pl.col("_rule") == "file:file_rejected")["_reason"]
-        .str.contains("scientific notation")
+        .str.contains("scientific notation|date format without the seconds")
         .all()
     )
+    # times cut to the minute by a spreadsheet: refused, naming the line and the column
+    cut = anomalies.filter(pl.col("kind") == "statement_times_to_minute")
+    minute = q.filter(pl.col("_reason").str.contains("without the seconds"))
+    assert minute["_reason"].str.contains(r"line \d+: (创建时间|完成时间) reads '\d{4}/").all()
+    assert (cut.height > 0) == (minute.height > 0)
     # supplier files: schema drift still lands, malformed keys quarantined, repeated keys once
     sup = _quarantine(lake, "supplier__card_batches")
     malformed = anomalies.filter(pl.col("kind") == "malformed_key").height

@@ -477,8 +477,13 @@ def _statement_lines(root: Path, orders: pl.DataFrame) -> pl.DataFrame:
     orders by the number as sent or with one of its account's affixes removed."""
     from simulator.config import CHANNEL_ACCOUNTS
 
-    # a file whose IDs a spreadsheet destroyed says nothing; its re-send (_v2) holds its lines
-    damaged = set(anomalies(root).filter(pl.col("kind") == "statement_scientific_ids")["record"])
+    # a file a spreadsheet damaged (IDs destroyed, times cut) is refused; its re-send (_v2) holds
+    # its lines
+    damaged = set(
+        anomalies(root).filter(
+            pl.col("kind").is_in(["statement_scientific_ids", "statement_times_to_minute"])
+        )["record"]
+    )
     rows = []
     for acc in CHANNEL_ACCOUNTS:
         for path in sorted((root / "statements" / acc.channel / acc.key).glob("*.csv")):
