@@ -115,6 +115,10 @@ def _norm(value: object) -> object:
         return f"{value:.2f}"
     if isinstance(value, dt.datetime):  # the shop's naive local time, as SQLite keeps it in text
         return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str) and value.startswith("0000-00-00 00:00:00"):
+        # a zero DATETIME is no datetime to the driver: it hands back the server's text, which
+        # MariaDB sometimes writes with a zero fraction (seen under load, not in isolation)
+        return "0000-00-00 00:00:00"
     return value
 
 
