@@ -25,6 +25,7 @@ from simulator.build import MAIN_DB, SUBSTATION_DB
 from simulator.config import CST_OFFSET_S, SimConfig
 from simulator.orders import MAIN_PAYS, SUB_PAYS, channel_txn_no, substation_trade_no, unique_codes
 from simulator.shop_schemas import SUBSTATION_PREFIX as SUB
+from simulator.shop_schemas import split_table_prefix
 from simulator.text import DIGITS, UPPER_ALNUM, random_codes
 
 TICK_S = 0.5
@@ -46,10 +47,16 @@ def _local(epoch: float) -> str:
     )
 
 
-def _engine(url: str | None, path: Path) -> sa.Engine:
+def _engine(url: str | None, path: Path, prefix: str) -> sa.Engine:
+    """The shop's database; ``prefix``: the table prefix the loop's statements name."""
     if url:
-        # the platform's ``table_prefix`` parameter is not the driver's
-        return sa.create_engine(sa.make_url(url).difference_update_query(["table_prefix"]))
+        plain, named = split_table_prefix(url, prefix)
+        if named != prefix:
+            raise ValueError(
+                f"--live writes this shop's tables with the prefix {prefix!r}; "
+                f"{sa.make_url(url).render_as_string()} names the prefix {named!r}"
+            )
+        return sa.create_engine(plain)
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")
@@ -72,8 +79,8 @@ def run_live(
 ) -> LiveStats:
     """Insert and progress orders in real time until ``seconds`` pass (or Ctrl-C)."""
     rng = np.random.default_rng([cfg.seed, int(time.time())])
-    main = _engine(shop_db_url, sources / "db" / MAIN_DB)
-    sub = _engine(substation_db_url, sources / "db" / SUBSTATION_DB)
+    main = _engine(shop_db_url, sources / "db" / MAIN_DB, "")
+    sub = _engine(substation_db_url, sources / "db" / SUBSTATION_DB, SUB)
     people = pl.read_parquet(sources / "_truth" / "people.parquet")
     skus = pl.read_parquet(sources / "_truth" / "skus.parquet").select("sku_id", "popularity")
     with main.connect() as con:

@@ -34,6 +34,14 @@ SUBSTATION_PREFIX = "acg_"
 _MYSQL = ("mysql", "mariadb")
 
 
+def split_table_prefix(url: str, default: str) -> tuple[sa.URL, str]:
+    """A server URL without the platform's ``?table_prefix=`` (no driver knows it) and the prefix
+    it names, ``default`` without one."""
+    parsed = sa.make_url(url)
+    prefix = str(parsed.query.get("table_prefix", default))
+    return parsed.difference_update_query(["table_prefix"]), prefix
+
+
 def _variant(generic: sa.types.TypeEngine, specific: sa.types.TypeEngine) -> sa.types.TypeEngine:
     return generic.with_variant(specific, *_MYSQL)
 

@@ -17,6 +17,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from simulator.shop_schemas import split_table_prefix
+
 
 def _sqlite_ddl(metadata: sa.MetaData) -> tuple[list[str], list[str]]:
     """(CREATE TABLE statements, CREATE INDEX statements): indexes are built after the bulk load."""
@@ -126,9 +128,7 @@ class ShopTables:
             (SqliteTables(path, metadata(prefix)), prefix)
         ]
         if url:
-            parsed = sa.make_url(url)
-            server_prefix = str(parsed.query.get("table_prefix", prefix))
-            plain = parsed.difference_update_query(["table_prefix"])
+            plain, server_prefix = split_table_prefix(url, prefix)
             self.targets.append((SqlAlchemyTables(plain, metadata(server_prefix)), server_prefix))
 
     def append(self, table: str, frame: pl.DataFrame) -> None:

@@ -69,3 +69,16 @@ def test_live_mode_inserts_pays_delivers_and_refunds(tmp_path: Path) -> None:
     assert all(abs(_local_epoch(r[1]) - started) < 60 for r in new_sub)
     assert sold_after > sold_before
     assert refunds > 0
+
+
+def test_live_refuses_a_table_prefix_its_statements_do_not_use(tmp_path: Path) -> None:
+    """The loop names acg-faka's default tables (acg_order …): a server URL naming another
+    prefix is refused before anything is written, not written beside the shop's tables."""
+    from simulator.live import _engine
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}?table_prefix=shop_"
+    with pytest.raises(ValueError, match=r"prefix 'acg_'; .* names the prefix 'shop_'"):
+        _engine(url, tmp_path / "x.sqlite", "acg_")
+    engine = _engine(url.replace("shop_", "acg_"), tmp_path / "x.sqlite", "acg_")
+    assert "table_prefix" not in str(engine.url)
+    engine.dispose()
